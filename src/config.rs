@@ -1,0 +1,240 @@
+//! Configuration: read once at start from the environment (and optional env files),
+//! parsed into typed fields. Any bad value stops start-up naming the variable.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::store::sqlite::{SqliteConfig, Synchronous};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+    Test,
+    Local,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Production => "production",
+            AppEnv::Test => "test",
+            AppEnv::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// A `tracing` filter directive such as `info`.
+    pub log_level: String,
+    pub events_points_path: PathBuf,
+    pub app_env: AppEnv,
+    pub sqlite: SqliteConfig,
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: String,
+    pub problem: String,
+}
+
+fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError {
+        var: var.to_string(),
+        problem: format!("invalid value {value:?}: expected {expected}"),
+    }
+}
+
+/// Where optional env files live: `config/.env.defaults` and `config/.env.<APP_ENV>`.
+pub const ENV_FILE_DIR: &str = "config";
+
+impl Config {
+    /// Reads the process environment plus the optional env files in `config/`.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let process: HashMap<String, String> = std::env::vars().collect();
+        Config::from_sources(Path::new(ENV_FILE_DIR), process)
+    }
+
+    /// Layers `.env.defaults`, then `.env.<APP_ENV>`, then `process` (which wins).
+    pub fn from_sources(
+        dir: &Path,
+        process: HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut vars = read_env_file(&dir.join(".env.defaults"))?;
+        let app_env_name = app_env_name(&process)
+            .or_else(|| app_env_name(&vars))
+            .unwrap_or_else(|| "development".to_string());
+        let env_file = dir.join(format!(".env.{app_env_name}"));
+        vars.extend(read_env_file(&env_file)?);
+        vars.extend(process);
+        Config::from_map(&vars)
+    }
+
+    /// Parses already-merged variables. Unset variables take their defaults.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+
+        let app_env = match app_env_name(vars).as_deref() {
+            None | Some("development") => AppEnv::Development,
+            Some("production") => AppEnv::Production,
+            Some("test") => AppEnv::Test,
+            Some("local") => AppEnv::Local,
+            Some(other) => {
+                let var = if get("APP_ENV").is_some() {
+                    "APP_ENV"
+                } else {
+                    "NODE_ENV"
+                };
+                return Err(invalid(
+                    var,
+                    other,
+                    "one of development, production, test, local",
+                ));
+            }
+        };
+
+        let host = get("API_SERVER_HOST").unwrap_or("0.0.0.0").to_string();
+        if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+            return Err(invalid(
+                "API_SERVER_HOST",
+                &host,
+                "an IP address or localhost",
+            ));
+        }
+        let port = match get("API_SERVER_PORT") {
+            None => 3000,
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| invalid("API_SERVER_PORT", v, "a port number from 0 to 65535"))?,
+        };
+        let log_level = match get("LOG_LEVEL").map(str::to_ascii_lowercase).as_deref() {
+            None => "info".to_string(),
+            Some(l @ ("error" | "warn" | "info" | "debug" | "trace")) => l.to_string(),
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_LEVEL",
+                    other,
+                    "one of error, warn, info, debug, trace",
+                ))
+            }
+        };
+        let synchronous = match get("SQLITE_SYNCHRONOUS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("full") => Synchronous::Full,
+            Some("normal") => Synchronous::Normal,
+            Some(other) => return Err(invalid("SQLITE_SYNCHRONOUS", other, "full or normal")),
+        };
+        let body_limit_bytes = match get("BODY_LIMIT_BYTES") {
+            None => 1024 * 1024,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| {
+                    invalid("BODY_LIMIT_BYTES", v, "a number of bytes, at least 1024")
+                })?,
+        };
+
+        Ok(Config {
+            host,
+            port,
+            log_level,
+            events_points_path: PathBuf::from(
+                get("EVENTS_POINTS_PATH").unwrap_or("config/events.yaml"),
+            ),
+            app_env,
+            sqlite: SqliteConfig {
+                path: PathBuf::from(get("SQLITE_PATH").unwrap_or("data/eventtracker.db")),
+                synchronous,
+            },
+            body_limit_bytes,
+        })
+    }
+}
+
+/// `APP_ENV`, or its compatible alias `NODE_ENV`.
+fn app_env_name(vars: &HashMap<String, String>) -> Option<String> {
+    ["APP_ENV", "NODE_ENV"]
+        .iter()
+        .filter_map(|k| vars.get(*k))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .find(|v| !v.is_empty())
+}
+
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    let iter = dotenvy::from_path_iter(path).map_err(|e| ConfigError {
+        var: path.display().to_string(),
+        problem: e.to_string(),
+    })?;
+    iter.map(|item| {
+        item.map_err(|e| ConfigError {
+            var: path.display().to_string(),
+            problem: e.to_string(),
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_original_service() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.events_points_path, PathBuf::from("config/events.yaml"));
+        assert_eq!(c.sqlite.path, PathBuf::from("data/eventtracker.db"));
+        assert_eq!(c.app_env, AppEnv::Development);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::from_map(&map(&[("API_SERVER_PORT", "70000")])).unwrap_err();
+        assert_eq!(e.var, "API_SERVER_PORT");
+        let e = Config::from_map(&map(&[("LOG_LEVEL", "loud")])).unwrap_err();
+        assert_eq!(e.var, "LOG_LEVEL");
+        let e = Config::from_map(&map(&[("NODE_ENV", "staging")])).unwrap_err();
+        assert_eq!(e.var, "NODE_ENV");
+    }
+
+    #[test]
+    fn env_files_layer_under_the_process_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env.defaults"),
+            "API_SERVER_PORT=4000\nLOG_LEVEL=warn\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".env.test"), "API_SERVER_PORT=5000\n").unwrap();
+        let c = Config::from_sources(dir.path(), map(&[("NODE_ENV", "test")])).unwrap();
+        assert_eq!(c.port, 5000);
+        assert_eq!(c.log_level, "warn");
+        assert_eq!(c.app_env, AppEnv::Test);
+        let c = Config::from_sources(
+            dir.path(),
+            map(&[("APP_ENV", "test"), ("API_SERVER_PORT", "6000")]),
+        )
+        .unwrap();
+        assert_eq!(c.port, 6000);
+    }
+}

@@ -1,0 +1,7 @@
+//! The domain: rules, events, time and periods, and ranking. Nothing here does I/O.
+
+pub mod event;
+pub mod period;
+pub mod ranking;
+pub mod rules;
+pub mod time;

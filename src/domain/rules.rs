@@ -1,0 +1,196 @@
+//! The point rules: which event types exist and what each earns, read from `events.yaml`.
+//!
+//! Event types live only in this file, never in code, so adding one is a config edit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub points: i64,
+}
+
+/// A validated set of event types, looked up by name on every event.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    types: Vec<EventType>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{path}: cannot read the file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid YAML: {source}")]
+    Yaml {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: {entry}: {problem}")]
+    Entry {
+        path: PathBuf,
+        entry: String,
+        problem: String,
+    },
+}
+
+/// Points are bounded so that no sum of a user's ledger can overflow an i64.
+pub const MAX_ABS_POINTS: i64 = 1_000_000_000;
+
+#[derive(Deserialize)]
+struct FileFormat {
+    events: Vec<serde_yaml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(alias = "points")]
+    point: i64,
+}
+
+impl Rules {
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Rules::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Rules, RulesError> {
+        let file: FileFormat = serde_yaml::from_str(text).map_err(|source| RulesError::Yaml {
+            path: path.to_owned(),
+            source,
+        })?;
+        let entry_err = |entry: String, problem: String| RulesError::Entry {
+            path: path.to_owned(),
+            entry,
+            problem,
+        };
+        if file.events.is_empty() {
+            return Err(entry_err("events".into(), "defines no event type".into()));
+        }
+        let mut types = Vec::with_capacity(file.events.len());
+        let mut index = HashMap::new();
+        for (i, value) in file.events.into_iter().enumerate() {
+            let label = match value.get("name").and_then(|n| n.as_str()) {
+                Some(name) => format!("events[{i}] ({name})"),
+                None => format!("events[{i}]"),
+            };
+            let raw: RawEntry = serde_yaml::from_value(value)
+                .map_err(|e| entry_err(label.clone(), e.to_string()))?;
+            if !valid_name(&raw.name) {
+                return Err(entry_err(
+                    label,
+                    "name must match ^[A-Z][A-Z0-9_]{0,63}$".into(),
+                ));
+            }
+            if raw.point.abs() > MAX_ABS_POINTS {
+                return Err(entry_err(
+                    label,
+                    format!("point must be between -{MAX_ABS_POINTS} and {MAX_ABS_POINTS}"),
+                ));
+            }
+            if index.insert(raw.name.clone(), types.len()).is_some() {
+                return Err(entry_err(label, "duplicate name".into()));
+            }
+            types.push(EventType {
+                name: raw.name,
+                description: raw.description.unwrap_or_default(),
+                points: raw.point,
+            });
+        }
+        Ok(Rules { types, index })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&EventType> {
+        self.index.get(name).map(|&i| &self.types[i])
+    }
+
+    pub fn types(&self) -> &[EventType] {
+        &self.types
+    }
+
+    /// The configured names, for error messages that tell the client what is allowed.
+    pub fn names(&self) -> Vec<&str> {
+        self.types.iter().map(|t| t.name.as_str()).collect()
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_uppercase()
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// The rules in force, swapped whole so a request never sees half a configuration.
+pub struct SharedRules(std::sync::RwLock<std::sync::Arc<Rules>>);
+
+impl SharedRules {
+    pub fn new(rules: Rules) -> SharedRules {
+        SharedRules(std::sync::RwLock::new(std::sync::Arc::new(rules)))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<Rules> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, rules: Rules) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(rules);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Rules, RulesError> {
+        Rules::parse(Path::new("events.yaml"), text)
+    }
+
+    #[test]
+    fn accepts_point_and_points_and_negatives() {
+        let r = parse(
+            "events:\n  - {name: LOGIN, description: Log in, point: 1}\n  - {name: SPAM, points: -5}\n",
+        )
+        .unwrap();
+        assert_eq!(r.get("LOGIN").unwrap().points, 1);
+        assert_eq!(r.get("SPAM").unwrap().points, -5);
+        assert_eq!(r.names(), vec!["LOGIN", "SPAM"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_entry() {
+        let dup = parse("events:\n  - {name: A, point: 1}\n  - {name: A, point: 2}\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(dup, "events.yaml: events[1] (A): duplicate name");
+        let bad = parse("events:\n  - {name: lower, point: 1}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("events[0] (lower)"), "{bad}");
+        let notint = parse("events:\n  - {name: A, point: 1.5}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(notint.contains("events[0] (A)"), "{notint}");
+        assert!(parse("events: [")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid YAML"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The HTTP API: state, routes and the layers around them.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::clock::Clock;
+use crate::domain::rules::SharedRules;
+use crate::store::Store;
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod leaderboard;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod users;
+
+/// Everything a handler needs; cheap to clone (all shared behind `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub rules: Arc<SharedRules>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: PrometheusHandle,
+}
+
+pub struct RouterOptions {
+    pub body_limit_bytes: usize,
+}
+
+pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let api = Router::new()
+        .route("/version", get(ops::version))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/event-types", get(ops::event_types))
+        .route(
+            "/v1/users/events",
+            post(events::record_event).get(events::query_points),
+        )
+        // The original service answered with and without the trailing slash.
+        .route(
+            "/v1/users/events/",
+            post(events::record_event).get(events::query_points),
+        )
+        .route("/v1/events/batch", post(events::record_batch))
+        .route("/v1/users/{user_id}/points", get(users::points))
+        .route("/v1/users/{user_id}/events", get(users::history))
+        .route("/v1/users/{user_id}", delete(users::erase))
+        .route("/v1/leaderboard", get(leaderboard::leaderboard))
+        .route(
+            "/v1/leaderboard/users/{user_id}",
+            get(leaderboard::standing),
+        )
+        .route_layer(axum::middleware::from_fn(metrics::track))
+        .fallback(|| async { error::ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .with_state(state);
+
+    api.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request<_>| {
+                        let request_id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+                    })
+                    // Per-request lines at debug: at info they would cost more than a request.
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(tower_http::LatencyUnit::Micros)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
+}

@@ -1,0 +1,90 @@
+//! Operational endpoints: version, health, readiness, metrics, event types, OpenAPI.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use crate::domain::rules::EventType;
+
+#[utoipa::path(get, path = "/version", tag = "compatible",
+    responses((status = 200, body = String, content_type = "text/plain", example = "v1")))]
+pub async fn version() -> &'static str {
+    "v1"
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health, description = "The process is up")))]
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    store: &'static str,
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(Readiness {
+                status: "ready",
+                store: "ok",
+            }),
+        ),
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::from(e)),
+                "readiness check failed"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(Readiness {
+                    status: "unavailable",
+                    store: "unavailable",
+                }),
+            )
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypes {
+    data: Vec<EventType>,
+}
+
+#[utoipa::path(get, path = "/v1/event-types", tag = "events",
+    responses((status = 200, body = EventTypes)))]
+pub async fn event_types(State(state): State<AppState>) -> axum::Json<EventTypes> {
+    axum::Json(EventTypes {
+        data: state.rules.current().types().to_vec(),
+    })
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(super::openapi::ApiDoc::openapi())
+}

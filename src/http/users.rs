@@ -1,0 +1,185 @@
+//! Per-user reads and erasure.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{path_user_id, Params};
+use super::AppState;
+use crate::domain::time::format_millis;
+use crate::store::{HistoryCursor, HistoryQuery, TimeRange};
+
+#[derive(Serialize, ToSchema)]
+pub struct TypeBreakdown {
+    events: u64,
+    points: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PointsResponse {
+    user_id: String,
+    points: i64,
+    events: u64,
+    by_type: BTreeMap<String, TypeBreakdown>,
+}
+
+/// Reads `from` (inclusive) and `to` (exclusive) event-time bounds.
+pub fn time_range(params: &Params) -> Result<TimeRange, ApiError> {
+    let range = TimeRange {
+        from_ms: params.time("from")?,
+        to_ms: params.time("to")?,
+    };
+    if let (Some(f), Some(t)) = (range.from_ms, range.to_ms) {
+        if f > t {
+            return Err(ApiError::field("to", "must not be before from"));
+        }
+    }
+    Ok(range)
+}
+
+#[utoipa::path(get, path = "/v1/users/{user_id}/points", tag = "users",
+    params(
+        ("user_id" = String, Path),
+        ("from" = Option<String>, Query, description = "Event time, inclusive (Unix s/ms or RFC 3339)"),
+        ("to" = Option<String>, Query, description = "Event time, exclusive"),
+    ),
+    responses((status = 200, body = PointsResponse), (status = 400, body = ErrorBody)))]
+pub async fn points(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> Result<axum::Json<PointsResponse>, ApiError> {
+    path_user_id(&user_id)?;
+    let range = time_range(&params)?;
+    let totals = state.store.user_points(&user_id, range).await?;
+    Ok(axum::Json(PointsResponse {
+        user_id,
+        points: totals.points,
+        events: totals.events,
+        by_type: totals
+            .by_type
+            .into_iter()
+            .map(|t| {
+                (
+                    t.event_type,
+                    TypeBreakdown {
+                        events: t.events,
+                        points: t.points,
+                    },
+                )
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEvent {
+    id: String,
+    event_id: Option<String>,
+    event_type: String,
+    timestamp: String,
+    points: i64,
+    #[schema(value_type = Option<Object>)]
+    properties: Option<Value>,
+    received_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    data: Vec<HistoryEvent>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+fn encode_cursor(c: &HistoryCursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", c.ts_ms, c.id))
+}
+
+fn decode_cursor(s: &str) -> Option<HistoryCursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (ts, id) = text.split_once(':')?;
+    Some(HistoryCursor {
+        ts_ms: ts.parse().ok()?,
+        id: id.to_string(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/users/{user_id}/events", tag = "users",
+    params(
+        ("user_id" = String, Path),
+        ("event_type" = Option<String>, Query),
+        ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+        ("limit" = Option<u32>, Query, description = "Default 50, at most 1000"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    params: Params,
+) -> Result<axum::Json<HistoryResponse>, ApiError> {
+    path_user_id(&user_id)?;
+    let range = time_range(&params)?;
+    let limit = params.number("limit", 50, 1, 1000)? as u32;
+    let after = params
+        .get("cursor")
+        .map(|c| {
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor this API returned"))
+        })
+        .transpose()?;
+    // One extra row tells whether another page exists without a second query.
+    let mut rows = state
+        .store
+        .user_events(HistoryQuery {
+            user_id,
+            event_type: params.get("event_type").map(str::to_owned),
+            range,
+            limit: limit + 1,
+            after,
+        })
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = rows.last().filter(|_| more).map(|e| {
+        encode_cursor(&HistoryCursor {
+            ts_ms: e.ts_ms,
+            id: e.id.clone(),
+        })
+    });
+    let data = rows
+        .into_iter()
+        .map(|e| HistoryEvent {
+            timestamp: format_millis(e.ts_ms),
+            received_at: format_millis(e.received_ms),
+            properties: e.properties.and_then(|p| serde_json::from_str(&p).ok()),
+            id: e.id,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            points: e.points,
+        })
+        .collect();
+    Ok(axum::Json(HistoryResponse { data, next_cursor }))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{user_id}", tag = "users",
+    params(("user_id" = String, Path)),
+    responses((status = 204, description = "The user's events, totals and leaderboard entries are gone"),
+              (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn erase(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    path_user_id(&user_id)?;
+    let existed = state.store.delete_user(&user_id).await?;
+    tracing::info!(user_id = %user_id, existed, "user erased");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,10 @@
+//! EventTracker: records what users do in a product and awards points for it.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

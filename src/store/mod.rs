@@ -1,0 +1,147 @@
+//! The storage seam. Every store keeps the same ledger and the same counters:
+//! events (unique per user by dedup key), per-user per-type totals, and per-period
+//! points, all updated in the write that stores the event.
+
+use async_trait::async_trait;
+
+use crate::domain::event::NewEvent;
+use crate::domain::period::PeriodKey;
+use crate::domain::ranking::RankedEntry;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot take the request now (down, read-only, disk full, shutting
+    /// down); the client may retry later.
+    #[error("store unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("store failure")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// What happened to one event handed to [`Store::record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Created {
+        id: String,
+        points: i64,
+    },
+    /// Already stored: `id` is the stored event's id. Nothing was awarded.
+    Duplicate {
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeTotal {
+    pub event_type: String,
+    pub events: u64,
+    pub points: i64,
+}
+
+/// A user's points, from the counters or (with a time window) from the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPoints {
+    pub points: i64,
+    pub events: u64,
+    pub by_type: Vec<TypeTotal>,
+}
+
+/// Event-time bounds in Unix ms: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub ts_ms: i64,
+    pub points: i64,
+    pub properties: Option<String>,
+    pub received_ms: i64,
+}
+
+/// Position after which the next page of a user's history starts: history is ordered by
+/// event time, then id, both descending, so the pair is unique and stable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryCursor {
+    pub ts_ms: i64,
+    pub id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub user_id: String,
+    pub event_type: Option<String>,
+    pub range: TimeRange,
+    pub limit: u32,
+    pub after: Option<HistoryCursor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopUsersQuery {
+    /// Rank by this type's points instead of the total.
+    pub event_type: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserTotal {
+    pub user_id: String,
+    pub points: i64,
+}
+
+/// A user's place on one leaderboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// `None` when the user has no events in the period.
+    pub rank: Option<u64>,
+    pub points: i64,
+    /// Up to `around` entries above the user, the user, then up to `around` below.
+    pub neighbours: Vec<RankedEntry>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores events in order, exactly once each, returning one outcome per event.
+    /// Returns only once the write is durable. A repeat inside `events` is a duplicate.
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError>;
+
+    /// Counter totals when `range` is empty (O(number of types)); otherwise summed over
+    /// the events in the window.
+    async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError>;
+
+    async fn user_events(&self, query: HistoryQuery) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Users by points, highest first, ties by user id.
+    async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError>;
+
+    async fn leaderboard(
+        &self,
+        period: &PeriodKey,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedEntry>, StoreError>;
+
+    async fn standing(
+        &self,
+        period: &PeriodKey,
+        user_id: &str,
+        around: u32,
+    ) -> Result<Standing, StoreError>;
+
+    /// Erases the user's events, totals and leaderboard entries. Returns whether anything existed.
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Cheap check that the store answers, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finishes pending writes and releases the store; called once at shutdown.
+    async fn close(&self);
+}

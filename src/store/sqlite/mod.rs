@@ -1,0 +1,242 @@
+//! The embedded store: one SQLite file in WAL mode, one group-committing writer thread
+//! and a small pool of reader connections that run concurrently with it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::event::NewEvent;
+use crate::domain::period::PeriodKey;
+use crate::domain::ranking::RankedEntry;
+use crate::store::{
+    HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent, TimeRange,
+    TopUsersQuery, UserPoints, UserTotal,
+};
+
+mod read;
+mod schema;
+mod writer;
+
+/// How hard a commit waits for the disk (`SQLITE_SYNCHRONOUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss (default).
+    Full,
+    /// WAL fsync at checkpoints only: survives a process crash, may lose the last
+    /// commits on power loss. Faster on slow disks.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<writer::Command>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Readers>,
+}
+
+/// Idle reader connections; more are opened on demand when all are busy.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE_READERS: usize = 16;
+
+impl Readers {
+    fn take(&self) -> rusqlite::Result<Connection> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open(&self.path)?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database and starts the writer.
+    pub fn open(config: &SqliteConfig) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow!("cannot create folder {}: {e}", dir.display()))?;
+        }
+        let conn = open_writer(&config.path, config.synchronous)
+            .map_err(|e| anyhow!("cannot open SQLite database {}: {e}", config.path.display()))?;
+        let (tx, rx) = mpsc::channel(4096);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Arc::new(Readers {
+                path: config.path.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<writer::Command>, StoreError> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(anyhow!("the store is shutting down")))
+    }
+
+    async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Unavailable(anyhow!("the writer has stopped")))?;
+        rx.await
+            .map_err(|_| StoreError::Internal(anyhow!("the writer dropped a request")))?
+    }
+
+    /// Runs a read on a pooled connection off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(anyhow!("read task failed: {e}")))?
+        .map_err(|e| map_err(&e))
+    }
+}
+
+fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Conditions a retry may outlive are "unavailable" (503); anything else is a bug or
+/// corruption (500).
+pub(crate) fn map_err(e: &rusqlite::Error) -> StoreError {
+    let transient = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::PermissionDenied
+                | ErrorCode::OutOfMemory
+        )
+    );
+    let err = anyhow!("sqlite: {e}");
+    if transient {
+        StoreError::Unavailable(err)
+    } else {
+        StoreError::Internal(err)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.send(|reply| writer::Command::Record { events, reply })
+            .await
+    }
+
+    async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| read::user_points(c, &user_id, range))
+            .await
+    }
+
+    async fn user_events(&self, query: HistoryQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |c| read::user_events(c, &query)).await
+    }
+
+    async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError> {
+        self.read(move |c| read::top_users(c, &query)).await
+    }
+
+    async fn leaderboard(
+        &self,
+        period: &PeriodKey,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedEntry>, StoreError> {
+        let key = period.key.clone();
+        self.read(move |c| read::leaderboard(c, &key, limit, offset))
+            .await
+    }
+
+    async fn standing(
+        &self,
+        period: &PeriodKey,
+        user_id: &str,
+        around: u32,
+    ) -> Result<Standing, StoreError> {
+        let key = period.key.clone();
+        let user_id = user_id.to_owned();
+        self.read(move |c| read::standing(c, &key, &user_id, around))
+            .await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let user_id = user_id.to_owned();
+        self.send(|reply| writer::Command::DeleteUser { user_id, reply })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.sender()?;
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn close(&self) {
+        // Dropping the last sender lets the writer finish what is queued and exit.
+        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let handle = self
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The single writer: one thread owns the write connection and commits every request
+//! waiting at that moment in one transaction (group commit), so one fsync serves many
+//! clients. Each request is answered only after its transaction committed.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::map_err;
+use crate::domain::event::NewEvent;
+use crate::domain::period::PeriodKey;
+use crate::store::{RecordOutcome, StoreError};
+
+/// Upper bound of events in one transaction, so a flood of batches cannot make one
+/// commit (and the latency of everyone in it) arbitrarily long.
+const MAX_EVENTS_PER_COMMIT: usize = 5_000;
+
+pub enum Command {
+    Record {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>,
+    },
+    DeleteUser {
+        user_id: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+impl Command {
+    fn size(&self) -> usize {
+        match self {
+            Command::Record { events, .. } => events.len(),
+            Command::DeleteUser { .. } => 1,
+        }
+    }
+}
+
+enum Done {
+    Record(Vec<RecordOutcome>),
+    Delete(bool),
+}
+
+pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut size = first.size();
+        let mut commands = vec![first];
+        while size < MAX_EVENTS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(cmd) => {
+                    size += cmd.size();
+                    commands.push(cmd);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("store_commit_batch_events").record(size as f64);
+        match commit(&mut conn, &commands) {
+            Ok(done) => {
+                for (cmd, result) in commands.into_iter().zip(done) {
+                    // A dropped receiver is a client that went away; its write still stands.
+                    match (cmd, result) {
+                        (Command::Record { reply, .. }, Done::Record(r)) => {
+                            let _ = reply.send(Ok(r));
+                        }
+                        (Command::DeleteUser { reply, .. }, Done::Delete(d)) => {
+                            let _ = reply.send(Ok(d));
+                        }
+                        _ => unreachable!("results are produced in command order"),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commands = commands.len(), "sqlite commit failed, transaction rolled back");
+                for cmd in commands {
+                    match cmd {
+                        Command::Record { reply, .. } => {
+                            let _ = reply.send(Err(map_err(&e)));
+                        }
+                        Command::DeleteUser { reply, .. } => {
+                            let _ = reply.send(Err(map_err(&e)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Counter changes accumulated over a transaction and written once per key at the end.
+#[derive(Default)]
+struct Deltas {
+    types: HashMap<(String, String), (i64, i64)>,
+    periods: HashMap<(String, String), i64>,
+}
+
+impl Deltas {
+    fn add(&mut self, e: &NewEvent) {
+        let t = self
+            .types
+            .entry((e.user_id.clone(), e.event_type.clone()))
+            .or_default();
+        t.0 += 1;
+        t.1 += e.points;
+        for key in PeriodKey::keys_for_event(e.ts_ms) {
+            *self.periods.entry((key, e.user_id.clone())).or_default() += e.points;
+        }
+    }
+
+    fn flush(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+        let mut types = tx.prepare_cached(
+            "INSERT INTO type_totals (user_id, event_type, events, points) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_id, event_type) DO UPDATE
+             SET events = events + excluded.events, points = points + excluded.points",
+        )?;
+        for ((user, ty), (events, points)) in self.types.drain() {
+            types.execute(params![user, ty, events, points])?;
+        }
+        let mut periods = tx.prepare_cached(
+            "INSERT INTO period_points (period, user_id, points) VALUES (?1, ?2, ?3)
+             ON CONFLICT (period, user_id) DO UPDATE SET points = points + excluded.points",
+        )?;
+        for ((period, user), points) in self.periods.drain() {
+            periods.execute(params![period, user, points])?;
+        }
+        Ok(())
+    }
+}
+
+fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<Done>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deltas = Deltas::default();
+    let mut done = Vec::with_capacity(commands.len());
+    for cmd in commands {
+        match cmd {
+            Command::Record { events, .. } => {
+                let mut outcomes = Vec::with_capacity(events.len());
+                for e in events {
+                    outcomes.push(insert_event(&tx, e, &mut deltas)?);
+                }
+                done.push(Done::Record(outcomes));
+            }
+            Command::DeleteUser { user_id, .. } => {
+                // Counters of this user pending in this transaction must land before they go.
+                deltas.flush(&tx)?;
+                done.push(Done::Delete(delete_user(&tx, user_id)?));
+            }
+        }
+    }
+    deltas.flush(&tx)?;
+    tx.commit()?;
+    Ok(done)
+}
+
+fn insert_event(
+    tx: &rusqlite::Transaction,
+    e: &NewEvent,
+    deltas: &mut Deltas,
+) -> rusqlite::Result<RecordOutcome> {
+    let dedup_key = e.dedup_key();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (user_id, dedup_key) DO NOTHING",
+        )?
+        .execute(params![
+            e.id,
+            e.user_id,
+            e.event_type,
+            e.ts_ms,
+            e.event_id,
+            dedup_key,
+            e.points,
+            e.properties,
+            e.received_ms
+        ])?;
+    if inserted == 1 {
+        deltas.add(e);
+        return Ok(RecordOutcome::Created {
+            id: e.id.clone(),
+            points: e.points,
+        });
+    }
+    let id: Option<String> = tx
+        .prepare_cached("SELECT id FROM events WHERE user_id = ?1 AND dedup_key = ?2")?
+        .query_row(params![e.user_id, dedup_key], |r| r.get(0))
+        .optional()?;
+    Ok(RecordOutcome::Duplicate {
+        id: id.unwrap_or_default(),
+    })
+}
+
+fn delete_user(tx: &rusqlite::Transaction, user_id: &str) -> rusqlite::Result<bool> {
+    // The user's leaderboard rows are exactly the periods their events fall in; finding
+    // them through the user's events avoids an index on period_points that every
+    // ingest would have to maintain for the sake of a rare erasure.
+    let mut periods = std::collections::HashSet::new();
+    {
+        let mut stmt = tx.prepare("SELECT DISTINCT ts_ms FROM events WHERE user_id = ?1")?;
+        let mut rows = stmt.query([user_id])?;
+        while let Some(row) = rows.next()? {
+            periods.extend(PeriodKey::keys_for_event(row.get(0)?));
+        }
+    }
+    let mut del =
+        tx.prepare_cached("DELETE FROM period_points WHERE period = ?1 AND user_id = ?2")?;
+    for period in &periods {
+        del.execute(params![period, user_id])?;
+    }
+    let events = tx.execute("DELETE FROM events WHERE user_id = ?1", [user_id])?;
+    let totals = tx.execute("DELETE FROM type_totals WHERE user_id = ?1", [user_id])?;
+    Ok(events + totals > 0)
+}
