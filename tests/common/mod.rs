@@ -1,0 +1,178 @@
+//! Test harness: starts the real application on port 0 against a real store.
+//!
+//! `TEST_BACKEND` picks the store the whole API suite runs against: `sqlite`
+//! (default). Each app gets its own database so tests run in parallel.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eventtracker::clock::FixedClock;
+use eventtracker::config::Config;
+use eventtracker::startup::Application;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub const FIXTURE_EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events.yaml");
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<FixedClock>,
+    pub dir: Arc<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Extra or overriding environment variables.
+    pub env: Vec<(String, String)>,
+    /// Reuse the data folder of an earlier app (restart on the same data).
+    pub dir: Option<Arc<tempfile::TempDir>>,
+}
+
+/// Unix ms now, as the fixed clock starts.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn base_env(dir: &std::path::Path) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    env.insert("API_SERVER_HOST".into(), "127.0.0.1".into());
+    env.insert("API_SERVER_PORT".into(), "0".into());
+    env.insert("APP_ENV".into(), "test".into());
+    env.insert("EVENTS_POINTS_PATH".into(), FIXTURE_EVENTS.into());
+    env.insert(
+        "SQLITE_PATH".into(),
+        dir.join("data/et.db").to_string_lossy().into_owned(),
+    );
+    env
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let dir = opts
+        .dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let mut env = base_env(dir.path());
+    env.extend(opts.env);
+    let config = Config::from_map(&env).expect("test config");
+    let clock = Arc::new(FixedClock::new(now_ms()));
+    let app = Application::build_with_clock(config, clock.clone())
+        .await
+        .expect("app builds");
+    let addr = app.local_addr().expect("bound");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        clock,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Graceful stop: waits until the server drained and the store closed.
+    pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("server ran cleanly");
+        }
+        self.dir.clone()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn event(&self, user: &str, event_type: &str, ts: Value) -> (u16, Value) {
+        self.post(
+            "/v1/users/events",
+            json!({"user_id": user, "event_type": event_type, "timestamp": ts}),
+        )
+        .await
+    }
+
+    pub async fn batch(&self, events: Vec<Value>) -> Value {
+        let (status, body) = self
+            .post("/v1/events/batch", json!({ "events": events }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn points(&self, user: &str) -> i64 {
+        let (status, body) = self.get(&format!("/v1/users/{user}/points")).await;
+        assert_eq!(status, 200, "{body}");
+        body["points"].as_i64().expect("points")
+    }
+
+    /// Sum of the points of every stored event of the user, read page by page.
+    pub async fn ledger_sum(&self, user: &str) -> (i64, usize) {
+        let mut cursor: Option<String> = None;
+        let (mut sum, mut n) = (0, 0);
+        loop {
+            let mut path = format!("/v1/users/{user}/events?limit=1000");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, body) = self.get(&path).await;
+            assert_eq!(status, 200, "{body}");
+            for e in body["data"].as_array().expect("data") {
+                sum += e["points"].as_i64().expect("points");
+                n += 1;
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return (sum, n),
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn data_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data/et.db")
+}
