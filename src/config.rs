@@ -35,6 +35,35 @@ pub struct Config {
     pub app_env: AppEnv,
     pub sqlite: SqliteConfig,
     pub body_limit_bytes: usize,
+    /// Set when `MONGO_URL` is: MongoDB becomes the store instead of SQLite.
+    pub mongo: Option<MongoConfig>,
+    /// Set when `REDIS_URL` is: Redis caches totals and holds leaderboards.
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// A standard connection string; the database is taken from its path.
+    pub url: String,
+    /// From the URL path, default `eventTracker`.
+    pub database: String,
+    /// `MONGO_WRITE_CONCERN`: `majority` (default) or a number of nodes.
+    pub write_concern: WriteConcern,
+    /// `MONGO_READ_CONCERN`: `local`, `majority` (default) or `linearizable`.
+    pub read_concern: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteConcern {
+    Majority,
+    Nodes(u32),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// `REDIS_KEY_PREFIX` (default `et:`): lets several deployments share one Redis.
+    pub key_prefix: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +185,60 @@ impl Config {
                 synchronous,
             },
             body_limit_bytes,
+            mongo: mongo_config(&get)?,
+            redis: get("REDIS_URL").map(|url| RedisConfig {
+                url: url.to_string(),
+                key_prefix: get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string(),
+            }),
         })
     }
+}
+
+fn mongo_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<MongoConfig>, ConfigError> {
+    let Some(url) = get("MONGO_URL") else {
+        return Ok(None);
+    };
+    if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
+        return Err(invalid(
+            "MONGO_URL",
+            url,
+            "a mongodb:// or mongodb+srv:// connection string",
+        ));
+    }
+    let write_concern = match get("MONGO_WRITE_CONCERN") {
+        None | Some("majority") => WriteConcern::Majority,
+        Some(v) => v
+            .parse::<u32>()
+            .map(WriteConcern::Nodes)
+            .map_err(|_| invalid("MONGO_WRITE_CONCERN", v, "majority or a number of nodes"))?,
+    };
+    let read_concern = match get("MONGO_READ_CONCERN") {
+        None => "majority".to_string(),
+        Some(v @ ("local" | "majority" | "linearizable" | "available")) => v.to_string(),
+        Some(v) => {
+            return Err(invalid(
+                "MONGO_READ_CONCERN",
+                v,
+                "local, majority, linearizable or available",
+            ))
+        }
+    };
+    Ok(Some(MongoConfig {
+        url: url.to_string(),
+        database: database_from_url(url).unwrap_or_else(|| "eventTracker".to_string()),
+        write_concern,
+        read_concern,
+    }))
+}
+
+/// The database named in the path of a connection string (`mongodb://h:27017/name?opts`).
+fn database_from_url(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let name = path.split(['?', '#']).next()?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// `APP_ENV`, or its compatible alias `NODE_ENV`.
@@ -215,6 +296,32 @@ mod tests {
         assert_eq!(e.var, "LOG_LEVEL");
         let e = Config::from_map(&map(&[("NODE_ENV", "staging")])).unwrap_err();
         assert_eq!(e.var, "NODE_ENV");
+    }
+
+    #[test]
+    fn mongo_database_comes_from_the_url_path() {
+        let c = Config::from_map(&map(&[(
+            "MONGO_URL",
+            "mongodb://db:27017/points?replicaSet=rs0",
+        )]))
+        .unwrap();
+        let m = c.mongo.unwrap();
+        assert_eq!(m.database, "points");
+        assert_eq!(m.write_concern, WriteConcern::Majority);
+        let c = Config::from_map(&map(&[("MONGO_URL", "mongodb://db:27017")])).unwrap();
+        assert_eq!(c.mongo.unwrap().database, "eventTracker");
+        let e = Config::from_map(&map(&[
+            ("MONGO_URL", "mongodb://x/"),
+            ("MONGO_WRITE_CONCERN", "all"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "MONGO_WRITE_CONCERN");
+        assert_eq!(
+            Config::from_map(&map(&[("MONGO_URL", "http://x")]))
+                .unwrap_err()
+                .var,
+            "MONGO_URL"
+        );
     }
 
     #[test]

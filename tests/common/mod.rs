@@ -1,7 +1,9 @@
 //! Test harness: starts the real application on port 0 against a real store.
 //!
 //! `TEST_BACKEND` picks the store the whole API suite runs against: `sqlite`
-//! (default). Each app gets its own database so tests run in parallel.
+//! (default), `sqlite+redis`, `mongo` or `mongo+redis`. Servers are found through
+//! `TEST_MONGO_URL` (no database path: each app gets a database of its own) and
+//! `TEST_REDIS_URL` (each app gets a key prefix of its own), so tests run in parallel.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -21,6 +23,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<FixedClock>,
     pub dir: Arc<tempfile::TempDir>,
+    /// The store variables this app got; pass them in `Options::env` (with `dir`) to
+    /// start another app, or restart this one, on the same data.
+    pub backend: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -36,6 +41,63 @@ pub struct Options {
 /// Unix ms now, as the fixed clock starts.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A name no other test app in this or a concurrent run uses.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        now_ms() % 1_000_000
+    )
+}
+
+/// A server address from the environment. Unset, a test that needs it is skipped
+/// (visibly); under `CI=true` a missing server is a failure instead.
+pub fn server_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{var} must be set when CI=true: the test needs that server")
+        }
+        _ => {
+            eprintln!("SKIPPED: {var} is not set, so this test cannot reach its server");
+            None
+        }
+    }
+}
+
+/// `TEST_MONGO_URL` with a fresh database name spliced into its path.
+pub fn mongo_url_with_fresh_db(base: &str) -> String {
+    let db = unique_name("et_test");
+    match base.split_once('?') {
+        Some((hosts, query)) => format!("{}/{db}?{query}", hosts.trim_end_matches('/')),
+        None => format!("{}/{db}", base.trim_end_matches('/')),
+    }
+}
+
+/// The store variables for `TEST_BACKEND`.
+pub fn backend_env() -> Vec<(String, String)> {
+    let backend = std::env::var("TEST_BACKEND").unwrap_or_default();
+    let mut env = Vec::new();
+    let wants = |name: &str| backend.split('+').any(|b| b == name);
+    if wants("mongo") {
+        let base = server_url("TEST_MONGO_URL").expect("TEST_BACKEND=mongo needs TEST_MONGO_URL");
+        env.push(("MONGO_URL".into(), mongo_url_with_fresh_db(&base)));
+    }
+    if wants("redis") {
+        let url =
+            server_url("TEST_REDIS_URL").expect("TEST_BACKEND=...+redis needs TEST_REDIS_URL");
+        env.push(("REDIS_URL".into(), url));
+        env.push((
+            "REDIS_KEY_PREFIX".into(),
+            format!("{}:", unique_name("et_test")),
+        ));
+    }
+    env
 }
 
 pub fn base_env(dir: &std::path::Path) -> HashMap<String, String> {
@@ -60,7 +122,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
     let mut env = base_env(dir.path());
-    env.extend(opts.env);
+    let mut backend = backend_env();
+    backend.retain(|(k, _)| !opts.env.iter().any(|(o, _)| o == k));
+    backend.extend(opts.env.iter().cloned());
+    env.extend(backend.iter().cloned());
     let config = Config::from_map(&env).expect("test config");
     let clock = Arc::new(FixedClock::new(now_ms()));
     let app = Application::build_with_clock(config, clock.clone())
@@ -76,6 +141,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         client: reqwest::Client::new(),
         clock,
         dir,
+        backend,
         shutdown: Some(tx),
         task: Some(task),
     }
