@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod process;
+
 use eventtracker::clock::FixedClock;
 use eventtracker::config::Config;
 use eventtracker::startup::Application;

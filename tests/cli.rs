@@ -1,0 +1,73 @@
+//! The command line: `check-config` and start-up errors that name what is wrong.
+
+mod common;
+
+use std::process::Command;
+
+use common::process::BIN;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run eventtracker");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_accepts_the_shipped_configuration() {
+    let (code, out, err) = run(&["check-config"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+    assert!(out.contains("config/events.yaml"), "{out}");
+}
+
+#[test]
+fn check_config_names_the_file_and_entry_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("events.yaml");
+    std::fs::write(
+        &bad,
+        "events:\n  - {name: LOGIN, point: 1}\n  - {name: LOGIN, point: 2}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(
+        &["check-config"],
+        &[("EVENTS_POINTS_PATH", bad.to_str().unwrap())],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("events.yaml")
+            && err.contains("events[1] (LOGIN)")
+            && err.contains("duplicate"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(
+        &["check-config"],
+        &[("EVENTS_POINTS_PATH", "/nonexistent/events.yaml")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("/nonexistent/events.yaml"), "{err}");
+}
+
+#[test]
+fn an_invalid_variable_stops_start_up_with_its_name() {
+    for (var, value) in [
+        ("API_SERVER_PORT", "http"),
+        ("LOG_LEVEL", "chatty"),
+        ("APP_ENV", "staging"),
+        ("SQLITE_SYNCHRONOUS", "sometimes"),
+    ] {
+        let (code, _, err) = run(&["serve"], &[(var, value)]);
+        assert_ne!(code, 0, "{var}");
+        assert!(err.contains(var), "{var}: {err}");
+    }
+}

@@ -1,0 +1,166 @@
+//! The ledger invariant, property-tested over random event sequences with duplicates:
+//! every user's total, breakdown and leaderboard entry equal what their stored events
+//! say, whether events arrive one by one, in batches, or from concurrent writers.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::{spawn_app, TestApp};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+const TYPES: [(&str, i64); 3] = [("LOGIN", 1), ("PURCHASE", 10), ("ABUSE_REPORTED", -20)];
+const BASE_S: i64 = 1_780_000_000;
+
+#[derive(Debug, Clone)]
+struct Ev {
+    user: u8,
+    ty: usize,
+    offset_s: i64,
+    event_id: Option<u8>,
+    /// 0: seconds, 1: milliseconds, 2: RFC 3339: one instant, three spellings.
+    format: u8,
+}
+
+impl Ev {
+    fn json(&self) -> Value {
+        let s = BASE_S + self.offset_s;
+        let ts = match self.format {
+            0 => json!(s),
+            1 => json!(s * 1000),
+            _ => json!(chrono::DateTime::from_timestamp(s, 0).unwrap().to_rfc3339()),
+        };
+        let mut v = json!({"user_id": format!("user{}", self.user), "event_type": TYPES[self.ty].0, "timestamp": ts});
+        if let Some(id) = self.event_id {
+            v["event_id"] = json!(format!("e{id}"));
+        }
+        v
+    }
+
+    fn key(&self) -> (u8, String) {
+        match self.event_id {
+            Some(id) => (self.user, format!("id:{id}")),
+            None => (self.user, format!("t:{}:{}", self.ty, self.offset_s)),
+        }
+    }
+}
+
+fn events() -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec(
+        (0u8..3, 0usize..3, 0i64..6, prop::option::of(0u8..4), 0u8..3).prop_map(
+            |(user, ty, offset_s, event_id, format)| Ev {
+                user,
+                ty,
+                offset_s,
+                event_id,
+                format,
+            },
+        ),
+        1..40,
+    )
+}
+
+/// Checks totals, breakdowns and the all-time leaderboard against the stored events.
+async fn check_invariant(app: &TestApp, users: &HashSet<u8>) -> HashMap<u8, (i64, usize)> {
+    let mut out = HashMap::new();
+    let (_, board) = app.get("/v1/leaderboard?limit=1000").await;
+    for u in users {
+        let user = format!("user{u}");
+        let (sum, n) = app.ledger_sum(&user).await;
+        let (_, p) = app.get(&format!("/v1/users/{user}/points")).await;
+        assert_eq!(
+            p["points"].as_i64(),
+            Some(sum),
+            "{user}: total equals the ledger"
+        );
+        assert_eq!(p["events"].as_u64(), Some(n as u64), "{user}: event count");
+        let by_type: i64 = p["by_type"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|t| t["points"].as_i64().unwrap())
+            .sum();
+        assert_eq!(by_type, sum, "{user}: breakdown sums to the total");
+        let entry = board["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["user_id"] == user.as_str());
+        assert_eq!(
+            entry.map(|e| e["points"].as_i64().unwrap()),
+            Some(sum),
+            "{user}: leaderboard"
+        );
+        out.insert(*u, (sum, n));
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Sent one by one in order, the outcome is exactly predictable: the first event of
+    /// each key counts, every later one is a 409.
+    #[test]
+    fn sequential_events_match_a_model(evs in events()) {
+        runtime().block_on(async {
+            let app = spawn_app().await;
+            let mut seen: HashMap<(u8, String), ()> = HashMap::new();
+            let mut expected: HashMap<u8, (i64, usize)> = HashMap::new();
+            for e in &evs {
+                let (status, body) = app.post("/v1/users/events", e.json()).await;
+                if seen.insert(e.key(), ()).is_none() {
+                    assert_eq!(status, 201, "{body}");
+                    let x = expected.entry(e.user).or_default();
+                    x.0 += TYPES[e.ty].1;
+                    x.1 += 1;
+                } else {
+                    assert_eq!(status, 409, "{body}");
+                }
+            }
+            let users: HashSet<u8> = evs.iter().map(|e| e.user).collect();
+            let got = check_invariant(&app, &users).await;
+            assert_eq!(got, expected);
+        });
+    }
+
+    /// Concurrent writers mixing single posts and batches: whichever copy of a duplicate
+    /// wins, each key is stored once and every counter equals the ledger.
+    #[test]
+    fn concurrent_writers_keep_the_invariant(evs in events(), writers in 2usize..6) {
+        runtime().block_on(async {
+            let app = std::sync::Arc::new(spawn_app().await);
+            let mut tasks = Vec::new();
+            for w in 0..writers {
+                let app = app.clone();
+                let mine: Vec<Value> = evs.iter().skip(w % evs.len()).step_by(writers.max(1)).map(Ev::json).collect();
+                // Every writer also resends the whole sequence, to force duplicates across writers.
+                let all: Vec<Value> = evs.iter().map(Ev::json).collect();
+                tasks.push(tokio::spawn(async move {
+                    for v in mine {
+                        let (s, body) = app.post("/v1/users/events", v).await;
+                        assert!(s == 201 || s == 409, "{s} {body}");
+                    }
+                    app.batch(all).await;
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let users: HashSet<u8> = evs.iter().map(|e| e.user).collect();
+            let got = check_invariant(&app, &users).await;
+            let keys: HashSet<(u8, String)> = evs.iter().map(Ev::key).collect();
+            let stored: usize = got.values().map(|(_, n)| n).sum();
+            assert_eq!(stored, keys.len(), "each distinct event stored exactly once");
+        });
+    }
+}
