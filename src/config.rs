@@ -39,6 +39,95 @@ pub struct Config {
     pub mongo: Option<MongoConfig>,
     /// Set when `REDIS_URL` is: Redis caches totals and holds leaderboards.
     pub redis: Option<RedisConfig>,
+    pub auth: AuthConfig,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Ingest,
+    Read,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "ingest" => Some(Role::Ingest),
+            "read" => Some(Role::Read),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roles {
+    ingest: bool,
+    read: bool,
+    admin: bool,
+}
+
+impl Roles {
+    pub fn has(self, role: Role) -> bool {
+        match role {
+            Role::Ingest => self.ingest,
+            Role::Read => self.read,
+            Role::Admin => self.admin,
+        }
+    }
+
+    fn add(&mut self, role: Role) {
+        match role {
+            Role::Ingest => self.ingest = true,
+            Role::Read => self.read = true,
+            Role::Admin => self.admin = true,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyConfig {
+    pub key: String,
+    pub roles: Roles,
+}
+
+// Keys are secrets: Debug shows only their start.
+impl std::fmt::Debug for ApiKeyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: String = self.key.chars().take(4).collect();
+        f.debug_struct("ApiKeyConfig")
+            .field("key", &format!("{shown}…"))
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+/// A token bucket: `per_second` tokens added per second, at most `burst` kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// From `API_KEYS` and `API_KEYS_FILE`; empty means every route is open.
+    pub keys: Vec<ApiKeyConfig>,
+    /// `PUBLIC_METRICS` (default false): serve /metrics without a key.
+    pub public_metrics: bool,
+    /// `PUBLIC_OPENAPI` (default true): serve /openapi.json without a key.
+    pub public_openapi: bool,
+    /// `RATE_LIMIT_INGEST`, `RATE_LIMIT_READ`, `RATE_LIMIT_ADMIN`: per key, per role.
+    pub rate_limits: HashMap<Role, RateLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +275,7 @@ impl Config {
             },
             body_limit_bytes,
             mongo: mongo_config(&get)?,
+            auth: auth_config(&get, app_env)?,
             redis: get("REDIS_URL").map(|url| RedisConfig {
                 url: url.to_string(),
                 key_prefix: get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string(),
@@ -239,6 +329,92 @@ fn database_from_url(url: &str) -> Option<String> {
     let path = rest.split_once('/')?.1;
     let name = path.split(['?', '#']).next()?;
     (!name.is_empty()).then(|| name.to_string())
+}
+
+fn flag<'a>(get: &impl Fn(&str) -> Option<&'a str>, var: &str, default: bool) -> Result<bool, ConfigError> {
+    match get(var).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(invalid(var, other, "true or false")),
+    }
+}
+
+/// Parses `KEY:ROLE[+ROLE...]` entries separated by commas (API_KEYS) or lines (the file).
+fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>, ConfigError> {
+    let mut keys = Vec::new();
+    for entry in text.split(split).map(str::trim) {
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        // Never echo a whole entry: it holds a secret.
+        let shown: String = entry.chars().take(4).collect();
+        let bad = |problem: &str| ConfigError {
+            var: var.to_string(),
+            problem: format!("entry starting {shown:?}: {problem}"),
+        };
+        let (key, roles_text) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected KEY:ROLE[+ROLE...]"))?;
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(bad("the key must be non-empty without spaces"));
+        }
+        let mut roles = Roles::default();
+        for r in roles_text.split('+') {
+            roles.add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
+        }
+        keys.push(ApiKeyConfig {
+            key: key.to_string(),
+            roles,
+        });
+    }
+    Ok(keys)
+}
+
+fn auth_config<'a>(get: &impl Fn(&str) -> Option<&'a str>, app_env: AppEnv) -> Result<AuthConfig, ConfigError> {
+    let mut keys = match get("API_KEYS") {
+        Some(v) => parse_keys("API_KEYS", v, &[','])?,
+        None => Vec::new(),
+    };
+    if let Some(path) = get("API_KEYS_FILE") {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            var: "API_KEYS_FILE".into(),
+            problem: format!("cannot read {path}: {e}"),
+        })?;
+        keys.extend(parse_keys("API_KEYS_FILE", &text, &['\n'])?);
+    }
+    let disabled = flag(get, "AUTH_DISABLED", false)?;
+    if disabled {
+        keys.clear();
+    } else if keys.is_empty() && app_env == AppEnv::Production {
+        return Err(ConfigError {
+            var: "API_KEYS".into(),
+            problem: "no API keys configured with APP_ENV=production; set API_KEYS or API_KEYS_FILE, or AUTH_DISABLED=true to run open on purpose".into(),
+        });
+    }
+    let mut rate_limits = HashMap::new();
+    for (var, role) in [
+        ("RATE_LIMIT_INGEST", Role::Ingest),
+        ("RATE_LIMIT_READ", Role::Read),
+        ("RATE_LIMIT_ADMIN", Role::Admin),
+    ] {
+        if let Some(v) = get(var) {
+            let (rate, burst) = v.split_once(',').unwrap_or((v, v));
+            let parse = |s: &str| s.trim().parse::<f64>().ok().filter(|n| n.is_finite() && *n > 0.0);
+            match (parse(rate), parse(burst)) {
+                (Some(per_second), Some(burst)) if burst >= 1.0 => {
+                    rate_limits.insert(role, RateLimit { per_second, burst });
+                }
+                _ => return Err(invalid(var, v, "requests per second, optionally ',burst' (e.g. 100 or 100,200)")),
+            }
+        }
+    }
+    Ok(AuthConfig {
+        keys,
+        public_metrics: flag(get, "PUBLIC_METRICS", false)?,
+        public_openapi: flag(get, "PUBLIC_OPENAPI", true)?,
+        rate_limits,
+    })
 }
 
 /// `APP_ENV`, or its compatible alias `NODE_ENV`.
@@ -322,6 +498,28 @@ mod tests {
                 .var,
             "MONGO_URL"
         );
+    }
+
+    #[test]
+    fn api_keys_with_roles_and_production_refuses_to_run_open() {
+        let c = Config::from_map(&map(&[(
+            "API_KEYS",
+            "k_ingest_1:ingest, k_read_1:read,k_ops:admin+read+ingest",
+        )]))
+        .unwrap();
+        let keys = c.auth.keys;
+        assert_eq!(keys.len(), 3);
+        assert!(keys[0].roles.has(Role::Ingest) && !keys[0].roles.has(Role::Read));
+        assert!(keys[2].roles.has(Role::Admin) && keys[2].roles.has(Role::Ingest));
+        assert_eq!(Config::from_map(&map(&[("API_KEYS", "k:owner")])).unwrap_err().var, "API_KEYS");
+        let e = Config::from_map(&map(&[("APP_ENV", "production")])).unwrap_err();
+        assert_eq!(e.var, "API_KEYS");
+        let open = Config::from_map(&map(&[("APP_ENV", "production"), ("AUTH_DISABLED", "true")])).unwrap();
+        assert!(open.auth.keys.is_empty());
+        let e = Config::from_map(&map(&[("RATE_LIMIT_READ", "fast")])).unwrap_err();
+        assert_eq!(e.var, "RATE_LIMIT_READ");
+        let secret = format!("{:?}", Config::from_map(&map(&[("API_KEYS", "supersecret:read")])).unwrap());
+        assert!(!secret.contains("supersecret"), "keys never appear in Debug output");
     }
 
     #[test]

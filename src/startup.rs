@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
+use crate::http::auth::Auth;
 use crate::http::{self, AppState, RouterOptions};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -49,8 +50,14 @@ impl Application {
             state.clone(),
             RouterOptions {
                 body_limit_bytes: config.body_limit_bytes,
+                auth: Arc::new(Auth::new(&config.auth)),
+                public_metrics: config.auth.public_metrics,
+                public_openapi: config.auth.public_openapi,
             },
         );
+        if config.auth.keys.is_empty() {
+            tracing::warn!("no API keys configured: every endpoint is open to anyone who can reach it");
+        }
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr).await.with_context(|| {
             format!("cannot listen on {addr} (API_SERVER_HOST, API_SERVER_PORT)")

@@ -25,6 +25,13 @@ pub enum ApiError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The key is known but lacks this role.
+    #[error("API key lacks the {0} role")]
+    Forbidden(&'static str),
+    #[error("rate limit exceeded")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("duplicate event")]
     Duplicate { id: String },
     #[error(transparent)]
@@ -95,6 +102,29 @@ impl IntoResponse for ApiError {
                 None,
                 None,
             ),
+            ApiError::Unauthorized(m) => {
+                let body = ErrorBody {
+                    message: m.to_string(),
+                    errors: None,
+                    id: None,
+                };
+                let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return resp;
+            }
+            e @ ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, e.to_string(), None, None),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                let body = ErrorBody {
+                    message: "Rate limit exceeded, retry later".into(),
+                    errors: None,
+                    id: None,
+                };
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return resp;
+            }
             ApiError::Duplicate { id } => (
                 StatusCode::CONFLICT,
                 "User event already exists".into(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
@@ -13,9 +13,11 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::clock::Clock;
+use crate::config::Role;
 use crate::domain::rules::SharedRules;
 use crate::store::Store;
 
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -36,33 +38,46 @@ pub struct AppState {
 
 pub struct RouterOptions {
     pub body_limit_bytes: usize,
+    pub auth: Arc<auth::Auth>,
+    pub public_metrics: bool,
+    pub public_openapi: bool,
 }
 
 pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let guard = |role: Role| {
+        axum::middleware::from_fn_with_state((options.auth.clone(), role), auth::require)
+    };
+    let guarded = |public: bool, route: MethodRouter<AppState>| {
+        if public {
+            route
+        } else {
+            route.route_layer(guard(Role::Read))
+        }
+    };
+    let ingest = || post(events::record_event).route_layer(guard(Role::Ingest));
+    let compat_query = || get(events::query_points).route_layer(guard(Role::Read));
     let api = Router::new()
         .route("/version", get(ops::version))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/v1/event-types", get(ops::event_types))
-        .route(
-            "/v1/users/events",
-            post(events::record_event).get(events::query_points),
-        )
+        .route("/metrics", guarded(options.public_metrics, get(ops::metrics)))
+        .route("/openapi.json", guarded(options.public_openapi, get(ops::openapi)))
+        .route("/v1/users/events", ingest().merge(compat_query()))
         // The original service answered with and without the trailing slash.
+        .route("/v1/users/events/", ingest().merge(compat_query()))
         .route(
-            "/v1/users/events/",
-            post(events::record_event).get(events::query_points),
+            "/v1/events/batch",
+            post(events::record_batch).route_layer(guard(Role::Ingest)),
         )
-        .route("/v1/events/batch", post(events::record_batch))
-        .route("/v1/users/{user_id}/points", get(users::points))
-        .route("/v1/users/{user_id}/events", get(users::history))
-        .route("/v1/users/{user_id}", delete(users::erase))
-        .route("/v1/leaderboard", get(leaderboard::leaderboard))
-        .route(
-            "/v1/leaderboard/users/{user_id}",
-            get(leaderboard::standing),
+        .route("/v1/users/{user_id}", delete(users::erase).route_layer(guard(Role::Admin)))
+        .merge(
+            Router::new()
+                .route("/v1/event-types", get(ops::event_types))
+                .route("/v1/users/{user_id}/points", get(users::points))
+                .route("/v1/users/{user_id}/events", get(users::history))
+                .route("/v1/leaderboard", get(leaderboard::leaderboard))
+                .route("/v1/leaderboard/users/{user_id}", get(leaderboard::standing))
+                .route_layer(guard(Role::Read)),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { error::ApiError::NotFound })
