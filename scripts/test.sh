@@ -1,9 +1,60 @@
 #!/usr/bin/env bash
-# The whole test suite: every test on the embedded SQLite store, then the black-box API
-# suite and the cross-store tests again on each other backend whose server is reachable.
-# With CI=true a missing server is a failure, not a skip.
+# The whole test suite, what CI runs. First the servers the cross-store tests need:
+# Redis from TEST_REDIS_URL (default the local 127.0.0.1:6379 when it answers) and a
+# MongoDB-protocol test server started by scripts/mongo-test-server.sh (unless
+# TEST_MONGO_URL is set). Then every test on SQLite, the Schemathesis run, and the
+# API suite and cross-store tests again on SQLite+Redis, MongoDB and MongoDB+Redis.
+# Tests whose server is missing are skipped visibly; with CI=true they fail instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+redis_answers() {
+    local hostport="${1#redis://}"
+    hostport="${hostport%%/*}"
+    (exec 3<>"/dev/tcp/${hostport%%:*}/${hostport##*:}" && printf 'PING\r\n' >&3 && read -r -t 2 reply <&3 && [[ "$reply" == +PONG* ]]) 2>/dev/null
+}
+
+if [[ -z "${TEST_REDIS_URL:-}" ]] && redis_answers redis://127.0.0.1:6379; then
+    export TEST_REDIS_URL=redis://127.0.0.1:6379
+fi
+
+started_mongo=""
+if [[ -z "${TEST_MONGO_URL:-}" ]] && command -v python3 >/dev/null 2>&1; then
+    if line="$(bash scripts/mongo-test-server.sh start)"; then
+        eval "$line"
+        started_mongo=1
+    elif [[ "${CI:-}" == "true" ]]; then
+        echo "could not start the MongoDB test server" >&2
+        exit 1
+    fi
+fi
+cleanup() {
+    if [[ -n "$started_mongo" ]]; then
+        bash scripts/mongo-test-server.sh stop || true
+    fi
+}
+trap cleanup EXIT
+export TEST_MONGO_URL="${TEST_MONGO_URL:-}" TEST_REDIS_URL="${TEST_REDIS_URL:-}"
+
 echo "== SQLite: unit and integration tests"
 cargo test --all-targets
+
+echo "== Schemathesis against /openapi.json"
+scripts/schemathesis.sh
+
+cross_store=(--test api --test ledger --test persistence --test multi_instance)
+if [[ -n "$TEST_REDIS_URL" ]]; then
+    echo "== SQLite + Redis"
+    TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash
+fi
+if [[ -n "$TEST_MONGO_URL" ]]; then
+    echo "== MongoDB"
+    TEST_BACKEND=mongo cargo test "${cross_store[@]}" --test crash
+    if [[ -n "$TEST_REDIS_URL" ]]; then
+        echo "== MongoDB + Redis"
+        TEST_BACKEND=mongo+redis cargo test "${cross_store[@]}" --test redis_cache
+    fi
+fi
+if [[ -z "$TEST_REDIS_URL" || -z "$TEST_MONGO_URL" ]]; then
+    echo "SKIPPED: the suites of a backend whose server is not reachable (TEST_REDIS_URL='$TEST_REDIS_URL', TEST_MONGO_URL='$TEST_MONGO_URL')"
+fi

@@ -24,6 +24,9 @@ enum Command {
     Serve,
     /// Validate the configuration and events.yaml, then exit.
     CheckConfig,
+    /// Rebuild the Redis cache from the store now; running servers keep serving and
+    /// switch to the new copy when it is complete.
+    RebuildCache,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -33,6 +36,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
+        }
+        Command::RebuildCache => {
+            telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
+            let report = crate::startup::rebuild_cache(&config).await?;
+            println!(
+                "cache rebuilt: {} users in {} ms",
+                report.users,
+                report.elapsed.as_millis()
+            );
+            Ok(())
         }
         Command::CheckConfig => {
             let rules = Rules::load(&config.events_points_path)?;

@@ -35,11 +35,23 @@ pub struct Config {
     pub app_env: AppEnv,
     pub sqlite: SqliteConfig,
     pub body_limit_bytes: usize,
+    pub limits: ServerLimits,
     /// Set when `MONGO_URL` is: MongoDB becomes the store instead of SQLite.
     pub mongo: Option<MongoConfig>,
     /// Set when `REDIS_URL` is: Redis caches totals and holds leaderboards.
     pub redis: Option<RedisConfig>,
     pub auth: AuthConfig,
+}
+
+/// Protections of the server itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// `REQUEST_TIMEOUT_SECS` (default 30): a request still running is answered 408.
+    pub request_timeout: std::time::Duration,
+    /// `MAX_CONNECTIONS` (default 1024): further connections wait to be accepted.
+    pub max_connections: usize,
+    /// `MAX_HEADER_BYTES` (default 16384): larger headers and URL get 431.
+    pub max_header_bytes: usize,
 }
 
 /// What an API key may do.
@@ -275,6 +287,16 @@ impl Config {
             },
             body_limit_bytes,
             mongo: mongo_config(&get)?,
+            limits: ServerLimits {
+                request_timeout: std::time::Duration::from_secs(number(
+                    &get,
+                    "REQUEST_TIMEOUT_SECS",
+                    30,
+                    1,
+                )?),
+                max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1)? as usize,
+                max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 1024)? as usize,
+            },
             auth: auth_config(&get, app_env)?,
             redis: get("REDIS_URL").map(|url| RedisConfig {
                 url: url.to_string(),
@@ -331,7 +353,27 @@ fn database_from_url(url: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-fn flag<'a>(get: &impl Fn(&str) -> Option<&'a str>, var: &str, default: bool) -> Result<bool, ConfigError> {
+fn number<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    var: &str,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| invalid(var, v, &format!("a whole number, at least {min}"))),
+    }
+}
+
+fn flag<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    var: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(var).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("true" | "1" | "yes") => Ok(true),
@@ -361,7 +403,8 @@ fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>
         }
         let mut roles = Roles::default();
         for r in roles_text.split('+') {
-            roles.add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
+            roles
+                .add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
         }
         keys.push(ApiKeyConfig {
             key: key.to_string(),
@@ -371,7 +414,10 @@ fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>
     Ok(keys)
 }
 
-fn auth_config<'a>(get: &impl Fn(&str) -> Option<&'a str>, app_env: AppEnv) -> Result<AuthConfig, ConfigError> {
+fn auth_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    app_env: AppEnv,
+) -> Result<AuthConfig, ConfigError> {
     let mut keys = match get("API_KEYS") {
         Some(v) => parse_keys("API_KEYS", v, &[','])?,
         None => Vec::new(),
@@ -400,12 +446,23 @@ fn auth_config<'a>(get: &impl Fn(&str) -> Option<&'a str>, app_env: AppEnv) -> R
     ] {
         if let Some(v) = get(var) {
             let (rate, burst) = v.split_once(',').unwrap_or((v, v));
-            let parse = |s: &str| s.trim().parse::<f64>().ok().filter(|n| n.is_finite() && *n > 0.0);
+            let parse = |s: &str| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n > 0.0)
+            };
             match (parse(rate), parse(burst)) {
                 (Some(per_second), Some(burst)) if burst >= 1.0 => {
                     rate_limits.insert(role, RateLimit { per_second, burst });
                 }
-                _ => return Err(invalid(var, v, "requests per second, optionally ',burst' (e.g. 100 or 100,200)")),
+                _ => {
+                    return Err(invalid(
+                        var,
+                        v,
+                        "requests per second, optionally ',burst' (e.g. 100 or 100,200)",
+                    ))
+                }
             }
         }
     }
@@ -511,15 +568,30 @@ mod tests {
         assert_eq!(keys.len(), 3);
         assert!(keys[0].roles.has(Role::Ingest) && !keys[0].roles.has(Role::Read));
         assert!(keys[2].roles.has(Role::Admin) && keys[2].roles.has(Role::Ingest));
-        assert_eq!(Config::from_map(&map(&[("API_KEYS", "k:owner")])).unwrap_err().var, "API_KEYS");
+        assert_eq!(
+            Config::from_map(&map(&[("API_KEYS", "k:owner")]))
+                .unwrap_err()
+                .var,
+            "API_KEYS"
+        );
         let e = Config::from_map(&map(&[("APP_ENV", "production")])).unwrap_err();
         assert_eq!(e.var, "API_KEYS");
-        let open = Config::from_map(&map(&[("APP_ENV", "production"), ("AUTH_DISABLED", "true")])).unwrap();
+        let open = Config::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("AUTH_DISABLED", "true"),
+        ]))
+        .unwrap();
         assert!(open.auth.keys.is_empty());
         let e = Config::from_map(&map(&[("RATE_LIMIT_READ", "fast")])).unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_READ");
-        let secret = format!("{:?}", Config::from_map(&map(&[("API_KEYS", "supersecret:read")])).unwrap());
-        assert!(!secret.contains("supersecret"), "keys never appear in Debug output");
+        let secret = format!(
+            "{:?}",
+            Config::from_map(&map(&[("API_KEYS", "supersecret:read")])).unwrap()
+        );
+        assert!(
+            !secret.contains("supersecret"),
+            "keys never appear in Debug output"
+        );
     }
 
     #[test]

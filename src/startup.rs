@@ -8,25 +8,55 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::cache::{CacheConfig, CachedStore, RebuildReport};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
 use crate::http::auth::Auth;
+use crate::http::limits::LimitedListener;
 use crate::http::{self, AppState, RouterOptions};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
 pub struct Application {
-    listener: TcpListener,
+    listener: LimitedListener,
     router: axum::Router,
     state: AppState,
 }
 
 /// Opens the store the configuration selects.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(mongo) = &config.mongo {
+        let store = crate::store::mongo::MongoStore::open(mongo).await?;
+        tracing::info!(database = %mongo.database, "using the MongoDB store");
+        return Ok(Arc::new(store));
+    }
     let store = SqliteStore::open(&config.sqlite)?;
     tracing::info!(path = %config.sqlite.path.display(), "using the SQLite store");
     Ok(Arc::new(store))
+}
+
+/// Puts the Redis cache in front of `store` when the configuration has Redis.
+pub fn with_cache(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.redis {
+        Some(redis) => {
+            let cached = CachedStore::start(store, CacheConfig::new(redis))?;
+            Ok(Arc::new(cached))
+        }
+        None => Ok(store),
+    }
+}
+
+/// Rebuilds the Redis cache from the store now (the `rebuild-cache` command).
+pub async fn rebuild_cache(config: &Config) -> anyhow::Result<RebuildReport> {
+    let redis = config
+        .redis
+        .as_ref()
+        .context("REDIS_URL is not set: there is no cache to rebuild")?;
+    let store = open_store(config).await?;
+    let result = crate::cache::rebuild_now(store.clone(), CacheConfig::new(redis)).await;
+    store.close().await;
+    result
 }
 
 impl Application {
@@ -39,7 +69,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
         let rules = Rules::load(&config.events_points_path)?;
-        let store = open_store(&config).await?;
+        let store = with_cache(open_store(&config).await?, &config)?;
         let state = AppState {
             store,
             rules: Arc::new(SharedRules::new(rules)),
@@ -53,24 +83,27 @@ impl Application {
                 auth: Arc::new(Auth::new(&config.auth)),
                 public_metrics: config.auth.public_metrics,
                 public_openapi: config.auth.public_openapi,
+                limits: config.limits,
             },
         );
         if config.auth.keys.is_empty() {
-            tracing::warn!("no API keys configured: every endpoint is open to anyone who can reach it");
+            tracing::warn!(
+                "no API keys configured: every endpoint is open to anyone who can reach it"
+            );
         }
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr).await.with_context(|| {
             format!("cannot listen on {addr} (API_SERVER_HOST, API_SERVER_PORT)")
         })?;
         Ok(Application {
-            listener,
+            listener: LimitedListener::new(listener, config.limits.max_connections),
             router,
             state,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        axum::serve::Listener::local_addr(&self.listener)
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight and flushes

@@ -266,4 +266,76 @@ mod tests {
         assert!(check_id("a\0b", 128).is_err());
         assert!(check_id("", 128).is_err());
     }
+
+    /// Any JSON at all, biased towards the shapes of an event.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            ".{0,200}".prop_map(Value::from),
+            "[A-Z_]{1,12}".prop_map(Value::from),
+            "[0-9T:\\-\\.Z+]{0,30}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("user_id".to_string()),
+                        Just("event_type".to_string()),
+                        Just("timestamp".to_string()),
+                        Just("event_id".to_string()),
+                        Just("properties".to_string()),
+                        ".{0,10}"
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The validator never panics, and whatever it accepts meets every documented rule;
+        /// whatever it rejects is reported with at least one named field.
+        #[test]
+        fn validator_accepts_only_what_the_rules_allow(v in any_json()) {
+            match validate_event(&v, &rules(), NOW, "") {
+                Ok(e) => {
+                    proptest::prop_assert!(check_id(&e.user_id, MAX_USER_ID_CHARS).is_ok());
+                    proptest::prop_assert!(rules().get(&e.event_type).is_some());
+                    proptest::prop_assert!(e.ts_ms >= 0 && e.ts_ms <= NOW + MAX_FUTURE_MS);
+                    proptest::prop_assert!(e.properties.as_ref().is_none_or(|p| p.len() <= MAX_PROPERTIES_BYTES));
+                    proptest::prop_assert_eq!(e.points, rules().get(&e.event_type).map(|t| t.points).unwrap_or(0));
+                }
+                Err(errors) => {
+                    proptest::prop_assert!(!errors.is_empty());
+                    proptest::prop_assert!(errors.iter().all(|f| !f.field.is_empty() && !f.message.is_empty()));
+                }
+            }
+        }
+
+        /// Well-formed events with random content are accepted exactly when each field is valid.
+        #[test]
+        fn well_formed_events_round_trip(user in ".{0,140}", ts in -10i64..4_000_000_000_000, eid in proptest::option::of(".{0,140}")) {
+            let mut v = json!({"user_id": user, "event_type": "LOGIN", "timestamp": ts});
+            if let Some(e) = &eid {
+                v["event_id"] = json!(e);
+            }
+            let ok = check_id(&user, MAX_USER_ID_CHARS).is_ok()
+                && eid.as_deref().is_none_or(|e| check_id(e, MAX_EVENT_ID_CHARS).is_ok())
+                && ts >= 0
+                && (if ts >= 100_000_000_000 { ts } else { ts * 1000 }) <= NOW + MAX_FUTURE_MS;
+            proptest::prop_assert_eq!(validate_event(&v, &rules(), NOW, "").is_ok(), ok);
+        }
+    }
 }

@@ -89,7 +89,8 @@ impl Auth {
             tokens: limit.burst,
             last: now,
         });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second).min(limit.burst);
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second)
+            .min(limit.burst);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;

@@ -19,26 +19,38 @@ pub const MAX_BATCH: usize = 1000;
 #[allow(dead_code)]
 pub struct EventInput {
     /// 1 to 128 characters.
-    #[schema(example = "13")]
+    #[schema(
+        example = "13",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     user_id: String,
     /// A name configured in `events.yaml`.
-    #[schema(example = "PURCHASE")]
+    #[schema(example = "PURCHASE", pattern = r"^[A-Z][A-Z0-9_]{0,63}$")]
     event_type: String,
     timestamp: TimestampInput,
     /// The client's idempotency key, 1 to 128 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     event_id: Option<String>,
     /// Any JSON object up to 8 KiB, stored and returned with the event.
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
 }
 
-/// Unix seconds, Unix milliseconds (values >= 100000000000), or an RFC 3339 string.
-#[derive(ToSchema)]
+/// Unix seconds, Unix milliseconds (values >= 100000000000), or an RFC 3339 string;
+/// not negative, at most one hour in the future.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum TimestampInput {
     #[schema(example = 14223343)]
-    Unix(i64),
-    #[schema(example = "2026-11-29T12:00:00Z")]
+    Unix(u64),
+    #[schema(example = "2026-11-29T12:00:00Z", format = DateTime)]
     Rfc3339(String),
 }
 
@@ -100,6 +112,7 @@ pub async fn record_event(
 #[allow(dead_code)]
 pub struct BatchInput {
     /// 1 to 1000 events.
+    #[schema(min_items = 1, max_items = 1000)]
     events: Vec<EventInput>,
 }
 
@@ -229,10 +242,10 @@ pub struct UserPointsItem {
 /// Compatible query: one user's points (optionally of one type), or users by points.
 #[utoipa::path(get, path = "/v1/users/events", tag = "compatible",
     params(
-        ("user_id" = Option<String>, Query, description = "One user; without it, users by points, highest first"),
+        ("user_id" = Option<String>, Query, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$", description = "One user; without it, users by points, highest first"),
         ("event_type" = Option<String>, Query, description = "Count only this type's points"),
-        ("limit" = Option<u32>, Query, description = "Without user_id: at most this many users (default 100, max 1000)"),
-        ("offset" = Option<u64>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Without user_id: at most this many users (default 100, max 1000)"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1000000000),
     ),
     responses((status = 200, body = UserPointsList), (status = 400, body = ErrorBody)))]
 pub async fn query_points(

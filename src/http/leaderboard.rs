@@ -34,10 +34,10 @@ pub struct LeaderboardResponse {
 
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "leaderboard",
     params(
-        ("period" = Option<String>, Query, description = "all (default), day, week (ISO, from Monday) or month; UTC"),
-        ("at" = Option<String>, Query, description = "A time inside the wanted period (default now)"),
-        ("limit" = Option<u32>, Query, description = "Default 10, at most 1000"),
-        ("offset" = Option<u64>, Query),
+        ("period" = Option<Period>, Query, description = "all (default), day, week (ISO, from Monday) or month; UTC"),
+        ("at" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$", description = "A time inside the wanted period (default now)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 10, at most 1000"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 1000000000),
     ),
     responses((status = 200, body = LeaderboardResponse), (status = 400, body = ErrorBody)))]
 pub async fn leaderboard(
@@ -68,9 +68,9 @@ pub struct StandingResponse {
 
 #[utoipa::path(get, path = "/v1/leaderboard/users/{user_id}", tag = "leaderboard",
     params(
-        ("user_id" = String, Path),
-        ("period" = Option<String>, Query), ("at" = Option<String>, Query),
-        ("around" = Option<u32>, Query, description = "Entries above and below (default 2, at most 50)"),
+        ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+        ("period" = Option<Period>, Query), ("at" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"),
+        ("around" = Option<u32>, Query, minimum = 0, maximum = 50, description = "Entries above and below (default 2, at most 50)"),
     ),
     responses((status = 200, body = StandingResponse), (status = 400, body = ErrorBody)))]
 pub async fn standing(

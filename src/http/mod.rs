@@ -18,13 +18,16 @@ use crate::domain::rules::SharedRules;
 use crate::store::Store;
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod leaderboard;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod stats;
 pub mod users;
 
 /// Everything a handler needs; cheap to clone (all shared behind `Arc`s).
@@ -41,6 +44,7 @@ pub struct RouterOptions {
     pub auth: Arc<auth::Auth>,
     pub public_metrics: bool,
     pub public_openapi: bool,
+    pub limits: crate::config::ServerLimits,
 }
 
 pub fn router(state: AppState, options: RouterOptions) -> Router {
@@ -58,10 +62,20 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
     let compat_query = || get(events::query_points).route_layer(guard(Role::Read));
     let api = Router::new()
         .route("/version", get(ops::version))
+        // The dashboard page holds no data: open, like the health checks.
+        .route("/", get(dashboard::page))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", guarded(options.public_metrics, get(ops::metrics)))
-        .route("/openapi.json", guarded(options.public_openapi, get(ops::openapi)))
+        .route(
+            "/metrics",
+            guarded(options.public_metrics, get(ops::metrics)),
+        )
+        .route(
+            "/openapi.json",
+            guarded(options.public_openapi, get(ops::openapi)),
+        )
         .route("/v1/users/events", ingest().merge(compat_query()))
         // The original service answered with and without the trailing slash.
         .route("/v1/users/events/", ingest().merge(compat_query()))
@@ -69,14 +83,21 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
             "/v1/events/batch",
             post(events::record_batch).route_layer(guard(Role::Ingest)),
         )
-        .route("/v1/users/{user_id}", delete(users::erase).route_layer(guard(Role::Admin)))
+        .route(
+            "/v1/users/{user_id}",
+            delete(users::erase).route_layer(guard(Role::Admin)),
+        )
         .merge(
             Router::new()
                 .route("/v1/event-types", get(ops::event_types))
                 .route("/v1/users/{user_id}/points", get(users::points))
                 .route("/v1/users/{user_id}/events", get(users::history))
                 .route("/v1/leaderboard", get(leaderboard::leaderboard))
-                .route("/v1/leaderboard/users/{user_id}", get(leaderboard::standing))
+                .route(
+                    "/v1/leaderboard/users/{user_id}",
+                    get(leaderboard::standing),
+                )
+                .route("/v1/stats/daily", get(stats::daily))
                 .route_layer(guard(Role::Read)),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))
@@ -102,6 +123,14 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                     .on_request(())
                     .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(tower_http::LatencyUnit::Micros)),
             )
-            .layer(PropagateRequestIdLayer::x_request_id()),
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(axum::middleware::from_fn_with_state(
+                options.limits.max_header_bytes,
+                limits::header_limit,
+            ))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                options.limits.request_timeout,
+            )),
     )
 }

@@ -1,8 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations so it cannot drift.
 
-use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
-use super::{events, leaderboard, ops, users};
+use super::{events, leaderboard, ops, stats, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,10 +14,63 @@ use super::{events, leaderboard, ops, users};
         events::record_event, events::record_batch, events::query_points,
         users::points, users::history, users::erase,
         leaderboard::leaderboard, leaderboard::standing,
+        stats::daily,
     ),
+    modifiers(&CommonResponses),
     tags(
         (name = "compatible", description = "Endpoints kept as the original service had them"),
         (name = "events"), (name = "users"), (name = "leaderboard"), (name = "operations"),
+        (name = "stats", description = "Aggregates for the dashboard"),
     )
 )]
 pub struct ApiDoc;
+
+/// Answers any endpoint can give, whatever its handler does: the protections in front of
+/// every route (keys, rate limits, timeouts, header size) and an unavailable store.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .into()
+        };
+        let common = [
+            (
+                "401",
+                "Missing or unknown API key (when keys are configured)",
+            ),
+            ("403", "The API key lacks the role"),
+            ("404", "Not found"),
+            ("405", "Method not allowed"),
+            ("408", "The request took longer than REQUEST_TIMEOUT_SECS"),
+            ("429", "Rate limit of the key exceeded; see Retry-After"),
+            ("431", "Request headers and URL too large"),
+            ("500", "Internal error; the cause is logged, never sent"),
+            ("503", "The store is unavailable; see Retry-After"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+            ];
+            for op in ops.into_iter().flatten() {
+                for (code, description) in common {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| error(description));
+                }
+            }
+        }
+    }
+}

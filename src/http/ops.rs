@@ -32,17 +32,26 @@ pub struct Readiness {
     status: &'static str,
     /// `ok` or `unavailable`.
     store: &'static str,
+    /// `ok`, `degraded` (Redis is down or rebuilding: reads are served by the store,
+    /// correctly but slower; the instance stays ready) or `disabled` (no `REDIS_URL`).
+    redis: &'static str,
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let redis = match state.store.cache_status().await {
+        None => "disabled",
+        Some(true) => "ok",
+        Some(false) => "degraded",
+    };
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(Readiness {
                 status: "ready",
                 store: "ok",
+                redis,
             }),
         ),
         Err(e) => {
@@ -55,6 +64,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 axum::Json(Readiness {
                     status: "unavailable",
                     store: "unavailable",
+                    redis,
                 }),
             )
         }

@@ -46,9 +46,9 @@ pub fn time_range(params: &Params) -> Result<TimeRange, ApiError> {
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/points", tag = "users",
     params(
-        ("user_id" = String, Path),
-        ("from" = Option<String>, Query, description = "Event time, inclusive (Unix s/ms or RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Event time, exclusive"),
+        ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+        ("from" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$", description = "Event time, inclusive (Unix s/ms or RFC 3339)"),
+        ("to" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$", description = "Event time, exclusive"),
     ),
     responses((status = 200, body = PointsResponse), (status = 400, body = ErrorBody)))]
 pub async fn points(
@@ -114,10 +114,10 @@ fn decode_cursor(s: &str) -> Option<HistoryCursor> {
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/events", tag = "users",
     params(
-        ("user_id" = String, Path),
+        ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         ("event_type" = Option<String>, Query),
-        ("from" = Option<String>, Query), ("to" = Option<String>, Query),
-        ("limit" = Option<u32>, Query, description = "Default 50, at most 1000"),
+        ("from" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"), ("to" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 50, at most 1000"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody)))]
@@ -171,7 +171,7 @@ pub async fn history(
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", tag = "users",
-    params(("user_id" = String, Path)),
+    params(("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     responses((status = 204, description = "The user's events, totals and leaderboard entries are gone"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn erase(

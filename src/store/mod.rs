@@ -8,6 +8,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 
+pub mod mongo;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,26 @@ pub struct UserTotal {
     pub points: i64,
 }
 
+/// Every counter of one user: what a cache needs to mirror that user exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserCounters {
+    pub user_id: String,
+    /// Per-type totals, ordered by event type.
+    pub by_type: Vec<TypeTotal>,
+    /// `(period key, points)` for every leaderboard the user is on, `all` included.
+    pub periods: Vec<(String, i64)>,
+}
+
+/// Events and points of one event type on one UTC day (for the dashboard's chart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyTypeTotal {
+    /// Days since 1970-01-01 UTC: `ts_ms / 86_400_000`.
+    pub day: i64,
+    pub event_type: String,
+    pub events: u64,
+    pub points: i64,
+}
+
 /// A user's place on one leaderboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
@@ -138,6 +159,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Erases the user's events, totals and leaderboard entries. Returns whether anything existed.
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError>;
+
+    /// Events and points per UTC day and event type, over all users' events with
+    /// `from_ms <= ts_ms < to_ms`, ordered by day then type. Unlike the other reads its
+    /// cost grows with the number of events in the window.
+    async fn daily_stats(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DailyTypeTotal>, StoreError>;
+
+    /// Ids of the users that have counters, ascending by byte order, strictly after
+    /// `after`, at most `limit`. A cache rebuild pages through every user with it.
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// The counters of each listed user that has any (users without are left out).
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError>;
+
+    /// Health of a cache in front of the store, for readiness: `None` when there is no
+    /// cache, `Some(false)` when it is not serving (reads go to the store).
+    async fn cache_status(&self) -> Option<bool> {
+        None
+    }
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -2,23 +2,26 @@
 //! and a small pool of reader connections that run concurrently with it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::anyhow;
 use async_trait::async_trait;
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::store::{
-    HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent, TimeRange,
-    TopUsersQuery, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
+mod export;
 mod read;
 mod schema;
+mod stats;
 mod writer;
 
 /// How hard a commit waits for the disk (`SQLITE_SYNCHRONOUS`).
@@ -47,6 +50,8 @@ pub struct SqliteStore {
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Maintained by the writer: false while the file cannot be opened for writing.
+    writable: Arc<AtomicBool>,
 }
 
 const MAX_IDLE_READERS: usize = 16;
@@ -56,13 +61,33 @@ impl Readers {
         if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(c);
         }
-        let conn = Connection::open(&self.path)?;
+        // Opening is lazy in SQLite: touch the schema so a file that cannot be read fails here.
+        let probe = |c: Connection| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+                .map(|()| c)
+        };
+        let conn = match Connection::open(&self.path).and_then(probe) {
+            Ok(c) => c,
+            // On a read-only file system a WAL database cannot be opened normally (its
+            // shared-memory file cannot be created); nobody can change it there, so
+            // reading it as immutable is exact.
+            Err(_) if !self.writable.load(Ordering::Relaxed) => Connection::open_with_flags(
+                format!("file:{}?immutable=1", self.path.display()),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )?,
+            Err(e) => return Err(e),
+        };
         conn.pragma_update(None, "query_only", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
     }
 
     fn give_back(&self, conn: Connection) {
+        // Connections opened while the file was read-only may be immutable ones that would
+        // not see later writes: keep only connections from a writable period.
+        if !self.writable.load(Ordering::Relaxed) {
+            return;
+        }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
@@ -77,18 +102,41 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow!("cannot create folder {}: {e}", dir.display()))?;
         }
-        let conn = open_writer(&config.path, config.synchronous)
-            .map_err(|e| anyhow!("cannot open SQLite database {}: {e}", config.path.display()))?;
+        let (path, sync) = (config.path.clone(), config.synchronous);
+        let open = move || open_writer(&path, sync);
+        let writable = Arc::new(AtomicBool::new(true));
+        let conn = match open() {
+            Ok(conn) => Some(conn),
+            // An existing database that cannot be written (read-only file system, full
+            // disk at start) is still worth serving reads from; the writer retries.
+            Err(e) if config.path.exists() => {
+                tracing::error!(path = %config.path.display(), error = %e, "the SQLite database is not writable: serving reads only, writes answer 503 until it is");
+                writable.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot open SQLite database {}: {e}",
+                    config.path.display()
+                ))
+            }
+        };
         let (tx, rx) = mpsc::channel(4096);
+        let writer = writer::Writer {
+            conn,
+            open: Box::new(open),
+            writable: writable.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx))?;
+            .spawn(move || writer::run(writer, rx))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             readers: Arc::new(Readers {
                 path: config.path.clone(),
                 idle: Mutex::new(Vec::new()),
+                writable,
             }),
         })
     }
@@ -222,8 +270,32 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| export::user_ids(c, after.as_deref(), limit))
+            .await
+    }
+
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.read(move |c| export::user_counters(c, &user_ids))
+            .await
+    }
+
+    async fn daily_stats(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DailyTypeTotal>, StoreError> {
+        self.read(move |c| stats::daily_stats(c, from_ms, to_ms))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.sender()?;
+        if !self.readers.writable.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable(anyhow!(
+                "the SQLite database is not writable"
+            )));
+        }
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 

@@ -3,6 +3,8 @@
 //! clients. Each request is answered only after its transaction committed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
@@ -41,7 +43,37 @@ enum Done {
     Delete(bool),
 }
 
-pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+/// What the writer thread owns: its connection (when the file could be opened for
+/// writing) and how to open it again.
+pub struct Writer {
+    pub conn: Option<Connection>,
+    pub open: Box<dyn Fn() -> rusqlite::Result<Connection> + Send>,
+    /// Shared with readiness: false while the database cannot be opened for writing.
+    pub writable: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// The connection, reopening it if an earlier open failed (a read-only file system
+    /// remounted read-write, a fixed permission) so writes recover without a restart.
+    fn connection(&mut self) -> Result<&mut Connection, rusqlite::Error> {
+        if self.conn.is_none() {
+            match (self.open)() {
+                Ok(c) => {
+                    tracing::info!("the SQLite database is writable again");
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    self.writable.store(false, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        self.writable.store(true, Ordering::Relaxed);
+        self.conn.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+    }
+}
+
+pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
     while let Some(first) = rx.blocking_recv() {
         let mut size = first.size();
         let mut commands = vec![first];
@@ -55,7 +87,8 @@ pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
             }
         }
         metrics::histogram!("store_commit_batch_events").record(size as f64);
-        match commit(&mut conn, &commands) {
+        let result = writer.connection().and_then(|conn| commit(conn, &commands));
+        match result {
             Ok(done) => {
                 for (cmd, result) in commands.into_iter().zip(done) {
                     // A dropped receiver is a client that went away; its write still stands.
@@ -71,7 +104,11 @@ pub fn run(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, commands = commands.len(), "sqlite commit failed, transaction rolled back");
+                tracing::error!(error = %e, commands = commands.len(), "SQLite write failed, nothing of it was stored; answering 503");
+                if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly)) {
+                    // The file went read-only under an open connection: open afresh next time.
+                    writer.conn = None;
+                }
                 for cmd in commands {
                     match cmd {
                         Command::Record { reply, .. } => {

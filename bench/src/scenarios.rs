@@ -1,0 +1,298 @@
+//! One backend's run: start the ceiling and the server, then each scenario on the
+//! ceiling immediately followed by the server, seeds, memory and history.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+
+use crate::load::{alternate, closed_loop, open_loop, Conn, MakeReq, Req, Shape, Stats};
+use crate::procs::{Binaries, Perf, Proc};
+use crate::report::{thousands, BackendResult, History, MemoryResult, Naive, Scenario, Settings};
+use crate::workload::{self, Stamps};
+
+/// Events per seeding request: the server's batch maximum.
+const SEED_BATCH: u64 = 1000;
+const SEED_CONNECTIONS: usize = 4;
+const SMALL_HISTORY: u64 = 10;
+
+pub struct Backend {
+    pub name: String,
+    /// Extra server environment (MONGO_URL, REDIS_URL, ...).
+    pub env: Vec<(String, String)>,
+    /// Set for MongoDB backends: the URL the naive writer uses.
+    pub mongo_url: Option<String>,
+}
+
+pub struct Run<'a> {
+    pub settings: &'a Settings,
+    pub shape: Shape,
+    pub perf_dir: Option<PathBuf>,
+}
+
+fn say(backend: &str, msg: impl AsRef<str>) {
+    eprintln!("bench: [{backend}] {}", msg.as_ref());
+}
+
+fn line(s: &Stats) -> String {
+    format!(
+        "{} req/s, {} events/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        thousands(s.rps),
+        thousands(s.eps),
+        s.p50_ms,
+        s.p99_ms,
+        s.errors
+    )
+}
+
+pub async fn run_backend(
+    b: &Backend,
+    bins: &Binaries,
+    run: &Run<'_>,
+) -> anyhow::Result<BackendResult> {
+    let dir = tempfile::Builder::new()
+        .prefix("eventtracker-bench-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let ceiling = Proc::ceiling(&bins.ceiling, dir.path()).await?;
+    let server = Proc::server(&bins.server, dir.path(), "server", &b.env).await?;
+    if b.mongo_url.is_some() && dir.path().join("et.db").exists() {
+        bail!("the server ignored MONGO_URL and opened SQLite: this build has no MongoDB store");
+    }
+    say(
+        &b.name,
+        format!(
+            "server pid {} on {}, ceiling on {}",
+            server.pid(),
+            server.addr,
+            ceiling.addr
+        ),
+    );
+    // Let start-up allocations settle before reading the idle footprint.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = server.memory()?;
+    let stamps = Arc::new(Stamps::new());
+    let shape = run.shape;
+    let mut scenarios = Vec::new();
+
+    let cases: [(u8, &str, MakeReq); 3] = [
+        (
+            1,
+            "POST /v1/users/events",
+            workload::single_post(stamps.clone()),
+        ),
+        (
+            2,
+            "POST /v1/events/batch (500 events)",
+            workload::batch_post(stamps.clone(), run.settings.batch_events),
+        ),
+        (3, "GET /v1/users/{id}/points", workload::points_get()),
+    ];
+    for (id, name, make) in cases {
+        // Profiles cover the two hot paths: single writes and point reads.
+        let perf = match &run.perf_dir {
+            Some(d) if id != 2 => Some(d.join(format!("{}-s{id}.data", b.name.replace('+', "-")))),
+            _ => None,
+        };
+        scenarios.push(pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await?);
+    }
+
+    let users = run.settings.leaderboard_users;
+    let now = workload::now_ms();
+    say(
+        &b.name,
+        format!(
+            "seeding the week's leaderboard with {} users",
+            thousands(users as f64)
+        ),
+    );
+    let batches = users.div_ceil(SEED_BATCH);
+    seed(server.addr, batches, move |i| {
+        let body = workload::leaderboard_batch(i, SEED_BATCH, users, now);
+        (body, SEED_BATCH.min(users - i * SEED_BATCH))
+    })
+    .await
+    .context("leaderboard seed")?;
+    let name = "GET /v1/leaderboard?period=week&limit=10";
+    scenarios.push(
+        pair(
+            &b.name,
+            4,
+            name,
+            &ceiling,
+            &server,
+            shape,
+            workload::leaderboard_get(),
+            None,
+        )
+        .await?,
+    );
+    let after = server.memory()?;
+
+    let rate = (scenarios[0].server.rps / 2.0).max(1.0);
+    say(&b.name, format!("5 open loop at {} req/s", thousands(rate)));
+    let make = workload::single_post(stamps.clone());
+    let c = open_loop(ceiling.addr, shape, rate, make.clone()).await;
+    say(&b.name, format!("  ceiling: {}", line(&c)));
+    let s = open_loop(server.addr, shape, rate, make).await;
+    say(&b.name, format!("  server:  {}", line(&s)));
+    scenarios.push(Scenario::new(
+        5,
+        "POST /v1/users/events, open loop at ½ of 1's max",
+        s,
+        c,
+        Some(rate),
+    ));
+
+    let history = history(&b.name, &server, &stamps, run.settings).await?;
+    let at_end = server.memory()?;
+
+    let naive_mongo = match &b.mongo_url {
+        Some(url) => {
+            say(&b.name, "naive insert_one writer");
+            let client = crate::naive::client(url).await?;
+            let db = format!("et_bench_naive_{}", std::process::id());
+            let stats = crate::naive::insert_one_per_event(&client, &db, shape).await?;
+            say(&b.name, format!("  naive: {}", line(&stats)));
+            Some(Naive::new(
+                stats,
+                &scenarios[0].server,
+                &scenarios[1].server,
+            ))
+        }
+        None => None,
+    };
+    drop(server);
+    drop(ceiling);
+    Ok(BackendResult {
+        name: b.name.clone(),
+        scenarios,
+        history,
+        memory: MemoryResult::new(idle, after, at_end),
+        naive_mongo,
+    })
+}
+
+/// The ceiling, then straight after it the server, under the same closed-loop load.
+#[allow(clippy::too_many_arguments)]
+async fn pair(
+    backend: &str,
+    id: u8,
+    name: &str,
+    ceiling: &Proc,
+    server: &Proc,
+    shape: Shape,
+    make: MakeReq,
+    perf: Option<PathBuf>,
+) -> anyhow::Result<Scenario> {
+    say(backend, format!("{id} {name}"));
+    let c = closed_loop(ceiling.addr, shape, make.clone()).await;
+    say(backend, format!("  ceiling: {}", line(&c)));
+    let recorder = perf.map(|p| Perf::start(server.pid(), p)).transpose()?;
+    let s = closed_loop(server.addr, shape, make).await;
+    say(backend, format!("  server:  {}", line(&s)));
+    if let Some(r) = recorder {
+        say(backend, format!("  profile: {}", r.finish()?.display()));
+    }
+    Ok(Scenario::new(id, name, s, c, None))
+}
+
+/// Posts `batches` seed batches over a few connections; `make(i)` gives batch i and
+/// its event count. Every event must be created: anything else is a bench bug.
+async fn seed(
+    addr: SocketAddr,
+    batches: u64,
+    make: impl Fn(u64) -> (Bytes, u64) + Send + Sync + 'static,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let make = Arc::new(make);
+    let workers: Vec<_> = (0..SEED_CONNECTIONS)
+        .map(|_| {
+            let (next, make) = (next.clone(), make.clone());
+            tokio::spawn(async move {
+                let mut conn = Conn::open(addr).await?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= batches {
+                        return anyhow::Ok(());
+                    }
+                    let (body, events) = make(i);
+                    let req = Req {
+                        method: Method::POST,
+                        path: "/v1/events/batch".into(),
+                        body,
+                        expect: StatusCode::OK,
+                        events,
+                    };
+                    let (status, answer) = conn.send(&req).await?;
+                    let created = serde_json::from_slice::<serde_json::Value>(&answer)
+                        .ok()
+                        .and_then(|v| v["created"].as_u64());
+                    if status != StatusCode::OK || created != Some(events) {
+                        let text = String::from_utf8_lossy(&answer[..answer.len().min(300)]);
+                        bail!("seed batch {i}: {status}, expected {events} created: {text}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.context("seed task failed")??;
+    }
+    Ok(started.elapsed())
+}
+
+/// Scenario 6: a user with a long history against one with a short one.
+async fn history(
+    backend: &str,
+    server: &Proc,
+    stamps: &Stamps,
+    settings: &Settings,
+) -> anyhow::Result<History> {
+    let big = settings.history_events;
+    say(
+        backend,
+        format!("6 seeding one user with {} events", thousands(big as f64)),
+    );
+    let first = stamps.take(big as i64);
+    let seeded = seed(server.addr, big.div_ceil(SEED_BATCH), move |i| {
+        let count = SEED_BATCH.min(big - i * SEED_BATCH);
+        let body = workload::history_batch("hist-big", first + (i * SEED_BATCH) as i64, count);
+        (body, count)
+    })
+    .await
+    .context("history seed")?;
+    say(
+        backend,
+        format!(
+            "  seeded in {:.1} s ({} events/s)",
+            seeded.as_secs_f64(),
+            thousands(big as f64 / seeded.as_secs_f64())
+        ),
+    );
+    let first = stamps.take(SMALL_HISTORY as i64);
+    seed(server.addr, 1, move |_| {
+        (
+            workload::history_batch("hist-small", first, SMALL_HISTORY),
+            SMALL_HISTORY,
+        )
+    })
+    .await
+    .context("small history seed")?;
+    let (b, s) = alternate(
+        server.addr,
+        settings.history_rounds,
+        &workload::get("/v1/users/hist-big/points".into()),
+        &workload::get("/v1/users/hist-small/points".into()),
+    )
+    .await?;
+    say(backend, format!("  big user:   {}", line(&b)));
+    say(backend, format!("  small user: {}", line(&s)));
+    Ok(History::new(big, SMALL_HISTORY, seeded.as_secs_f64(), b, s))
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Property-based API test: Schemathesis generates requests from /openapi.json (valid and
+# invalid ones, plus stateful sequences) against the real server, and checks that no
+# answer is a 5xx and every answer matches the documented status codes, content types,
+# headers and schemas. The number of examples is bounded so CI time stays predictable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+examples="${SCHEMATHESIS_EXAMPLES:-25}"
+if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m pip install --quiet 'schemathesis==4.32.5'
+fi
+
+cargo build --quiet --bin eventtracker
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+API_SERVER_HOST=127.0.0.1 API_SERVER_PORT="$port" SQLITE_PATH="$work/et.db" LOG_LEVEL=warn \
+    APP_ENV=test target/debug/eventtracker > "$work/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+# Checks: the ones about the server's own answers. (Negative-data rejection is left out
+# on purpose: the API reads an empty query parameter as absent, and a batch answers 200
+# with a per-event "rejected" result, both documented behaviours.)
+(cd "$work" && schemathesis run "http://127.0.0.1:$port/openapi.json" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+    --max-examples "$examples" --seed 1 --no-color)
+echo "schemathesis: no 5xx, every answer matched the OpenAPI document"

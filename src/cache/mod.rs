@@ -1,0 +1,313 @@
+//! The Redis cache: a [`Store`] decorator that answers the hot reads (a user's totals
+//! and breakdown, the period leaderboards and a user's rank) from Redis, while the
+//! wrapped store stays the source of truth. Writes go to the store first; once it has
+//! acknowledged, the same deltas are applied in Redis before the client is answered.
+//!
+//! Every read falls back to the store whenever Redis is unreachable, is being rebuilt
+//! or cannot prove its data is complete; docs/caching.md describes the keys, the
+//! invariants and what happens on each failure.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::config::RedisConfig;
+use crate::domain::event::NewEvent;
+use crate::domain::period::PeriodKey;
+use crate::domain::ranking::RankedEntry;
+use crate::store::{
+    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+};
+
+mod codec;
+mod health;
+mod maintain;
+mod ops;
+#[cfg(test)]
+mod protocol_tests;
+mod rebuild;
+mod scripts;
+mod write;
+
+use health::Health;
+use ops::{CacheError, Ops};
+pub use rebuild::RebuildReport;
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub url: String,
+    /// Every key starts with it, so deployments can share one Redis.
+    pub key_prefix: String,
+    /// How often each instance checks Redis; an outage is noticed within about this.
+    pub poll_interval: Duration,
+    /// Bound on one Redis call on the request path.
+    pub op_timeout: Duration,
+    /// Bound on one Redis call of a rebuild (they carry up to a page of users).
+    pub build_op_timeout: Duration,
+    /// How long a write whose Redis update failed keeps trying to invalidate the cache
+    /// before answering anyway. Longer than a maintainer round (`poll_interval` plus two
+    /// calls), so an outage it could not get through is one every instance noticed.
+    pub invalidate_budget: Duration,
+    /// A write announced to Redis that has not reported after this is presumed lost
+    /// (its instance died), and the cache is invalidated.
+    pub write_deadline: Duration,
+    /// How long a write that found its event already stored waits for another write of
+    /// the same user to report, before presuming that write's instance died between
+    /// the store and Redis (the store has the event, the cache may not).
+    pub orphan_wait: Duration,
+    /// No rebuild may finish within this of an invalidation, so every instance that saw
+    /// an outage has come back and invalidated before a new generation is trusted.
+    pub settle: Duration,
+    /// The rebuild lock expires after this unless renewed (a builder that died).
+    pub build_lease: Duration,
+    /// Users per store read during a rebuild.
+    pub build_page: u32,
+}
+
+impl CacheConfig {
+    pub fn new(redis: &RedisConfig) -> CacheConfig {
+        CacheConfig {
+            url: redis.url.clone(),
+            key_prefix: redis.key_prefix.clone(),
+            poll_interval: Duration::from_millis(250),
+            op_timeout: Duration::from_millis(300),
+            build_op_timeout: Duration::from_secs(10),
+            invalidate_budget: Duration::from_millis(1500),
+            write_deadline: Duration::from_secs(10),
+            orphan_wait: Duration::from_secs(1),
+            settle: Duration::from_millis(1500),
+            build_lease: Duration::from_secs(15),
+            build_page: 500,
+        }
+    }
+}
+
+/// What the maintainer, the writers and the readers share.
+struct Shared {
+    store: Arc<dyn Store>,
+    ops: Ops,
+    health: Health,
+    config: CacheConfig,
+}
+
+impl Shared {
+    fn connect(store: Arc<dyn Store>, config: CacheConfig) -> anyhow::Result<Shared> {
+        let client = redis::Client::open(config.url.as_str()).context("REDIS_URL")?;
+        // Lazy: the service starts (degraded) even while Redis is down.
+        let manager = redis::aio::ConnectionManager::new_lazy_with_config(
+            client,
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.op_timeout))
+                .set_response_timeout(Some(config.build_op_timeout))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(20))
+                .set_max_delay(Duration::from_millis(100)),
+        )
+        .context("cannot set up the Redis connection")?;
+        Ok(Shared {
+            ops: Ops::new(manager, &config),
+            store,
+            health: Health::new(),
+            config,
+        })
+    }
+
+    /// Runs a cache read; `None` sends the caller to the store.
+    async fn read<T>(
+        &self,
+        op: &'static str,
+        read: impl std::future::Future<Output = Result<Option<T>, CacheError>>,
+    ) -> Option<T> {
+        if !self.health.serving() {
+            metrics::counter!("cache_fallbacks_total", "op" => op).increment(1);
+            return None;
+        }
+        match read.await {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => {
+                metrics::counter!("cache_fallbacks_total", "op" => op).increment(1);
+                None
+            }
+            Err(e) => {
+                self.health.failed(op, &e);
+                metrics::counter!("cache_fallbacks_total", "op" => op).increment(1);
+                None
+            }
+        }
+    }
+}
+
+pub struct CachedStore {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    maintainer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl CachedStore {
+    /// Wraps `store` and starts the task that watches Redis and rebuilds the cache.
+    pub fn start(store: Arc<dyn Store>, config: CacheConfig) -> anyhow::Result<CachedStore> {
+        tracing::info!(prefix = %config.key_prefix, "caching totals and leaderboards in Redis");
+        let shared = Arc::new(Shared::connect(store, config)?);
+        let (stop, stopped) = watch::channel(false);
+        let maintainer = tokio::spawn(maintain::run(shared.clone(), stopped));
+        Ok(CachedStore {
+            shared,
+            stop,
+            maintainer: Mutex::new(Some(maintainer)),
+        })
+    }
+}
+
+/// Rebuilds the cache of `config` from `store` now, replacing the live generation when
+/// done (the `rebuild-cache` command). Fails if another rebuild holds the lock.
+pub async fn rebuild_now(
+    store: Arc<dyn Store>,
+    config: CacheConfig,
+) -> anyhow::Result<RebuildReport> {
+    let shared = Shared::connect(store, config)?;
+    let run_id = shared.ops.run_id().await.context("cannot reach Redis")?;
+    shared.ops.probe(run_id.as_deref()).await?;
+    shared
+        .health
+        .advance(health::Trust::Starting, health::Trust::Trusted);
+    rebuild::run(&shared, run_id.as_deref())
+        .await?
+        .ok_or_else(|| anyhow!("another rebuild is running; it replaces the cache when done"))
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Its own task: a client hanging up must not stop the Redis update half-way
+        // after the store committed.
+        let shared = self.shared.clone();
+        tokio::spawn(async move { write::record(&shared, events).await })
+            .await
+            .map_err(|e| StoreError::Internal(anyhow!("write task failed: {e}")))?
+    }
+
+    async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
+        if range == TimeRange::default() {
+            let s = &self.shared;
+            if let Some(p) = s.read("user_points", s.ops.user_points(user_id)).await {
+                return Ok(p);
+            }
+        }
+        self.shared.store.user_points(user_id, range).await
+    }
+
+    async fn user_events(&self, query: HistoryQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.shared.store.user_events(query).await
+    }
+
+    async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError> {
+        // Per-type rankings are not kept in Redis; the overall one is the `all` board.
+        if query.event_type.is_none() {
+            let s = &self.shared;
+            let all = PeriodKey::all();
+            let board = s.ops.leaderboard(&all.key, query.limit, query.offset);
+            if let Some(rows) = s.read("top_users", board).await {
+                return Ok(rows
+                    .into_iter()
+                    .map(|e| UserTotal {
+                        user_id: e.user_id,
+                        points: e.points,
+                    })
+                    .collect());
+            }
+        }
+        self.shared.store.top_users(query).await
+    }
+
+    async fn leaderboard(
+        &self,
+        period: &PeriodKey,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedEntry>, StoreError> {
+        let s = &self.shared;
+        let board = s.ops.leaderboard(&period.key, limit, offset);
+        match s.read("leaderboard", board).await {
+            Some(rows) => Ok(rows),
+            None => s.store.leaderboard(period, limit, offset).await,
+        }
+    }
+
+    async fn standing(
+        &self,
+        period: &PeriodKey,
+        user_id: &str,
+        around: u32,
+    ) -> Result<Standing, StoreError> {
+        let s = &self.shared;
+        match s
+            .read("standing", s.ops.standing(&period.key, user_id, around))
+            .await
+        {
+            Some(standing) => Ok(standing),
+            None => s.store.standing(period, user_id, around).await,
+        }
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        let user_id = user_id.to_owned();
+        tokio::spawn(async move { write::delete_user(&shared, user_id).await })
+            .await
+            .map_err(|e| StoreError::Internal(anyhow!("erase task failed: {e}")))?
+    }
+
+    async fn daily_stats(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DailyTypeTotal>, StoreError> {
+        self.shared.store.daily_stats(from_ms, to_ms).await
+    }
+
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.shared.store.user_ids(after, limit).await
+    }
+
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.shared.store.user_counters(user_ids).await
+    }
+
+    async fn cache_status(&self) -> Option<bool> {
+        let s = &self.shared;
+        if !s.health.serving() {
+            return Some(false);
+        }
+        match s.ops.is_live().await {
+            Ok(live) => Some(live),
+            Err(e) => {
+                s.health.failed("status", &e);
+                Some(false)
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.shared.store.ping().await
+    }
+
+    async fn close(&self) {
+        let _ = self.stop.send(true);
+        let task = self
+            .maintainer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.shared.store.close().await;
+    }
+}

@@ -1,0 +1,284 @@
+//! The MongoDB store: the same ledger and counters as SQLite in three collections,
+//! one group-committing writer task, and reads straight from the driver's pool.
+//! With transactions (replica set, sharded cluster) each group commits atomically;
+//! on a standalone server writes are journaled and converge (see commit.rs).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use mongodb::bson::{doc, Document};
+use mongodb::options::{ClientOptions, DatabaseOptions, ReadConcern, TransactionOptions};
+use mongodb::{Client, Collection, Database};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::{MongoConfig, WriteConcern};
+use crate::domain::event::NewEvent;
+use crate::domain::period::PeriodKey;
+use crate::domain::ranking::RankedEntry;
+use crate::store::{
+    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+};
+
+mod commit;
+mod erase;
+mod error;
+mod export;
+mod ops;
+mod read;
+mod recovery;
+pub mod schema;
+mod stats;
+mod txn;
+mod writer;
+
+use error::to_store;
+pub use recovery::GRACE_MS as RECOVERY_GRACE_MS;
+use schema::EventDoc;
+
+/// Short, so that /readyz and requests answer quickly (503) while MongoDB is down.
+const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bounds a read the server is slow to answer (the driver has no socket timeout).
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Multi-document transactions are available (replica set or mongos).
+    Transactions,
+    /// A standalone server: pending marks and guarded counters instead.
+    Journal,
+}
+
+/// What the writer, recovery and reads share.
+pub(crate) struct Ctx {
+    client: Client,
+    db: Database,
+    events: Collection<EventDoc>,
+    mode: Mode,
+    /// `{w: ...}` for commands built by hand, which the database defaults do not reach.
+    write_concern: Document,
+    transaction: TransactionOptions,
+}
+
+pub struct MongoStore {
+    ctx: Arc<Ctx>,
+    writer: Mutex<Option<mpsc::Sender<writer::Command>>>,
+    writer_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl MongoStore {
+    /// Connects, creates the indexes, finishes writes an earlier run left unfinished and
+    /// starts the writer. Fails if MongoDB cannot be reached.
+    pub async fn open(config: &MongoConfig) -> anyhow::Result<MongoStore> {
+        let mut options = ClientOptions::parse(&config.url)
+            .await
+            .context("MONGO_URL: invalid connection string")?;
+        options
+            .app_name
+            .get_or_insert_with(|| "eventtracker".into());
+        options
+            .server_selection_timeout
+            .get_or_insert(SERVER_SELECTION_TIMEOUT);
+        options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
+        let client = Client::with_options(options)?;
+
+        let (write_concern, wc_doc) = match config.write_concern {
+            WriteConcern::Majority => (
+                mongodb::options::WriteConcern::majority(),
+                doc! { "w": "majority" },
+            ),
+            WriteConcern::Nodes(n) => (
+                mongodb::options::WriteConcern::nodes(n),
+                doc! { "w": i64::from(n) },
+            ),
+        };
+        let read_concern = match config.read_concern.as_str() {
+            "local" => ReadConcern::local(),
+            "available" => ReadConcern::available(),
+            "linearizable" => ReadConcern::linearizable(),
+            _ => ReadConcern::majority(),
+        };
+        // Transactions allow only local, majority or snapshot reads.
+        let transaction_read = match config.read_concern.as_str() {
+            "local" | "available" => ReadConcern::local(),
+            _ => ReadConcern::majority(),
+        };
+        let db = client.database_with_options(
+            &config.database,
+            DatabaseOptions::builder()
+                .write_concern(write_concern.clone())
+                .read_concern(read_concern)
+                .build(),
+        );
+        let mode = detect_mode(&db)
+            .await
+            .with_context(|| format!("cannot reach MongoDB (database {})", config.database))?;
+        schema::create_indexes(&db)
+            .await
+            .context("cannot create the MongoDB indexes")?;
+        let ctx = Arc::new(Ctx {
+            events: db.collection(schema::EVENTS),
+            client,
+            db,
+            mode,
+            write_concern: wc_doc,
+            transaction: TransactionOptions::builder()
+                .read_concern(transaction_read)
+                .write_concern(write_concern)
+                .build(),
+        });
+        tracing::info!(database = %config.database, ?mode, "connected to MongoDB");
+        if let Err(e) = recovery::run(&ctx, commit::wall_ms()).await {
+            // Not fatal: the writer retries periodically.
+            tracing::warn!(error = %e, "mongodb recovery at start failed");
+        }
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(writer::run(ctx.clone(), rx));
+        Ok(MongoStore {
+            ctx,
+            writer: Mutex::new(Some(tx)),
+            writer_task: Mutex::new(Some(task)),
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<writer::Command>, StoreError> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(anyhow!("the store is shutting down")))
+    }
+
+    async fn send<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Unavailable(anyhow!("the writer has stopped")))?;
+        rx.await
+            .map_err(|_| StoreError::Internal(anyhow!("the writer dropped a request")))?
+    }
+
+    async fn read<T>(
+        &self,
+        f: impl std::future::Future<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(READ_TIMEOUT, f)
+            .await
+            .map_err(|_| error::timed_out("read"))?
+            .map_err(to_store)
+    }
+}
+
+/// Transactions need a replica set (`setName`) or a mongos (`msg: isdbgrid`).
+async fn detect_mode(db: &Database) -> mongodb::error::Result<Mode> {
+    let hello = match db.run_command(doc! { "hello": 1 }).await {
+        Ok(reply) => reply,
+        // Servers older than 4.4.2 know only the legacy name.
+        Err(_) => db.run_command(doc! { "isMaster": 1 }).await?,
+    };
+    let replica_set = hello.get_str("setName").is_ok();
+    let mongos = hello.get_str("msg") == Ok("isdbgrid");
+    Ok(if replica_set || mongos {
+        Mode::Transactions
+    } else {
+        Mode::Journal
+    })
+}
+
+#[async_trait]
+impl Store for MongoStore {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.send(|reply| writer::Command::Record { events, reply })
+            .await
+    }
+
+    async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
+        self.read(read::user_points(&self.ctx.db, user_id, range))
+            .await
+    }
+
+    async fn user_events(&self, query: HistoryQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(read::user_events(&self.ctx.db, &query)).await
+    }
+
+    async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError> {
+        self.read(read::top_users(&self.ctx.db, &query)).await
+    }
+
+    async fn leaderboard(
+        &self,
+        period: &PeriodKey,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<RankedEntry>, StoreError> {
+        self.read(read::leaderboard(&self.ctx.db, &period.key, limit, offset))
+            .await
+    }
+
+    async fn standing(
+        &self,
+        period: &PeriodKey,
+        user_id: &str,
+        around: u32,
+    ) -> Result<Standing, StoreError> {
+        self.read(read::standing(&self.ctx.db, &period.key, user_id, around))
+            .await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let user_id = user_id.to_owned();
+        self.send(|reply| writer::Command::DeleteUser { user_id, reply })
+            .await
+    }
+
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(export::user_ids(&self.ctx.db, after, limit))
+            .await
+    }
+
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.read(export::user_counters(&self.ctx.db, &user_ids))
+            .await
+    }
+
+    async fn daily_stats(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DailyTypeTotal>, StoreError> {
+        self.read(stats::daily_stats(&self.ctx.db, from_ms, to_ms))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.sender()?;
+        self.read(async { self.ctx.db.run_command(doc! { "ping": 1 }).await.map(drop) })
+            .await
+    }
+
+    async fn close(&self) {
+        // Dropping the last sender lets the writer finish what is queued and exit.
+        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let task = self
+            .writer_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "mongodb writer task failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Finishing writes that a crash or a lost connection cut short: events still marked
+//! pending get their points counted exactly once, and interrupted erasures complete.
+//! Runs at start and then periodically from the writer task.
+
+use futures_util::FutureExt;
+use mongodb::bson::{doc, Document};
+use mongodb::error::Result;
+use mongodb::options::FindOptions;
+use mongodb::ClientSession;
+
+use super::commit::{self, Applied};
+use super::ops::{self, find_all};
+use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
+use super::{erase, txn};
+use super::{Ctx, Mode};
+
+/// Writes younger than this may still be in the hands of a live writer (this process's
+/// or another's), which finishes or gives up well within it (the writer's timeout).
+/// Recovering them concurrently could count a batch twice, so they are left alone.
+pub const GRACE_MS: i64 = 60_000;
+
+/// Bounds one pass, so the writer gets back to new requests; the next pass continues.
+const MAX_BATCHES_PER_PASS: usize = 200;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub batches: usize,
+    pub events: usize,
+    pub deletions: usize,
+}
+
+/// Finishes everything left unfinished before `now_ms - GRACE_MS`.
+pub async fn run(ctx: &Ctx, now_ms: i64) -> Result<Recovered> {
+    let cutoff = now_ms - GRACE_MS;
+    let mut done = Recovered::default();
+    let deletions = ctx.db.collection::<Document>(DELETIONS);
+    let stale: Vec<Document> = find_all(
+        &deletions,
+        doc! { "at_ms": { "$lt": cutoff } },
+        FindOptions::default(),
+        None,
+    )
+    .await?;
+    for marker in stale {
+        let Ok(user_id) = marker.get_str("_id") else {
+            continue;
+        };
+        erase::delete_user(ctx, user_id).await?;
+        deletions.delete_one(doc! { "_id": user_id }).await?;
+        done.deletions += 1;
+    }
+    let events = ctx.db.collection::<Document>(EVENTS);
+    while done.batches < MAX_BATCHES_PER_PASS {
+        let oldest = events
+            .find_one(doc! {
+                "pending.batch": { "$exists": true },
+                "pending.at_ms": { "$lt": cutoff },
+            })
+            .projection(doc! { "pending.batch": 1 })
+            .await?;
+        let Some(batch) = oldest
+            .as_ref()
+            .and_then(|d| d.get_document("pending").ok())
+            .and_then(|p| p.get_str("batch").ok())
+        else {
+            break;
+        };
+        done.events += recover_batch(ctx, batch).await?;
+        done.batches += 1;
+    }
+    if done != Recovered::default() {
+        tracing::warn!(
+            batches = done.batches,
+            events = done.events,
+            deletions = done.deletions,
+            "finished writes that were cut short"
+        );
+    }
+    Ok(done)
+}
+
+/// Counts the still-pending events of `batch` into every counter document that does
+/// not yet hold the batch, then retires it. Returns how many events were pending.
+async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
+    match ctx.mode {
+        Mode::Journal => {
+            let events = pending_events(ctx, batch, None).await?;
+            let deltas = deltas_of(&events);
+            commit::apply_guarded(ctx, &deltas, batch).await?;
+            commit::finish(
+                ctx,
+                &Applied {
+                    batch: batch.to_owned(),
+                    event_ids: events.iter().map(|e| e.id.clone()).collect(),
+                    total_ids: deltas.total_ids(),
+                    period_ids: deltas.period_ids(),
+                },
+            )
+            .await?;
+            Ok(events.len())
+        }
+        // A batch left by an earlier run without transactions (the server became a
+        // replica set since): one transaction does it all, so concurrent instances
+        // recovering the same batch conflict instead of counting it twice.
+        Mode::Transactions => {
+            txn::in_transaction(ctx, &(ctx, batch), |s, (ctx, batch)| {
+                recover_in(ctx, s, batch).boxed()
+            })
+            .await
+        }
+    }
+}
+
+async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usize> {
+    let events = pending_events(ctx, batch, Some(&mut *s)).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let deltas = deltas_of(&events);
+    let (total_ids, period_ids) = (deltas.total_ids(), deltas.period_ids());
+    let holding = |ids: &[String]| doc! { "_id": { "$in": ids }, GUARD: batch };
+    let ids_only = FindOptions::builder().projection(doc! { "_id": 1 }).build();
+    let totals = ctx.db.collection::<Document>(TOTALS);
+    let periods = ctx.db.collection::<Document>(PERIODS);
+    let done_totals = ids_of(
+        find_all(
+            &totals,
+            holding(&total_ids),
+            ids_only.clone(),
+            Some(&mut *s),
+        )
+        .await?,
+    );
+    let done_periods =
+        ids_of(find_all(&periods, holding(&period_ids), ids_only, Some(&mut *s)).await?);
+    let rest = deltas.without(&done_totals, &done_periods);
+    for (coll, statements) in [
+        (TOTALS, rest.total_updates(None, true)),
+        (PERIODS, rest.period_updates(None, true)),
+    ] {
+        if !ops::update(ctx, coll, &statements, Some(&mut *s))
+            .await?
+            .is_empty()
+        {
+            return Err(txn::conflict("counter created concurrently"));
+        }
+    }
+    ctx.events
+        .update_many(
+            doc! { "pending.batch": batch },
+            doc! { "$unset": { "pending": "" } },
+        )
+        .session(&mut *s)
+        .await?;
+    let pull = doc! { "$pull": { GUARD: batch } };
+    totals
+        .update_many(doc! { "_id": { "$in": &total_ids } }, pull.clone())
+        .session(&mut *s)
+        .await?;
+    periods
+        .update_many(doc! { "_id": { "$in": &period_ids } }, pull)
+        .session(s)
+        .await?;
+    Ok(events.len())
+}
+
+async fn pending_events(
+    ctx: &Ctx,
+    batch: &str,
+    session: Option<&mut ClientSession>,
+) -> Result<Vec<EventDoc>> {
+    find_all(
+        &ctx.events,
+        doc! { "pending.batch": batch },
+        FindOptions::default(),
+        session,
+    )
+    .await
+}
+
+fn deltas_of(events: &[EventDoc]) -> Deltas {
+    let mut deltas = Deltas::default();
+    for e in events {
+        deltas.add(&e.user_id, &e.event_type, e.ts_ms, e.points);
+    }
+    deltas
+}
+
+fn ids_of(docs: Vec<Document>) -> Vec<String> {
+    docs.iter()
+        .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+        .collect()
+}

@@ -1,0 +1,165 @@
+//! The writer task: drains the request channel and commits every event waiting at that
+//! moment together (one insert and one counter update for all of them), so concurrent
+//! requests share round trips. Each request is answered once MongoDB acknowledged its
+//! write at the configured write concern. Between requests it runs recovery passes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::commit::{self, wall_ms};
+use super::error::{timed_out, to_store};
+use super::{erase, recovery, Ctx};
+use crate::domain::event::NewEvent;
+use crate::store::{RecordOutcome, StoreError};
+
+/// Upper bound of events in one group commit, so a flood of batches cannot make one
+/// commit (and the latency of everyone in it) arbitrarily long.
+const MAX_EVENTS_PER_COMMIT: usize = 5_000;
+/// A write that takes longer is reported unavailable; it stays well under
+/// [`recovery::GRACE_MS`] so recovery never races a write still in progress.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+const RECOVERY_EVERY: Duration = Duration::from_secs(30);
+
+pub enum Command {
+    Record {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>,
+    },
+    DeleteUser {
+        user_id: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+impl Command {
+    fn size(&self) -> usize {
+        match self {
+            Command::Record { events, .. } => events.len(),
+            Command::DeleteUser { .. } => 1,
+        }
+    }
+}
+
+type RecordReply = oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>;
+
+pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
+    let mut recovery =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECOVERY_EVERY, RECOVERY_EVERY);
+    recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Unbiased on purpose: under sustained load a request is always ready, and
+        // recovery must still get its turn.
+        tokio::select! {
+            first = rx.recv() => {
+                let Some(first) = first else { break };
+                let mut size = first.size();
+                let mut commands = vec![first];
+                while size < MAX_EVENTS_PER_COMMIT {
+                    match rx.try_recv() {
+                        Ok(cmd) => {
+                            size += cmd.size();
+                            commands.push(cmd);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                process(&ctx, commands).await;
+            }
+            _ = recovery.tick() => {
+                match tokio::time::timeout(WRITE_TIMEOUT * 3, recovery::run(&ctx, wall_ms())).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "mongodb recovery pass failed; retrying later"),
+                    Err(_) => tracing::warn!("mongodb recovery pass timed out; retrying later"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs of record requests commit as one group; an erasure runs on its own, in order.
+async fn process(ctx: &Ctx, commands: Vec<Command>) {
+    let mut group: Vec<(Vec<NewEvent>, RecordReply)> = Vec::new();
+    for cmd in commands {
+        match cmd {
+            Command::Record { events, reply } => group.push((events, reply)),
+            Command::DeleteUser { user_id, reply } => {
+                record_group(ctx, std::mem::take(&mut group)).await;
+                let result = tokio::time::timeout(WRITE_TIMEOUT, erase::delete_user(ctx, &user_id))
+                    .await
+                    .map_err(|_| timed_out("erasure"))
+                    .and_then(|r| r.map_err(to_store));
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "mongodb erasure failed");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+    record_group(ctx, group).await;
+}
+
+async fn record_group(ctx: &Ctx, group: Vec<(Vec<NewEvent>, RecordReply)>) {
+    if group.is_empty() {
+        return;
+    }
+    let all: Vec<&NewEvent> = group.iter().flat_map(|(events, _)| events).collect();
+    metrics::histogram!("store_commit_batch_events").record(all.len() as f64);
+
+    // A repeat inside the group counts once and points at the first occurrence.
+    let mut first_of: HashMap<(&str, String), usize> = HashMap::new();
+    let mut unique: Vec<&NewEvent> = Vec::new();
+    let slots: Vec<Result<usize, usize>> = all
+        .iter()
+        .map(
+            |e| match first_of.entry((e.user_id.as_str(), e.dedup_key())) {
+                std::collections::hash_map::Entry::Occupied(o) => Err(*o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(unique.len());
+                    unique.push(e);
+                    Ok(unique.len() - 1)
+                }
+            },
+        )
+        .collect();
+
+    let committed = match tokio::time::timeout(WRITE_TIMEOUT, commit::record(ctx, &unique)).await {
+        Ok(Ok(c)) => c,
+        failed => {
+            let err = || match &failed {
+                Ok(Err(e)) => to_store(e.clone()),
+                _ => timed_out("group commit"),
+            };
+            tracing::error!(error = %err(), events = all.len(), "mongodb group commit failed");
+            for (_, reply) in group {
+                let _ = reply.send(Err(err()));
+            }
+            return;
+        }
+    };
+
+    let mut outcomes = slots.into_iter().map(|slot| match slot {
+        Ok(i) => committed.outcomes[i].clone(),
+        Err(first) => match &committed.outcomes[first] {
+            RecordOutcome::Created { id, .. } | RecordOutcome::Duplicate { id } => {
+                RecordOutcome::Duplicate { id: id.clone() }
+            }
+        },
+    });
+    for (events, reply) in group {
+        // A dropped receiver is a client that went away; its write still stands.
+        let _ = reply.send(Ok(outcomes.by_ref().take(events.len()).collect()));
+    }
+    if let Some(applied) = committed.cleanup {
+        // Clients have their answers; a failure here only leaves work for recovery.
+        match tokio::time::timeout(WRITE_TIMEOUT, commit::finish(ctx, &applied)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "mongodb batch cleanup failed; recovery will finish it")
+            }
+            Err(_) => tracing::warn!("mongodb batch cleanup timed out; recovery will finish it"),
+        }
+    }
+}

@@ -1,0 +1,736 @@
+//! The dashboard: its files and the stats endpoint over HTTP, then the pages themselves
+//! in headless Chromium (driven through chromedriver) against a server with known data.
+//! Screenshots land in target/e2e-screenshots/.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{spawn_app, spawn_app_with, Options, TestApp};
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+
+const DAY_MS: i64 = 86_400_000;
+const READ_KEY: &str = "dash_read";
+const INGEST_KEY: &str = "dash_ingest";
+const SHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/e2e-screenshots");
+
+// ---------------------------------------------------------------- over HTTP only
+
+async fn fetch(app: &TestApp, path: &str) -> (u16, String, String) {
+    let r = app.client.get(app.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, ct.unwrap_or_default(), r.text().await.unwrap())
+}
+
+/// Asset names after each `marker` up to `end` (how the page and modules name them).
+fn references(text: &str, marker: &str, end: char) -> Vec<String> {
+    text.split(marker)
+        .skip(1)
+        .filter_map(|rest| rest.split(end).next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_page_and_every_asset_it_loads_are_served_with_their_types() {
+    let app = spawn_app().await;
+    let (_, _, index) = fetch(&app, "/dashboard").await;
+    for path in ["/", "/dashboard"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        assert_eq!(r.text().await.unwrap(), index, "{path} is the same page");
+    }
+    // Follow the page's links and the modules' imports, so a file left out of the
+    // binary's table fails here rather than in a browser.
+    let mut pending = references(&index, "/dashboard/assets/", '"');
+    let mut seen = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let (status, ct, body) = fetch(&app, &format!("/dashboard/assets/{name}")).await;
+        assert_eq!(status, 200, "{name}");
+        let want = match name.rsplit('.').next().unwrap() {
+            "js" => "text/javascript; charset=utf-8",
+            "css" => "text/css; charset=utf-8",
+            "svg" => "image/svg+xml",
+            other => panic!("unexpected asset type {other}"),
+        };
+        assert_eq!(ct, want, "{name}");
+        if name.ends_with(".js") {
+            pending.extend(references(&body, "from './", '\''));
+        }
+    }
+    for name in [
+        "main.js",
+        "chart.js",
+        "leaderboard.js",
+        "trends.js",
+        "user.js",
+        "types.js",
+        "style.css",
+    ] {
+        assert!(
+            seen.contains(name),
+            "{name} not reached from the page: {seen:?}"
+        );
+    }
+    assert_eq!(fetch(&app, "/dashboard/assets/nope.js").await.0, 404);
+    assert_eq!(
+        fetch(&app, "/dashboard/assets/..%2FCargo.toml").await.0,
+        404
+    );
+}
+
+async fn seed_fixed_days(app: &TestApp) {
+    let e =
+        |user: &str, t: &str, ts: &str| json!({"user_id": user, "event_type": t, "timestamp": ts});
+    let body = app
+        .batch(vec![
+            e("dave", "LOGIN", "2025-02-28T23:59:59.999Z"),
+            e("alice", "PURCHASE", "2025-03-01T00:00:00Z"),
+            e("alice", "LOGIN", "2025-03-01T12:00:00Z"),
+            e("bob", "PURCHASE", "2025-03-01T23:59:59.999Z"),
+            e("alice", "REVIEW", "2025-03-02T00:00:00Z"),
+            e("carol", "ABUSE_REPORTED", "2025-03-03T08:00:00Z"),
+            e("carol", "PURCHASE", "2025-03-04T00:00:00Z"),
+        ])
+        .await;
+    assert_eq!(body["created"], 7, "{body}");
+}
+
+#[tokio::test]
+async fn daily_stats_sum_each_utc_day_and_type() {
+    let app = spawn_app().await;
+    seed_fixed_days(&app).await;
+    let t = |events: i64, points: i64| json!({"events": events, "points": points});
+
+    let (status, body) = app
+        .get("/v1/stats/daily?from=2025-03-01&to=2025-03-04")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "from": "2025-03-01T00:00:00.000Z",
+            "to": "2025-03-04T00:00:00.000Z",
+            "days": [
+                {"date": "2025-03-01", "by_type": {"LOGIN": t(1, 1), "PURCHASE": t(2, 20)}},
+                {"date": "2025-03-02", "by_type": {"REVIEW": t(1, 5)}},
+                {"date": "2025-03-03", "by_type": {"ABUSE_REPORTED": t(1, -20)}},
+            ]
+        })
+    );
+
+    // A time as `to` keeps its day; days without events are listed, empty.
+    let (_, body) = app
+        .get("/v1/stats/daily?from=2025-02-27T18:00:00Z&to=2025-03-01T00:00:00.001Z")
+        .await;
+    assert_eq!(body["from"], "2025-02-27T00:00:00.000Z");
+    assert_eq!(body["to"], "2025-03-02T00:00:00.000Z");
+    let dates: Vec<_> = body["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["date"].clone())
+        .collect();
+    assert_eq!(dates, ["2025-02-27", "2025-02-28", "2025-03-01"]);
+    assert_eq!(body["days"][0]["by_type"], json!({}));
+    assert_eq!(body["days"][1]["by_type"], json!({"LOGIN": t(1, 1)}));
+
+    // By default: the 30 UTC days ending today by the server's clock.
+    app.clock.set(1_740_960_000_000 + 15 * 3_600_000); // 2025-03-03T15:00Z
+    let (_, body) = app.get("/v1/stats/daily").await;
+    let days = body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days[0]["date"], "2025-02-02");
+    assert_eq!(days[29]["date"], "2025-03-03");
+    let events: i64 = days
+        .iter()
+        .flat_map(|d| d["by_type"].as_object().unwrap().values())
+        .map(|t| t["events"].as_i64().unwrap())
+        .sum();
+    assert_eq!(events, 6, "the 2025-03-04 event is after today");
+}
+
+#[tokio::test]
+async fn daily_stats_reject_bad_windows_by_name() {
+    let app = spawn_app().await;
+    let field = |body: &Value| {
+        body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    for (query, name) in [
+        ("from=2025-03-02&to=2025-03-01", "to"),
+        ("from=2024-01-01&to=2025-01-02", "from"),
+        ("from=yesterday", "from"),
+        ("to=2025-13-01", "to"),
+    ] {
+        let (status, body) = app.get(&format!("/v1/stats/daily?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(field(&body), name, "{query}: {body}");
+    }
+    // 366 days is the most one request may span (a leap year).
+    let (status, body) = app
+        .get("/v1/stats/daily?from=2024-01-01&to=2025-01-01")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["days"].as_array().unwrap().len(), 366);
+}
+
+#[tokio::test]
+async fn with_keys_the_page_is_open_and_the_stats_need_the_read_role() {
+    let app = keyed_app().await;
+    assert_eq!(fetch(&app, "/").await.0, 200);
+    assert_eq!(fetch(&app, "/dashboard/assets/main.js").await.0, 200);
+    let status = |key: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/v1/stats/daily"));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some(INGEST_KEY)).await, 403);
+    assert_eq!(status(Some(READ_KEY)).await, 200);
+}
+
+async fn keyed_app() -> TestApp {
+    let keys = format!("{READ_KEY}:read,{INGEST_KEY}:ingest");
+    spawn_app_with(Options {
+        env: vec![("API_KEYS".into(), keys)],
+        ..Default::default()
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- in a browser
+
+/// Chromium and chromedriver, or `None` (skipped visibly; under CI=true a failure).
+fn browser_paths() -> Option<(PathBuf, PathBuf)> {
+    let from_env =
+        |var: &str, default: &str| PathBuf::from(std::env::var(var).unwrap_or(default.into()));
+    let chromium = from_env("CHROMIUM", "/usr/bin/chromium");
+    let driver = from_env("CHROMEDRIVER", "/usr/bin/chromedriver");
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    let why = format!(
+        "{} or {} is missing (scripts/install-browser.sh installs them)",
+        chromium.display(),
+        driver.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true needs the browser: {why}");
+    }
+    eprintln!("SKIPPED: the dashboard's browser test: {why}");
+    None
+}
+
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+    chromium: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start(chromium: PathBuf, driver: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start chromedriver");
+        Driver {
+            child,
+            port,
+            profile: tempfile::tempdir().expect("profile dir"),
+            chromium,
+        }
+    }
+
+    async fn session(&self) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
+                    format!("--user-data-dir={}", self.profile.path().display()),
+                ],
+            },
+        });
+        let caps = caps.as_object().unwrap().clone();
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return client,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no browser session from chromedriver: {e}"),
+            }
+        }
+    }
+}
+
+/// The browser, the server and the timestamps the data was recorded at.
+struct Page {
+    c: Client,
+    app: TestApp,
+    base_ms: i64,
+}
+
+impl Page {
+    async fn open(&self, route: &str) {
+        self.c
+            .goto(&self.app.url(&format!("/dashboard#/{route}")))
+            .await
+            .unwrap();
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.c.execute(script, vec![]).await.unwrap()
+    }
+
+    async fn shot(&self, name: &str) {
+        std::fs::create_dir_all(SHOTS).unwrap();
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(format!("{SHOTS}/{name}.png"), png).unwrap();
+    }
+
+    /// Evaluates `script` until it returns `want`; on timeout saves a screenshot and fails.
+    async fn wait_for(&self, what: &str, script: &str, want: Value) {
+        let deadline = Instant::now() + Duration::from_secs(25);
+        loop {
+            let got = self.js(script).await;
+            if got == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.shot(&format!("failed-{}", what.replace(' ', "-")))
+                    .await;
+                let status = self
+                    .js("return document.getElementById('status').textContent")
+                    .await;
+                panic!("{what}: got {got}, want {want} (status line: {status})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn ingest(&self, events: Vec<Value>) {
+        let r = self
+            .app
+            .client
+            .post(self.app.url("/v1/events/batch"))
+            .bearer_auth(INGEST_KEY)
+            .json(&json!({ "events": events }))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["rejected"], 0, "{body}");
+    }
+}
+
+/// The cells' text of the rows of the first table under `css`.
+fn rows(css: &str) -> String {
+    format!(
+        "return [...document.querySelectorAll('{css} tbody tr')]
+            .map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
+}
+
+/// Every visible cell of each table row sits on one line (a stylesheet rule that breaks
+/// table layout shows up here, not only in screenshots).
+const ROWS_ON_ONE_LINE: &str = "return [...document.querySelectorAll('tbody tr')].every(r =>
+    new Set([...r.cells].filter(c => c.getClientRects().length)
+        .map(c => Math.round(c.getBoundingClientRect().top))).size === 1)";
+
+const ALL_TIME: &[(&str, &str, &str)] = &[
+    ("1", "alice", "52"),
+    ("2", "bob", "23"),
+    ("3", "carol", "10"),
+    ("3", "erin", "10"),
+    ("5", "dave", "7"),
+];
+
+fn table(rows: &[(&str, &str, &str)]) -> Value {
+    json!(rows.iter().map(|(a, b, c)| [a, b, c]).collect::<Vec<_>>())
+}
+
+/// Known data: alice 25 events (52 points), bob 23, carol 10 over the last 3 weeks; erin
+/// on 2025-06-10 and dave 40 days ago, both outside the chart's default 30 days.
+async fn seed(p: &Page) {
+    let at =
+        |user: &str, t: &str, ms: i64| json!({"user_id": user, "event_type": t, "timestamp": ms});
+    let ago = |days: i64, hours: i64| p.base_ms - days * DAY_MS - hours * 3_600_000;
+    let mut events = Vec::new();
+    for k in 0..3 {
+        events.push(at("alice", "PURCHASE", ago(k, 0)));
+        events.push(at("carol", "PURCHASE", ago(k, 5)));
+        events.push(at("bob", "LOGIN", ago(k, 4)));
+    }
+    for k in 0..22 {
+        events.push(at("alice", "LOGIN", ago(k, 1)));
+    }
+    for k in 0..4 {
+        events.push(at("bob", "REVIEW", ago(k, 3)));
+    }
+    events.push(at("carol", "ABUSE_REPORTED", ago(0, 6)));
+    events.push(at("dave", "TEST_ONLY_QUEST", ago(40, 0)));
+    events.push(
+        json!({"user_id": "erin", "event_type": "REVIEW", "timestamp": "2025-06-10T09:00:00Z"}),
+    );
+    events.push(
+        json!({"user_id": "erin", "event_type": "REVIEW", "timestamp": "2025-06-10T10:00:00Z"}),
+    );
+    p.ingest(events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_data_in_a_real_browser() {
+    let Some((chromium, driver)) = browser_paths() else {
+        return;
+    };
+    let driver = Driver::start(chromium, &driver);
+    let c = driver.session().await;
+    let page = Page {
+        c: c.clone(),
+        app: keyed_app().await,
+        base_ms: common::now_ms() - 2 * 3_600_000,
+    };
+    // Close the browser whatever happens, then report the failure.
+    let result = AssertUnwindSafe(run(&page)).catch_unwind().await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn run(p: &Page) {
+    seed(p).await;
+    key_prompt_then_leaderboard(p).await;
+    paging_and_periods(p).await;
+    refreshes_in_place(p).await;
+    chart(p).await;
+    user_search(p).await;
+    event_types(p).await;
+    phone_layout(p).await;
+}
+
+async fn key_prompt_then_leaderboard(p: &Page) {
+    p.open("leaderboard?period=all").await;
+    p.wait_for(
+        "key prompt",
+        "return [document.getElementById('key-box').open,
+                 document.getElementById('status').textContent.includes('needs an API key')]",
+        json!([true, true]),
+    )
+    .await;
+    p.shot("key-prompt-desktop").await;
+    let input = p.c.find(Locator::Css("#key-input")).await.unwrap();
+    input.send_keys(READ_KEY).await.unwrap();
+    p.click("#key-form button[type=submit]").await;
+    p.wait_for("all-time board", &rows("#leaderboard"), table(ALL_TIME))
+        .await;
+    let stored = p
+        .js("return localStorage.getItem('eventtracker.apiKey')")
+        .await;
+    assert_eq!(stored, READ_KEY);
+}
+
+async fn paging_and_periods(p: &Page) {
+    p.open("leaderboard?period=all&limit=2").await;
+    p.wait_for("page 1", &rows("#leaderboard"), table(&ALL_TIME[..2]))
+        .await;
+    p.click("#leaderboard .pager button:last-child").await;
+    p.wait_for("page 2", &rows("#leaderboard"), table(&ALL_TIME[2..4]))
+        .await;
+    p.click("#leaderboard .pager button:last-child").await;
+    p.wait_for("page 3", &rows("#leaderboard"), table(&ALL_TIME[4..]))
+        .await;
+    let next_disabled =
+        "return document.querySelector('#leaderboard .pager button:last-child').disabled";
+    assert_eq!(p.js(next_disabled).await, json!(true));
+    p.click("#leaderboard .pager button:first-child").await;
+    p.wait_for(
+        "back to page 2",
+        &rows("#leaderboard"),
+        table(&ALL_TIME[2..4]),
+    )
+    .await;
+
+    // The date picker's day: only erin's two reviews.
+    p.open("leaderboard?period=day&at=2025-06-10").await;
+    p.wait_for(
+        "a past day",
+        "return [document.querySelector('.caption').textContent,
+                 document.querySelector('input[name=at]').value]",
+        json!(["Day 2025-06-10", "2025-06-10"]),
+    )
+    .await;
+    p.wait_for(
+        "a past day's board",
+        &rows("#leaderboard"),
+        table(&[("1", "erin", "10")]),
+    )
+    .await;
+    // Choosing a period in the menu updates the address and the board.
+    let select = p.c.find(Locator::Css("select[name=period]")).await.unwrap();
+    select.select_by_value("all").await.unwrap();
+    p.wait_for("period menu", &rows("#leaderboard"), table(ALL_TIME))
+        .await;
+    assert!(p
+        .c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("period=all"));
+}
+
+async fn refreshes_in_place(p: &Page) {
+    p.js("window.notReloaded = true; return null").await;
+    p.ingest(vec![
+        json!({"user_id": "bob", "event_type": "PURCHASE", "timestamp": p.base_ms - 7 * 3_600_000}),
+    ])
+    .await;
+    let mut board = ALL_TIME.to_vec();
+    board[1] = ("2", "bob", "33");
+    p.wait_for("periodic refresh", &rows("#leaderboard"), table(&board))
+        .await;
+    assert_eq!(
+        p.js("return window.notReloaded === true").await,
+        json!(true)
+    );
+    assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    p.shot("leaderboard-desktop").await;
+}
+
+async fn chart(p: &Page) {
+    p.click("#tabs a[data-view=trends]").await;
+    // One line per type with events in the 30 days, in the events file's order; dave's
+    // quest and erin's reviews are older.
+    let types = json!(["LOGIN", "PURCHASE", "REVIEW", "ABUSE_REPORTED"]);
+    for chart in ["#chart-points", "#chart-events"] {
+        let script = format!(
+            "return [...document.querySelectorAll('{chart} svg g.series')].map(g => g.dataset.type)"
+        );
+        p.wait_for(chart, &script, types.clone()).await;
+        let points = format!(
+            "return [...document.querySelectorAll('{chart} svg g.series')]
+                .map(g => g.querySelectorAll('circle').length)"
+        );
+        p.wait_for("a point per day", &points, json!([30, 30, 30, 30]))
+            .await;
+    }
+    let totals = json!([
+        ["PURCHASE", "7", "70"],
+        ["LOGIN", "25", "25"],
+        ["REVIEW", "4", "20"],
+        ["ABUSE_REPORTED", "1", "-20"],
+    ]);
+    p.wait_for("totals by type", &rows("#trends .by-type"), totals)
+        .await;
+    // A point's tooltip tells that day's numbers, as the API gives them.
+    let day = chrono::DateTime::from_timestamp_millis(p.base_ms)
+        .unwrap()
+        .format("%Y-%m-%d");
+    let stats: Value = (p.app.client.get(p.app.url(&format!(
+        "/v1/stats/daily?from={day}T00:00:00Z&to={day}T00:00:00.001Z"
+    ))))
+    .bearer_auth(READ_KEY)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let day_total = &stats["days"][0]["by_type"]["PURCHASE"];
+    let tooltip = format!(
+        "return [...document.querySelectorAll('#chart-points g.series[data-type=PURCHASE] title')]
+            .map(t => t.textContent).filter(t => t.startsWith('PURCHASE {day}:'))"
+    );
+    let want = format!(
+        "PURCHASE {day}: {} events, {} points",
+        day_total["events"], day_total["points"]
+    );
+    assert_eq!(p.js(&tooltip).await, json!([want]));
+    assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    p.shot("trends-desktop").await;
+}
+
+async fn user_search(p: &Page) {
+    p.click("#tabs a[data-view=user]").await;
+    let input = p.c.find(Locator::Css("input[name=id]")).await.unwrap();
+    input.send_keys("alice").await.unwrap();
+    p.click("form.search button").await;
+    p.wait_for(
+        "user cards",
+        "return [...document.querySelectorAll('#user .card strong')].map(s => s.textContent)",
+        json!(["52", "25", "#1"]),
+    )
+    .await;
+    p.wait_for(
+        "by type",
+        &rows("#user .by-type"),
+        json!([["PURCHASE", "3", "30"], ["LOGIN", "22", "22"]]),
+    )
+    .await;
+    let all_time = "return [...document.querySelectorAll('#user .ranks tr[data-period=all] td')].map(c => c.textContent)";
+    assert_eq!(p.js(all_time).await, json!(["All time", "#1", "52"]));
+    let history = "return [document.querySelectorAll('#user .history tbody tr').length,
+                           document.querySelector('#user .pager span').textContent,
+                           document.querySelector('#user .history tbody td:nth-child(2)').textContent]";
+    p.wait_for("history page 1", history, json!([20, "1–20", "PURCHASE"]))
+        .await;
+    assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    p.shot("user-desktop").await;
+    p.click("#user .pager button:last-child").await;
+    p.wait_for("history page 2", history, json!([5, "21–25", "LOGIN"]))
+        .await;
+    p.click("#user .pager button:first-child").await;
+    p.wait_for("history back", history, json!([20, "1–20", "PURCHASE"]))
+        .await;
+}
+
+async fn event_types(p: &Page) {
+    p.click("#tabs a[data-view=types]").await;
+    let script = "return [...document.querySelectorAll('#types tbody tr')]
+        .map(r => [r.cells[0].textContent, r.cells[1].textContent])";
+    let want = json!([
+        ["LOGIN", "1"],
+        ["PURCHASE", "10"],
+        ["REVIEW", "5"],
+        ["ABUSE_REPORTED", "-20"],
+        ["TEST_ONLY_QUEST", "7"]
+    ]);
+    p.wait_for("event types", script, want).await;
+    p.shot("types-desktop").await;
+}
+
+/// At 390x844 every view fits the width (nothing scrolls sideways but inside tables).
+async fn phone_layout(p: &Page) {
+    p.c.set_window_size(390, 844).await.unwrap();
+    let fits = "return [window.innerWidth <= 420, document.documentElement.scrollWidth <= window.innerWidth]";
+    for (route, ready, name) in [
+        (
+            "leaderboard?period=all",
+            "#leaderboard tbody tr",
+            "leaderboard",
+        ),
+        ("trends", "#chart-points g.series", "trends"),
+        ("user?id=alice", "#user .history tbody tr", "user"),
+        ("types", "#types tbody tr", "types"),
+    ] {
+        p.open(route).await;
+        let check = format!("return document.querySelectorAll('{ready}').length > 0");
+        p.wait_for(name, &check, json!(true)).await;
+        p.wait_for(&format!("{name} fits a phone"), fits, json!([true, true]))
+            .await;
+        assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true), "{name}");
+        p.shot(&format!("{name}-phone")).await;
+    }
+    let chart = "const box = document.getElementById('chart-points');
+        return box.querySelector('svg').getBoundingClientRect().width <= box.clientWidth + 1";
+    p.open("trends").await;
+    p.wait_for("chart fits", chart, json!(true)).await;
+}
+
+#[tokio::test]
+#[ignore]
+async fn tmp_bench_daily_stats() {
+    use eventtracker::domain::event::NewEvent;
+    use eventtracker::store::sqlite::{SqliteConfig, SqliteStore, Synchronous};
+    use eventtracker::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&SqliteConfig {
+        path: dir.path().join("b.db"),
+        synchronous: Synchronous::Normal,
+    })
+    .unwrap();
+    let now = 1_796_000_000_000i64;
+    let types = ["LOGIN", "PURCHASE", "REVIEW", "SIGNUP", "REFERRAL"];
+    let mut x: u64 = 7;
+    for b in 0..400 {
+        let events = (0..5000)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let n = b * 5000 + i;
+                NewEvent {
+                    id: format!("{n:024}"),
+                    user_id: format!("user{}", (x >> 33) % 100_000),
+                    event_type: types[((x >> 20) % 5) as usize].into(),
+                    ts_ms: now - ((x >> 11) % (365 * DAY_MS as u64)) as i64,
+                    event_id: Some(format!("e{n}")),
+                    properties: None,
+                    points: 5,
+                    received_ms: now,
+                }
+            })
+            .collect();
+        store.record(events).await.unwrap();
+    }
+    for days in [30, 366] {
+        let t = Instant::now();
+        let r = store.daily_stats(now - days * DAY_MS, now).await.unwrap();
+        eprintln!("{days} days: {} rows in {:?}", r.len(), t.elapsed());
+    }
+    store.close().await;
+}
