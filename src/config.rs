@@ -595,6 +595,27 @@ mod tests {
     }
 
     #[test]
+    fn api_keys_file_holds_one_entry_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(
+            &file,
+            "# ops keys\nk_file_read:read\n\nk_file_admin:admin+read\n",
+        )
+        .unwrap();
+        let c = Config::from_map(&map(&[
+            ("API_KEYS", "k_env:ingest"),
+            ("API_KEYS_FILE", file.to_str().unwrap()),
+        ]))
+        .unwrap();
+        let keys: Vec<&str> = c.auth.keys.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["k_env", "k_file_read", "k_file_admin"]);
+        assert!(c.auth.keys[2].roles.has(Role::Admin));
+        let e = Config::from_map(&map(&[("API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
+        assert_eq!(e.var, "API_KEYS_FILE");
+    }
+
+    #[test]
     fn env_files_layer_under_the_process_environment() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

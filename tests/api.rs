@@ -198,6 +198,29 @@ async fn malformed_wrong_type_and_oversized_bodies() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "invalid UTF-8");
+    let long_key = format!(
+        "{{\"{}\": 1, \"user_id\": \"k\", \"event_type\": \"LOGIN\", \"timestamp\": 1}}",
+        "k".repeat(1500)
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/users/events"))
+        .header("content-type", "application/json")
+        .body(long_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "unknown keys, however long, are ignored");
+    let huge = r#"{"user_id": "h", "event_type": "LOGIN", "timestamp": 1e400}"#;
+    let r = app
+        .client
+        .post(app.url("/v1/users/events"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a number beyond f64");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let r = app
         .client
@@ -208,6 +231,19 @@ async fn malformed_wrong_type_and_oversized_bodies() {
         .await
         .unwrap();
     assert!(r.status() == 400 || r.status() == 413, "{}", r.status());
+    let deep_object = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+    let r = app
+        .client
+        .post(app.url("/v1/users/events"))
+        .header("content-type", "application/json")
+        .body(deep_object)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "nesting beyond the parser's depth limit");
+    // Only the one valid event above was stored.
+    let (_, list) = app.get("/v1/users/events").await;
+    assert_eq!(list["data"], json!([{"userId": "k", "points": 1}]));
 }
 
 #[tokio::test]
