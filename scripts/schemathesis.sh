@@ -11,7 +11,9 @@ if ! command -v schemathesis >/dev/null 2>&1; then
     python3 -m pip install --quiet 'schemathesis==4.32.5'
 fi
 
-cargo build --quiet --bin eventtracker
+# The same target set as `cargo test --all-targets`, so its build is reused rather than
+# redone with the features the tests' dev-dependencies do not unify in.
+cargo build --quiet --all-targets
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 API_SERVER_HOST=127.0.0.1 API_SERVER_PORT="$port" SQLITE_PATH="$work/et.db" LOG_LEVEL=warn \
