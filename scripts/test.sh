@@ -38,6 +38,8 @@ export TEST_MONGO_URL="${TEST_MONGO_URL:-}" TEST_REDIS_URL="${TEST_REDIS_URL:-}"
 
 echo "== SQLite: unit and integration tests"
 cargo test --all-targets
+# The crash test reports what it checked; show it.
+cargo test --test crash -- --show-output
 
 echo "== Schemathesis against /openapi.json"
 scripts/schemathesis.sh
@@ -45,11 +47,11 @@ scripts/schemathesis.sh
 cross_store=(--test api --test ledger --test persistence --test multi_instance)
 if [[ -n "$TEST_REDIS_URL" ]]; then
     echo "== SQLite + Redis"
-    TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash
+    TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash -- --show-output
 fi
 if [[ -n "$TEST_MONGO_URL" ]]; then
     echo "== MongoDB"
-    TEST_BACKEND=mongo cargo test "${cross_store[@]}" --test crash
+    TEST_BACKEND=mongo cargo test "${cross_store[@]}" --test crash -- --show-output
     if [[ -n "$TEST_REDIS_URL" ]]; then
         echo "== MongoDB + Redis"
         TEST_BACKEND=mongo+redis cargo test "${cross_store[@]}" --test redis_cache
