@@ -342,10 +342,14 @@ impl Page {
     }
 
     /// Evaluates `script` until it returns `want`; on timeout saves a screenshot and fails.
+    /// A script error (an element not drawn yet) counts as not there yet.
     async fn wait_for(&self, what: &str, script: &str, want: Value) {
         let deadline = Instant::now() + Duration::from_secs(25);
         loop {
-            let got = self.js(script).await;
+            let got = match self.c.execute(script, vec![]).await {
+                Ok(v) => v,
+                Err(e) => Value::String(format!("script error: {e}")),
+            };
             if got == want {
                 return;
             }
