@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use mongodb::bson::{doc, Document};
-use mongodb::options::{ClientOptions, DatabaseOptions, ReadConcern, TransactionOptions};
+use mongodb::options::{
+    Acknowledgment, ClientOptions, DatabaseOptions, ReadConcern, TransactionOptions,
+};
 use mongodb::{Client, Collection, Database};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -86,14 +88,22 @@ impl MongoStore {
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
         let client = Client::with_options(options)?;
 
+        // `j: true` on every write: an acknowledged event must survive a crash of the
+        // server too, also on a standalone server, where `w` alone only means "in memory".
         let (write_concern, wc_doc) = match config.write_concern {
             WriteConcern::Majority => (
-                mongodb::options::WriteConcern::majority(),
-                doc! { "w": "majority" },
+                mongodb::options::WriteConcern::builder()
+                    .w(Acknowledgment::Majority)
+                    .journal(true)
+                    .build(),
+                doc! { "w": "majority", "j": true },
             ),
             WriteConcern::Nodes(n) => (
-                mongodb::options::WriteConcern::nodes(n),
-                doc! { "w": i64::from(n) },
+                mongodb::options::WriteConcern::builder()
+                    .w(Acknowledgment::Nodes(n))
+                    .journal(true)
+                    .build(),
+                doc! { "w": i64::from(n), "j": true },
             ),
         };
         let read_concern = match config.read_concern.as_str() {
