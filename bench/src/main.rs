@@ -52,7 +52,7 @@ struct Cli {
     /// Where latest.md and latest.json go (relative to the workspace root).
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
-    /// Record `perf` profiles of the server under scenarios 1 and 3 into this folder.
+    /// Record `perf` profiles of the server under scenarios 1 to 4 into this folder.
     #[arg(long)]
     perf: Option<PathBuf>,
 }

@@ -32,20 +32,18 @@ pub struct Binaries {
 /// Builds the server (root package) and the ceiling in release mode.
 pub fn build() -> anyhow::Result<Binaries> {
     let root = workspace_root();
-    for args in [
-        ["-p", "eventtracker", "--bin", "eventtracker"],
-        ["-p", "bench", "--bin", "ceiling"],
-    ] {
-        eprintln!("bench: cargo build --release {}", args.join(" "));
-        let status = Command::new(cargo())
-            .current_dir(&root)
-            .args(["build", "--release"])
-            .args(args)
-            .status()
-            .context("cannot run cargo")?;
-        if !status.success() {
-            bail!("cargo build --release {} failed", args.join(" "));
-        }
+    // One invocation for both packages: built separately, their dependencies resolve
+    // to different feature sets and every run would rebuild them.
+    let args = ["-p", "eventtracker", "-p", "bench", "--bins"];
+    eprintln!("bench: cargo build --release {}", args.join(" "));
+    let status = Command::new(cargo())
+        .current_dir(&root)
+        .args(["build", "--release"])
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release {} failed", args.join(" "));
     }
     let out = Command::new(cargo())
         .current_dir(&root)
@@ -170,6 +168,17 @@ impl Proc {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// Bytes the process has caused to be written to storage (`write_bytes` of
+    /// /proc/PID/io): WAL frames, checkpoints and the database file.
+    pub fn disk_writes(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/io", self.pid());
+        let io = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        io.lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("{path} has no write_bytes"))
+    }
+
     /// VmRSS and VmHWM (peak resident set) in MiB.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let path = format!("/proc/{}/status", self.pid());
@@ -227,7 +236,7 @@ impl Perf {
         Ok(Perf { child, data })
     }
 
-    /// Stops recording and writes `<data>.txt`: self time by symbol.
+    /// Stops recording and writes `<data>.txt`: self time by thread, library and symbol.
     pub fn finish(mut self) -> anyhow::Result<PathBuf> {
         // perf writes its data file on SIGINT; SIGKILL would lose it.
         Command::new("kill")
@@ -244,7 +253,7 @@ impl Perf {
                 "--percent-limit",
                 "0.5",
             ])
-            .args(["--sort", "dso,symbol", "-g", "none", "-i"])
+            .args(["--sort", "comm,dso,symbol", "-g", "none", "-i"])
             .arg(&self.data)
             .output()
             .context("cannot run perf report")?;

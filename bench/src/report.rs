@@ -49,6 +49,9 @@ pub struct Scenario {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     pub checks: Vec<Check>,
+    /// Writes scenarios: bytes the server wrote to storage per event recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_bytes_per_event: Option<f64>,
 }
 
 impl Scenario {
@@ -98,6 +101,7 @@ impl Scenario {
             ceiling,
             ratio,
             rate,
+            disk_bytes_per_event: None,
         }
     }
 }
@@ -356,6 +360,21 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
             .find_map(|sc| sc.server.timer_lag_p99_ms)
             .unwrap_or(0.0),
     );
+    let disk: Vec<String> = b
+        .scenarios
+        .iter()
+        .filter_map(|sc| {
+            let per = sc.disk_bytes_per_event?;
+            Some(format!("scenario {}: {:.1} KiB/event", sc.id, per / 1024.0))
+        })
+        .collect();
+    if !disk.is_empty() {
+        let _ = writeln!(
+            out,
+            "Server writes to storage (/proc/PID/io write_bytes): {}.\n",
+            disk.join(", ")
+        );
+    }
     for sc in &b.scenarios {
         for (who, st) in [("server", &sc.server), ("ceiling", &sc.ceiling)] {
             if let Some(e) = &st.first_error {

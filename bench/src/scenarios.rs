@@ -94,11 +94,7 @@ pub async fn run_backend(
         (3, "GET /v1/users/{id}/points", workload::points_get()),
     ];
     for (id, name, make) in cases {
-        // Profiles cover the two hot paths: single writes and point reads.
-        let perf = match &run.perf_dir {
-            Some(d) if id != 2 => Some(d.join(format!("{}-s{id}.data", b.name.replace('+', "-")))),
-            _ => None,
-        };
+        let perf = profile_path(run, &b.name, id);
         scenarios.push(pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await?);
     }
 
@@ -128,7 +124,7 @@ pub async fn run_backend(
             &server,
             shape,
             workload::leaderboard_get(),
-            None,
+            profile_path(run, &b.name, 4),
         )
         .await?,
     );
@@ -178,6 +174,12 @@ pub async fn run_backend(
     })
 }
 
+/// Where the server's profile of scenario `id` goes, when profiling.
+fn profile_path(run: &Run<'_>, backend: &str, id: u8) -> Option<PathBuf> {
+    let name = format!("{}-s{id}.data", backend.replace('+', "-"));
+    run.perf_dir.as_ref().map(|d| d.join(name))
+}
+
 /// The ceiling, then straight after it the server, under the same closed-loop load.
 #[allow(clippy::too_many_arguments)]
 async fn pair(
@@ -194,12 +196,18 @@ async fn pair(
     let c = closed_loop(ceiling.addr, shape, make.clone()).await;
     say(backend, format!("  ceiling: {}", line(&c)));
     let recorder = perf.map(|p| Perf::start(server.pid(), p)).transpose()?;
+    let (written, started) = (server.disk_writes()?, Instant::now());
     let s = closed_loop(server.addr, shape, make).await;
+    // Warm-up included: bytes over the whole phase, events at the measured rate.
+    let written = server.disk_writes()? - written;
+    let events = s.eps * started.elapsed().as_secs_f64();
     say(backend, format!("  server:  {}", line(&s)));
     if let Some(r) = recorder {
         say(backend, format!("  profile: {}", r.finish()?.display()));
     }
-    Ok(Scenario::new(id, name, s, c, None))
+    let mut scenario = Scenario::new(id, name, s, c, None);
+    scenario.disk_bytes_per_event = (events >= 1.0).then(|| written as f64 / events);
+    Ok(scenario)
 }
 
 /// Posts `batches` seed batches over a few connections; `make(i)` gives batch i and

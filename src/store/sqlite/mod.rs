@@ -162,6 +162,20 @@ impl SqliteStore {
             .map_err(|_| StoreError::Internal(anyhow!("the writer dropped a request")))?
     }
 
+    /// Runs a read whose cost is a few index lookups right here on the async thread:
+    /// handing it to the blocking pool costs two thread switches, several times the
+    /// query itself (the point-read profile in docs/benchmark.md). WAL readers do not
+    /// wait for the writer, so this does not block on writes.
+    fn read_now<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.take().map_err(|e| map_err(&e))?;
+        let result = f(&conn);
+        self.readers.give_back(conn);
+        result.map_err(|e| map_err(&e))
+    }
+
     /// Runs a read on a pooled connection off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -180,6 +194,11 @@ impl SqliteStore {
     }
 }
 
+/// Leaderboard pages ending within this many rows are read on the async thread.
+const INLINE_LEADERBOARD_ROWS: u64 = 1_000;
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const WAL_CHECKPOINT_PAGES: i64 = 8 * 1024;
+
 fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -189,6 +208,13 @@ fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connec
         Synchronous::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
+    // Ingest touches counter and index pages spread over every active user; with the
+    // default 2 MiB cache the writer spent its time re-reading them from the OS (see
+    // docs/benchmark.md). Negative means KiB.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    // Checkpoint every 32 MiB of WAL rather than 4 MiB: hot pages are copied back to the
+    // database file once per checkpoint however often they changed in between.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
@@ -228,6 +254,10 @@ impl Store for SqliteStore {
     }
 
     async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
+        if range.from_ms.is_none() && range.to_ms.is_none() {
+            // Counter rows only: O(event types), whatever the history.
+            return self.read_now(|c| read::user_points(c, user_id, range));
+        }
         let user_id = user_id.to_owned();
         self.read(move |c| read::user_points(c, &user_id, range))
             .await
@@ -247,6 +277,10 @@ impl Store for SqliteStore {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<RankedEntry>, StoreError> {
+        if offset + u64::from(limit) <= INLINE_LEADERBOARD_ROWS {
+            // A short walk of the rank index from its start.
+            return self.read_now(|c| read::leaderboard(c, &period.key, limit, offset));
+        }
         let key = period.key.clone();
         self.read(move |c| read::leaderboard(c, &key, limit, offset))
             .await
