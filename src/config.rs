@@ -32,6 +32,9 @@ pub struct Config {
     /// A `tracing` filter directive such as `info`.
     pub log_level: String,
     pub events_points_path: PathBuf,
+    /// `RULES_RELOAD_INTERVAL_SECS` (default 2): how often `events_points_path` is
+    /// checked for changes; `None` (0) leaves reloads to SIGHUP.
+    pub rules_reload_interval: Option<std::time::Duration>,
     pub app_env: AppEnv,
     pub sqlite: SqliteConfig,
     pub body_limit_bytes: usize,
@@ -280,6 +283,10 @@ impl Config {
             events_points_path: PathBuf::from(
                 get("EVENTS_POINTS_PATH").unwrap_or("config/events.yaml"),
             ),
+            rules_reload_interval: match number(&get, "RULES_RELOAD_INTERVAL_SECS", 2, 0)? {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
             app_env,
             sqlite: SqliteConfig {
                 path: PathBuf::from(get("SQLITE_PATH").unwrap_or("data/eventtracker.db")),

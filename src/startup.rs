@@ -15,6 +15,7 @@ use crate::domain::rules::{Rules, SharedRules};
 use crate::http::auth::Auth;
 use crate::http::limits::LimitedListener;
 use crate::http::{self, AppState, RouterOptions};
+use crate::rules_reload::Reloader;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -22,6 +23,8 @@ pub struct Application {
     listener: LimitedListener,
     router: axum::Router,
     state: AppState,
+    reloader: Reloader,
+    reload_interval: Option<std::time::Duration>,
 }
 
 /// Opens the store the configuration selects.
@@ -70,9 +73,16 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let rules = Rules::load(&config.events_points_path)?;
         let store = with_cache(open_store(&config).await?, &config)?;
+        let reloader = Reloader {
+            path: config.events_points_path.clone(),
+            rules: Arc::new(SharedRules::new(rules.clone())),
+            store: store.clone(),
+            clock: clock.clone(),
+        };
+        reloader.rules.replace(reloader.register(rules).await);
         let state = AppState {
             store,
-            rules: Arc::new(SharedRules::new(rules)),
+            rules: reloader.rules.clone(),
             clock,
             metrics: http::metrics::recorder()?,
         };
@@ -99,6 +109,8 @@ impl Application {
             listener: LimitedListener::new(listener, config.limits.max_connections),
             router,
             state,
+            reloader,
+            reload_interval: config.rules_reload_interval,
         })
     }
 
@@ -114,9 +126,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "listening");
+        let reload = tokio::spawn(self.reloader.run(self.reload_interval));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
+        reload.abort();
         self.state.store.close().await;
         tracing::info!("stopped");
         served.context("server error")

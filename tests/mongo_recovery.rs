@@ -41,6 +41,8 @@ fn event(id: &str, user: &str, event_type: &str, points: i64, ts: &str) -> NewEv
         event_id: None,
         properties: None,
         points,
+        base_points: points,
+        rules_version: Some(1),
         received_ms: common::now_ms(),
     }
 }

@@ -19,8 +19,8 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
+    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
 mod codec;
@@ -292,6 +292,19 @@ impl Store for CachedStore {
                 Some(false)
             }
         }
+    }
+
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError> {
+        self.shared.store.activate_rules(hash, text, now_ms).await
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.shared.store.rules_versions().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -39,7 +39,12 @@ pub struct NewEvent {
     pub event_id: Option<String>,
     /// The `properties` object as compact JSON text.
     pub properties: Option<String>,
+    /// Points awarded: what the rules give (`base_points`), less anything over a cap.
     pub points: i64,
+    /// Points the event type is worth under the rules that judged it.
+    pub base_points: i64,
+    /// The rules version that judged it; `None` before it was registered in the store.
+    pub rules_version: Option<i64>,
     pub received_ms: i64,
 }
 
@@ -178,6 +183,8 @@ pub fn validate_event(
             event_id,
             properties,
             points: t.points,
+            base_points: t.points,
+            rules_version: rules.version(),
             received_ms: now_ms,
         }),
         _ => Err(errors),

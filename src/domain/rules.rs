@@ -19,6 +19,24 @@ pub struct EventType {
 pub struct Rules {
     types: Vec<EventType>,
     index: HashMap<String, usize>,
+    /// The file as read, kept with the version in the store.
+    text: String,
+    /// SHA-256 of `text`, hex: the same file gives the same hash on every instance.
+    hash: String,
+    /// How the store registered this configuration; `None` until it is.
+    registered: Option<RulesVersion>,
+}
+
+/// One accepted configuration as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RulesVersion {
+    /// 1 for the first configuration the store saw, then one more per change.
+    pub version: i64,
+    /// SHA-256 of the file's bytes, hex.
+    pub hash: String,
+    #[serde(serialize_with = "crate::domain::time::serialize_millis")]
+    #[schema(value_type = String, format = DateTime)]
+    pub activated_at: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +129,36 @@ impl Rules {
                 points: raw.point,
             });
         }
-        Ok(Rules { types, index })
+        Ok(Rules {
+            types,
+            index,
+            hash: content_hash(text),
+            text: text.to_owned(),
+            registered: None,
+        })
+    }
+
+    /// The same rules, as the store registered them.
+    pub fn registered_as(mut self, version: RulesVersion) -> Rules {
+        self.registered = Some(version);
+        self
+    }
+
+    /// The version number, once registered.
+    pub fn version(&self) -> Option<i64> {
+        self.registered.as_ref().map(|v| v.version)
+    }
+
+    pub fn registered(&self) -> Option<&RulesVersion> {
+        self.registered.as_ref()
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     pub fn get(&self, name: &str) -> Option<&EventType> {
@@ -126,6 +173,14 @@ impl Rules {
     pub fn names(&self) -> Vec<&str> {
         self.types.iter().map(|t| t.name.as_str()).collect()
     }
+}
+
+pub fn content_hash(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn valid_name(name: &str) -> bool {

@@ -62,6 +62,11 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
 }
 
 /// Formats Unix milliseconds as an RFC 3339 UTC string with millisecond precision.
+/// `serialize_with` for millisecond fields that the API shows as RFC 3339.
+pub fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_millis(*ms))
+}
+
 pub fn format_millis(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -90,6 +90,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .merge(
             Router::new()
                 .route("/v1/event-types", get(ops::event_types))
+                .route("/v1/rules", get(ops::rules))
                 .route("/v1/users/{user_id}/points", get(users::points))
                 .route("/v1/users/{user_id}/events", get(users::history))
                 .route("/v1/leaderboard", get(leaderboard::leaderboard))

@@ -10,7 +10,7 @@ use super::{events, leaderboard, ops, stats, users};
 #[openapi(
     info(title = "EventTracker", description = "Records user events and awards points for them."),
     paths(
-        ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types,
+        ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types, ops::rules,
         events::record_event, events::record_batch, events::query_points,
         users::points, users::history, users::erase,
         leaderboard::leaderboard, leaderboard::standing,

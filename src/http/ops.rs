@@ -6,8 +6,9 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::error::ApiError;
 use super::AppState;
-use crate::domain::rules::EventType;
+use crate::domain::rules::{EventType, RulesVersion};
 
 #[utoipa::path(get, path = "/version", tag = "compatible",
     responses((status = 200, body = String, content_type = "text/plain", example = "v1")))]
@@ -83,14 +84,35 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[derive(Serialize, ToSchema)]
 pub struct EventTypes {
     data: Vec<EventType>,
+    /// The rules version these types belong to; null until the store registered it.
+    rules_version: Option<RulesVersion>,
 }
 
 #[utoipa::path(get, path = "/v1/event-types", tag = "events",
     responses((status = 200, body = EventTypes)))]
 pub async fn event_types(State(state): State<AppState>) -> axum::Json<EventTypes> {
+    let rules = state.rules.current();
     axum::Json(EventTypes {
-        data: state.rules.current().types().to_vec(),
+        data: rules.types().to_vec(),
+        rules_version: rules.registered().cloned(),
     })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RulesVersions {
+    /// Every configuration the store registered, newest first.
+    data: Vec<RulesVersion>,
+    /// The version this instance applies now.
+    current: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/rules", tag = "events",
+    responses((status = 200, body = RulesVersions)))]
+pub async fn rules(State(state): State<AppState>) -> Result<axum::Json<RulesVersions>, ApiError> {
+    Ok(axum::Json(RulesVersions {
+        data: state.store.rules_versions().await?,
+        current: state.rules.current().version(),
+    }))
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

@@ -85,7 +85,13 @@ pub struct HistoryEvent {
     event_id: Option<String>,
     event_type: String,
     timestamp: String,
+    /// Points awarded.
     points: i64,
+    /// What the event type was worth under the rules that judged it, before any cap.
+    base_points: i64,
+    /// The rules version that judged the event; null for events stored before
+    /// rules versions existed.
+    rules_version: Option<i64>,
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
     received_at: String,
@@ -165,6 +171,8 @@ pub async fn history(
             event_id: e.event_id,
             event_type: e.event_type,
             points: e.points,
+            base_points: e.base_points,
+            rules_version: e.rules_version,
         })
         .collect();
     Ok(axum::Json(HistoryResponse { data, next_cursor }))

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+pub use crate::domain::rules::RulesVersion;
 
 pub mod mongo;
 pub mod sqlite;
@@ -65,6 +66,10 @@ pub struct StoredEvent {
     pub points: i64,
     pub properties: Option<String>,
     pub received_ms: i64,
+    /// What the event type was worth before any cap; equals `points` when uncapped.
+    pub base_points: i64,
+    /// The rules version that judged the event (`None` if stored before versions).
+    pub rules_version: Option<i64>,
 }
 
 /// Position after which the next page of a user's history starts: history is ordered by
@@ -181,6 +186,19 @@ pub trait Store: Send + Sync + 'static {
     async fn cache_status(&self) -> Option<bool> {
         None
     }
+
+    /// Registers the configuration with this hash and text as the one in force: the
+    /// latest version when it has the same hash, otherwise a new version numbered one
+    /// more than the latest, activated at `now_ms`. Concurrent instances agree.
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError>;
+
+    /// Every registered configuration, newest first.
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError>;
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

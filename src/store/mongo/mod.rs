@@ -21,8 +21,8 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
+    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
 mod commit;
@@ -32,6 +32,7 @@ mod export;
 mod ops;
 mod read;
 mod recovery;
+mod rules;
 pub mod schema;
 mod stats;
 mod txn;
@@ -269,6 +270,20 @@ impl Store for MongoStore {
     ) -> Result<Vec<DailyTypeTotal>, StoreError> {
         self.read(stats::daily_stats(&self.ctx.db, from_ms, to_ms))
             .await
+    }
+
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError> {
+        self.read(rules::activate(&self.ctx.db, hash, text, now_ms))
+            .await
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.read(rules::versions(&self.ctx.db)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

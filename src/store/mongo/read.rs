@@ -140,6 +140,8 @@ pub async fn user_events(db: &Database, q: &HistoryQuery) -> Result<Vec<StoredEv
             points: e.points,
             properties: e.properties,
             received_ms: e.received_ms,
+            base_points: e.base_points.unwrap_or(e.points),
+            rules_version: e.rules_version,
         })
         .collect())
 }

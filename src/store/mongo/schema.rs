@@ -19,6 +19,8 @@ pub const TOTALS: &str = "type_totals";
 pub const PERIODS: &str = "period_points";
 /// Erasures begun but not known to be finished, `_id` the user id (no-transaction mode).
 pub const DELETIONS: &str = "pending_deletions";
+/// One document per rules version, `_id` the version number.
+pub const RULES: &str = "rules_versions";
 
 /// Field of counter documents listing the write batches already added into them, so
 /// that re-applying a batch after a crash is a no-op for documents it reached.
@@ -48,6 +50,11 @@ pub struct EventDoc {
     /// The `properties` object as the JSON text the client sent, like the SQLite store.
     pub properties: Option<String>,
     pub received_ms: i64,
+    /// Absent on events stored before rules versions existed (then equal to `points`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_points: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<i64>,
     /// Present while the event's points may not yet be in the counters (no-transaction
     /// mode only); removed once they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +81,8 @@ impl EventDoc {
             points: e.points,
             properties: e.properties.clone(),
             received_ms: e.received_ms,
+            base_points: Some(e.base_points),
+            rules_version: e.rules_version,
             pending,
         }
     }

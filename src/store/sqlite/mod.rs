@@ -14,12 +14,13 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
+    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
 mod export;
 mod read;
+mod rules;
 mod schema;
 mod stats;
 mod writer;
@@ -321,6 +322,28 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DailyTypeTotal>, StoreError> {
         self.read(move |c| stats::daily_stats(c, from_ms, to_ms))
             .await
+    }
+
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError> {
+        let (path, hash, text) = (self.readers.path.clone(), hash.to_owned(), text.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            rules::activate(&mut conn, &hash, &text, now_ms)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(anyhow!("rules task failed: {e}")))?
+        .map_err(|e| map_err(&e))
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.read(rules::versions).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

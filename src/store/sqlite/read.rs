@@ -60,7 +60,8 @@ pub fn user_events(c: &Connection, q: &HistoryQuery) -> rusqlite::Result<Vec<Sto
         }
     }
     let mut stmt = c.prepare_cached(
-        "SELECT id, event_id, event_type, ts_ms, points, properties, received_ms FROM events
+        "SELECT id, event_id, event_type, ts_ms, points, properties, received_ms,
+                COALESCE(base_points, points), rules_version FROM events
          WHERE user_id = ?1 AND (ts_ms, id) < (?2, ?3) AND ts_ms >= ?4
            AND (?5 IS NULL OR event_type = ?5)
          ORDER BY ts_ms DESC, id DESC LIMIT ?6",
@@ -84,6 +85,8 @@ pub fn user_events(c: &Connection, q: &HistoryQuery) -> rusqlite::Result<Vec<Sto
                 points: r.get(4)?,
                 properties: r.get(5)?,
                 received_ms: r.get(6)?,
+                base_points: r.get(7)?,
+                rules_version: r.get(8)?,
             })
         },
     )?;

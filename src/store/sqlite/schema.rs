@@ -33,6 +33,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (period, user_id)
     ) WITHOUT ROWID;
     CREATE INDEX period_points_rank ON period_points(period, points DESC, user_id);",
+    // 2: rules versions, and which version judged each event and what it was worth
+    // before caps. Events stored before this migration have NULL in both.
+    "ALTER TABLE events ADD COLUMN base_points INTEGER;
+    ALTER TABLE events ADD COLUMN rules_version INTEGER;
+    CREATE TABLE rules_versions (
+        version      INTEGER PRIMARY KEY,
+        hash         TEXT    NOT NULL,
+        content      TEXT    NOT NULL,
+        activated_ms INTEGER NOT NULL
+    );",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

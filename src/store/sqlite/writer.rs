@@ -197,8 +197,8 @@ fn insert_event(
     let dedup_key = e.dedup_key();
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (user_id, dedup_key) DO NOTHING",
         )?
         .execute(params![
@@ -210,7 +210,9 @@ fn insert_event(
             dedup_key,
             e.points,
             e.properties,
-            e.received_ms
+            e.received_ms,
+            e.base_points,
+            e.rules_version
         ])?;
     if inserted == 1 {
         deltas.add(e);

@@ -1,0 +1,181 @@
+//! Keeps the rules in force equal to `events.yaml`: the file is checked every
+//! `RULES_RELOAD_INTERVAL_SECS` and on SIGHUP. A changed file is validated, registered
+//! in the store as a new rules version, and only then swapped in whole; an invalid one
+//! is logged (naming the file and the entry), counted, and the version in force stays.
+//!
+//! Polling the content hash rather than watching inotify events works the same on
+//! every file system, on bind mounts, and for Kubernetes ConfigMaps, which are
+//! replaced through a symlink swap that file watchers easily miss.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::domain::rules::{content_hash, Rules, SharedRules};
+use crate::store::Store;
+
+/// A file seen changing is read again after this long and used only if unchanged, so
+/// an editor's half-written save is not taken for the new configuration.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub struct Reloader {
+    pub path: PathBuf,
+    pub rules: Arc<SharedRules>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    Applied(i64),
+    Rejected,
+    /// Valid, but the store could not register it: the check is repeated next time.
+    Deferred,
+}
+
+impl Reloader {
+    /// Registers `rules` (read at start) in the store; on failure they serve
+    /// unregistered until a later check succeeds.
+    pub async fn register(&self, rules: Rules) -> Rules {
+        match self
+            .store
+            .activate_rules(rules.hash(), rules.text(), self.clock.now_ms())
+            .await
+        {
+            Ok(v) => {
+                tracing::info!(version = v.version, hash = %v.hash, path = %self.path.display(), "rules in force");
+                metrics::gauge!("rules_version").set(v.version as f64);
+                rules.registered_as(v)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register the rules version yet; retrying at the next check");
+                rules
+            }
+        }
+    }
+
+    /// Compares the file with the rules in force and switches when it changed.
+    pub async fn check(&self) -> Outcome {
+        let current = self.rules.current();
+        let Ok(text) = tokio::fs::read_to_string(&self.path).await else {
+            // Loading reports the read error itself.
+            return self.reject(Rules::load(&self.path).err());
+        };
+        if content_hash(&text) == current.hash() && current.registered().is_some() {
+            return Outcome::Unchanged;
+        }
+        tokio::time::sleep(SETTLE).await;
+        match tokio::fs::read_to_string(&self.path).await {
+            Ok(again) if again == text => {}
+            // Still being written: look again next time.
+            _ => return Outcome::Unchanged,
+        }
+        let rules = match Rules::parse(&self.path, &text) {
+            Ok(r) => r,
+            Err(e) => return self.reject(Some(e)),
+        };
+        let rules = self.register(rules).await;
+        let Some(version) = rules.version() else {
+            return Outcome::Deferred;
+        };
+        let changed = current.registered().map(|v| v.version) != Some(version);
+        self.rules.replace(rules);
+        if changed {
+            metrics::counter!("rules_reloads_total", "outcome" => "applied").increment(1);
+            tracing::info!(version, path = %self.path.display(), "rules reloaded");
+        }
+        Outcome::Applied(version)
+    }
+
+    fn reject(&self, error: Option<crate::domain::rules::RulesError>) -> Outcome {
+        metrics::counter!("rules_reloads_total", "outcome" => "rejected").increment(1);
+        let in_force = self.rules.current().version();
+        match error {
+            Some(e) => {
+                tracing::error!(error = %e, ?in_force, "rules file rejected; the version in force stays")
+            }
+            None => {
+                tracing::error!(path = %self.path.display(), ?in_force, "rules file rejected; the version in force stays")
+            }
+        }
+        Outcome::Rejected
+    }
+
+    /// Checks at every interval tick and every SIGHUP, forever (the task is aborted
+    /// at shutdown). The same invalid file is reported once, not at every tick.
+    pub async fn run(self, interval: Option<Duration>) {
+        let mut hangup = hangup_signals();
+        let mut ticker = interval.map(|i| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i, i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        let mut rejected_hash: Option<String> = None;
+        loop {
+            let forced = tokio::select! {
+                _ = tick(&mut ticker) => false,
+                Some(()) = recv(&mut hangup) => true,
+            };
+            if forced {
+                tracing::info!(path = %self.path.display(), "SIGHUP: checking the rules file");
+            }
+            let hash = tokio::fs::read_to_string(&self.path)
+                .await
+                .map(|t| content_hash(&t))
+                .ok();
+            if !forced && hash.is_some() && hash == rejected_hash {
+                continue;
+            }
+            rejected_hash = match self.check().await {
+                Outcome::Rejected => hash,
+                _ => None,
+            };
+        }
+    }
+}
+
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangup {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; rules reload by file checks only");
+            None
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangup {
+    None
+}
+
+#[cfg(unix)]
+async fn recv(h: &mut Hangup) -> Option<()> {
+    match h {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv(_: &mut Hangup) -> Option<()> {
+    std::future::pending().await
+}
