@@ -132,12 +132,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> anyhow::Result<()> {
     bulk::init_logging();
     let rules = Rules::load(&config.events_points_path)?;
-    // Fail on a bad file name or format before connecting to anything.
-    if opts.format.is_none() {
-        bulk::import::format_of(&opts.file)?;
-    }
+    // A bad file fails before anything is connected to.
+    let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
-    let result = bulk::import::run(store.as_ref(), rules, &opts).await;
+    let result = bulk::import::run(store.as_ref(), rules, input, &opts).await;
     store.close().await;
     let report = result?;
     let s = report.summary;

@@ -355,6 +355,18 @@ async fn a_run_stopped_part_way_carries_on_without_double_counting() {
     assert_eq!(ledger.balances().await, expected_balances(&lines));
 }
 
+/// Kills the child when a failed assertion unwinds past it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn ctrl_c_stops_after_the_batch_in_flight_and_a_rerun_completes() {
     let ledger = Ledger::new();
@@ -362,13 +374,15 @@ async fn ctrl_c_stops_after_the_batch_in_flight_and_a_rerun_completes() {
     let all = ledger.write("all.ndjson", &(lines.join("\n") + "\n"));
     let rejects = ledger.path("stdin.rejects.ndjson");
 
-    let mut child = ledger
-        .command(&["import", "-", "--json", "--batch-size", "4"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = KillOnDrop(Some(
+        ledger
+            .command(&["import", "-", "--json", "--batch-size", "4"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    ));
     // The rejects file appears once the Ctrl-C handler is in place.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !rejects.exists() {
@@ -376,19 +390,25 @@ async fn ctrl_c_stops_after_the_batch_in_flight_and_a_rerun_completes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Half the input, and standard input left open: the import waits for more.
-    let mut stdin = child.stdin.take().expect("stdin");
+    let child_ref = child.0.as_mut().expect("child");
+    let mut stdin = child_ref.stdin.take().expect("stdin");
     stdin
         .write_all((lines[..12].join("\n") + "\n").as_bytes())
         .expect("write stdin");
     stdin.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(1500));
     let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child_ref.id().to_string()])
         .status()
         .expect("kill")
         .success();
     assert!(ok);
-    let out = child.wait_with_output().expect("wait");
+    let out = child
+        .0
+        .take()
+        .expect("child")
+        .wait_with_output()
+        .expect("wait");
     drop(stdin);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

@@ -68,7 +68,7 @@ struct Chunk {
 
 type Message = Result<Chunk, (u64, io::Error)>;
 
-pub fn format_of(file: &Path) -> anyhow::Result<Format> {
+fn format_of(file: &Path) -> anyhow::Result<Format> {
     if file == Path::new("-") {
         return Ok(Format::Ndjson);
     }
@@ -85,7 +85,7 @@ pub fn format_of(file: &Path) -> anyhow::Result<Format> {
     }
 }
 
-pub fn default_rejects(file: &Path) -> PathBuf {
+fn default_rejects(file: &Path) -> PathBuf {
     if file == Path::new("-") {
         return PathBuf::from("stdin.rejects.ndjson");
     }
@@ -94,7 +94,16 @@ pub fn default_rejects(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-pub async fn run(store: &dyn Store, rules: Rules, opts: &Options) -> anyhow::Result<Report> {
+/// The opened input: checked before the store is opened, so a bad file fails fast.
+pub struct Input {
+    name: String,
+    source: Box<dyn Source>,
+    /// The file's size, for the progress percentage (unknown for standard input).
+    total: Option<u64>,
+    bytes: Arc<AtomicU64>,
+}
+
+pub fn open_input(opts: &Options) -> anyhow::Result<Input> {
     let name = opts.file.display().to_string();
     let format = match opts.format {
         Some(f) => f,
@@ -114,7 +123,26 @@ pub async fn run(store: &dyn Store, rules: Rules, opts: &Options) -> anyhow::Res
     };
     let input: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 18, counting));
     let source = source::open(format, input).with_context(|| format!("{name}: cannot read"))?;
+    Ok(Input {
+        name,
+        source,
+        total,
+        bytes,
+    })
+}
 
+pub async fn run(
+    store: &dyn Store,
+    rules: Rules,
+    input: Input,
+    opts: &Options,
+) -> anyhow::Result<Report> {
+    let Input {
+        name,
+        source,
+        total,
+        bytes,
+    } = input;
     // Installed before the rejects file appears, so its existence means Ctrl-C is handled.
     let stop = on_interrupt().context("cannot handle Ctrl-C")?;
     let rejects_path = opts
