@@ -144,7 +144,7 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
     } else {
         println!(
             "{}: {} created, {} duplicates, {} rejected",
-            opts.file.display(),
+            bulk::import::display_name(&opts.file),
             s.created,
             s.duplicates,
             s.rejected
@@ -172,9 +172,11 @@ async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<
     let result = bulk::export::run(store.as_ref(), &opts).await;
     store.close().await;
     let report = result?;
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     eprintln!(
-        "exported {} events of {} users",
-        report.events, report.users
+        "exported {} of {}",
+        plural(report.events, "event"),
+        plural(report.users, "user")
     );
     Ok(())
 }

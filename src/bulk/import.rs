@@ -103,8 +103,17 @@ pub struct Input {
     bytes: Arc<AtomicU64>,
 }
 
+/// How messages name the input.
+pub fn display_name(file: &Path) -> String {
+    if file == Path::new("-") {
+        "standard input".to_string()
+    } else {
+        file.display().to_string()
+    }
+}
+
 pub fn open_input(opts: &Options) -> anyhow::Result<Input> {
-    let name = opts.file.display().to_string();
+    let name = display_name(&opts.file);
     let format = match opts.format {
         Some(f) => f,
         None => format_of(&opts.file)?,
