@@ -403,6 +403,19 @@ async fn ctrl_c_stops_after_the_batch_in_flight_and_a_rerun_completes() {
         .expect("kill")
         .success();
     assert!(ok);
+    // It must stop by itself (standard input is still open); if not, the guard kills it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child
+        .0
+        .as_mut()
+        .expect("child")
+        .try_wait()
+        .expect("wait")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "import did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = child
         .0
         .take()
