@@ -284,6 +284,18 @@ fn bad_input_stops_with_a_message_naming_the_file() {
         run.stderr
     );
 
+    // Rejects written over the input would destroy it while it is read.
+    let input = ledger.write("keep.ndjson", NDJSON);
+    let path = input.to_str().unwrap();
+    let run = ledger.run(&["import", path, "--rejects", path]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("must not be the input"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), NDJSON);
+
     let run = ledger.run(&["import", "missing.ndjson"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("missing.ndjson"), "{}", run.stderr);

@@ -101,6 +101,14 @@ pub struct Input {
     /// The file's size, for the progress percentage (unknown for standard input).
     total: Option<u64>,
     bytes: Arc<AtomicU64>,
+    rejects_path: PathBuf,
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// How messages name the input.
@@ -114,6 +122,16 @@ pub fn display_name(file: &Path) -> String {
 
 pub fn open_input(opts: &Options) -> anyhow::Result<Input> {
     let name = display_name(&opts.file);
+    let rejects = opts
+        .rejects
+        .clone()
+        .unwrap_or_else(|| default_rejects(&opts.file));
+    if same_file(&opts.file, &rejects) {
+        bail!(
+            "{}: the rejects file must not be the input",
+            rejects.display()
+        );
+    }
     let format = match opts.format {
         Some(f) => f,
         None => format_of(&opts.file)?,
@@ -137,6 +155,7 @@ pub fn open_input(opts: &Options) -> anyhow::Result<Input> {
         source,
         total,
         bytes,
+        rejects_path: rejects,
     })
 }
 
@@ -151,13 +170,10 @@ pub async fn run(
         source,
         total,
         bytes,
+        rejects_path,
     } = input;
     // Installed before the rejects file appears, so its existence means Ctrl-C is handled.
     let stop = on_interrupt().context("cannot handle Ctrl-C")?;
-    let rejects_path = opts
-        .rejects
-        .clone()
-        .unwrap_or_else(|| default_rejects(&opts.file));
     let rejects_file = File::create(&rejects_path)
         .with_context(|| format!("{}: cannot create the rejects file", rejects_path.display()))?;
     let mut rejects = BufWriter::new(rejects_file);
