@@ -4,7 +4,10 @@
 
 pub mod export;
 pub mod import;
+mod input;
+mod interrupt;
 mod progress;
+mod reader;
 mod source;
 
 use std::sync::Arc;
