@@ -1,7 +1,11 @@
 //! Command line: `serve` (the default) and the operator commands.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::bulk;
 use crate::config::{AppEnv, Config};
 use crate::domain::rules::Rules;
 use crate::startup::{shutdown_signal, Application};
@@ -27,6 +31,39 @@ enum Command {
     /// Rebuild the Redis cache from the store now; running servers keep serving and
     /// switch to the new copy when it is complete.
     RebuildCache,
+    /// Import events from an NDJSON or CSV file (the fields of the API); lines already
+    /// stored count as duplicates, so running it again carries on where it stopped.
+    Import {
+        /// The file to read; `-` reads standard input (NDJSON unless --format says csv).
+        file: PathBuf,
+        /// Default: from the file extension (.csv, or .ndjson/.jsonl/.json).
+        #[arg(long, value_enum)]
+        format: Option<bulk::Format>,
+        /// Events written to the store per batch.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+        /// Where rejected lines go, with their reasons [default: FILE.rejects.ndjson].
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// End with the summary as JSON on the last line of stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the ledger as NDJSON that `import` reads back.
+    Export {
+        /// Only this user's events.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events at or after this time (Unix seconds or ms, or RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events before this time (Unix seconds or ms, or RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,6 +84,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Import {
+            file,
+            format,
+            batch_size,
+            rejects,
+            json,
+        } => {
+            let opts = bulk::import::Options {
+                file,
+                format,
+                batch_size: batch_size as usize,
+                rejects,
+            };
+            import(&config, opts, json).await
+        }
+        Command::Export {
+            user,
+            from,
+            to,
+            output,
+        } => {
+            let range = crate::store::TimeRange {
+                from_ms: parse_time("--from", from)?,
+                to_ms: parse_time("--to", to)?,
+            };
+            let opts = bulk::export::Options {
+                user,
+                range,
+                output,
+            };
+            export(&config, opts).await
+        }
         Command::CheckConfig => {
             let rules = Rules::load(&config.events_points_path)?;
             println!(
@@ -58,4 +127,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> anyhow::Result<()> {
+    bulk::init_logging();
+    let rules = Rules::load(&config.events_points_path)?;
+    // A bad file fails before anything is connected to.
+    let input = bulk::import::open_input(&opts)?;
+    let store = bulk::open(config).await?;
+    let result = bulk::import::run(store.as_ref(), rules, input, &opts).await;
+    store.close().await;
+    let report = result?;
+    let s = report.summary;
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!(
+            "{}: {} created, {} duplicates, {} rejected",
+            bulk::import::display_name(&opts.file),
+            s.created,
+            s.duplicates,
+            s.rejected
+        );
+    }
+    if s.rejected > 0 {
+        eprintln!(
+            "rejected lines and their reasons: {}",
+            report.rejects_path.display()
+        );
+    }
+    if report.interrupted {
+        anyhow::bail!(
+            "interrupted after line {}: run the same command again to carry on \
+             (lines already stored then count as duplicates)",
+            report.last_line
+        );
+    }
+    Ok(())
+}
+
+async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<()> {
+    bulk::init_logging();
+    let store = bulk::open(config).await?;
+    let result = bulk::export::run(store.as_ref(), &opts).await;
+    store.close().await;
+    let report = result?;
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "exported {} of {}",
+        plural(report.events, "event"),
+        plural(report.users, "user")
+    );
+    Ok(())
+}
+
+fn parse_time(flag: &str, value: Option<String>) -> anyhow::Result<Option<i64>> {
+    value
+        .map(|v| {
+            crate::domain::time::parse_query_time(&v)
+                .map_err(|m| anyhow::anyhow!("{m}"))
+                .with_context(|| format!("{flag} {v:?}"))
+        })
+        .transpose()
 }

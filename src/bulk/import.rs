@@ -1,0 +1,152 @@
+//! `eventtracker import FILE`: a reader thread parses and validates lines (with the
+//! API's validator) into batches; this task writes each batch with `Store::record`,
+//! whose duplicate rules make a second run of the same file change nothing.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::interrupt::on_interrupt;
+use super::progress::{Counts, Progress};
+use super::reader::{read_all, write_reject, Message};
+use super::source::Format;
+use crate::domain::event::NewEvent;
+use crate::domain::rules::Rules;
+use crate::store::{RecordOutcome, Store};
+
+pub use super::input::{display_name, open_input, Input};
+
+pub struct Options {
+    /// `-` reads standard input.
+    pub file: PathBuf,
+    /// Default: from the file's extension (NDJSON for standard input).
+    pub format: Option<Format>,
+    pub batch_size: usize,
+    /// Default: `FILE.rejects.ndjson` (`stdin.rejects.ndjson` for standard input).
+    pub rejects: Option<PathBuf>,
+}
+
+/// The last line of `import --json`.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub created: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+pub struct Report {
+    pub summary: Summary,
+    pub rejects_path: PathBuf,
+    /// The last input line read.
+    pub last_line: u64,
+    /// Stopped by Ctrl-C after the batch in flight was stored.
+    pub interrupted: bool,
+}
+
+pub async fn run(
+    store: &dyn Store,
+    rules: Rules,
+    input: Input,
+    opts: &Options,
+) -> anyhow::Result<Report> {
+    let Input {
+        name,
+        source,
+        total,
+        bytes,
+        rejects_path,
+    } = input;
+    // Installed before the rejects file appears, so its existence means Ctrl-C is handled.
+    let stop = on_interrupt().context("cannot handle Ctrl-C")?;
+    let rejects_file = File::create(&rejects_path)
+        .with_context(|| format!("{}: cannot create the rejects file", rejects_path.display()))?;
+    let mut rejects = BufWriter::new(rejects_file);
+
+    let (tx, mut rx) = mpsc::channel::<Message>(2);
+    let batch_size = opts.batch_size.max(1);
+    std::thread::spawn(move || read_all(source, &rules, batch_size, &bytes, &tx));
+
+    let mut progress = Progress::new(total);
+    let mut counts = Counts::default();
+    let mut report = Report {
+        summary: Summary::default(),
+        rejects_path: rejects_path.clone(),
+        last_line: 0,
+        interrupted: false,
+    };
+    let result = async {
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = stop.notified() => {
+                    report.interrupted = true;
+                    None
+                }
+                m = rx.recv() => m,
+            };
+            let Some(message) = message else { break };
+            let chunk = message.map_err(|(line, e)| {
+                anyhow!(e).context(format!("{name}: cannot read past line {line}"))
+            })?;
+            for r in &chunk.rejects {
+                write_reject(&mut rejects, r)
+                    .with_context(|| format!("{}: cannot write", rejects_path.display()))?;
+            }
+            rejects
+                .flush()
+                .with_context(|| format!("{}: cannot write", rejects_path.display()))?;
+            counts.rejected += chunk.rejects.len() as u64;
+            store_chunk(store, &name, chunk.events, chunk.first_line, &mut counts).await?;
+            counts.lines = chunk.last_line;
+            counts.bytes = chunk.bytes;
+            progress.update(&counts);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    progress.finish(&counts);
+    result?;
+    report.summary = Summary {
+        created: counts.created,
+        duplicates: counts.duplicates,
+        rejected: counts.rejected,
+    };
+    report.last_line = counts.lines;
+    Ok(report)
+}
+
+async fn store_chunk(
+    store: &dyn Store,
+    name: &str,
+    events: Vec<NewEvent>,
+    first_line: u64,
+    counts: &mut Counts,
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let outcomes = store.record(events).await.map_err(|e| {
+        anyhow!(e).context(format!(
+            "{name}: storing the batch from line {first_line} failed (lines before it are \
+             stored; run the same command again to carry on)"
+        ))
+    })?;
+    if outcomes.len() != n {
+        bail!(
+            "{name}: the store answered {} outcomes for {n} events",
+            outcomes.len()
+        );
+    }
+    for o in outcomes {
+        match o {
+            RecordOutcome::Created { .. } => counts.created += 1,
+            RecordOutcome::Duplicate { .. } => counts.duplicates += 1,
+        }
+    }
+    Ok(())
+}
