@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod recompute;
 pub mod rules_reload;
 pub mod startup;
 pub mod store;

@@ -43,6 +43,7 @@ fn event(id: &str, user: &str, event_type: &str, points: i64, ts: &str) -> NewEv
         points,
         base_points: points,
         rules_version: Some(1),
+        cap: None,
         received_ms: common::now_ms(),
     }
 }

@@ -18,6 +18,8 @@ use crate::config::RedisConfig;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::rules::Rules;
+use crate::store::UserRecompute;
 use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
@@ -305,6 +307,32 @@ impl Store for CachedStore {
 
     async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
         self.shared.store.rules_versions().await
+    }
+
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
+        self.shared.store.rules_content(version).await
+    }
+
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError> {
+        let result = self
+            .shared
+            .store
+            .recompute_user(user_id, rules, apply)
+            .await;
+        if apply && !matches!(result, Ok(r) if r.changed_events == 0) {
+            // A rewrite moves totals and ranks in ways the scripts have no delta for:
+            // the cache is dropped and rebuilt from the store (reads go to the store
+            // meanwhile). Rare: recomputes are an operator's action.
+            if let Err(e) = self.shared.ops.invalidate().await {
+                self.shared.health.failed("invalidate", &e);
+            }
+        }
+        result
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::caps::Cap;
 use super::rules::Rules;
 use super::time::parse_json_time;
 
@@ -45,6 +46,8 @@ pub struct NewEvent {
     pub base_points: i64,
     /// The rules version that judged it; `None` before it was registered in the store.
     pub rules_version: Option<i64>,
+    /// The type's cap under those rules: the store reduces `points` to respect it.
+    pub cap: Option<Cap>,
     pub received_ms: i64,
 }
 
@@ -185,6 +188,7 @@ pub fn validate_event(
             points: t.points,
             base_points: t.points,
             rules_version: rules.version(),
+            cap: t.cap,
             received_ms: now_ms,
         }),
         _ => Err(errors),

@@ -7,11 +7,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::caps::Cap;
+use super::period::Period;
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventType {
     pub name: String,
     pub description: String,
     pub points: i64,
+    /// A limit per user and period; absent when the type is not capped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
 }
 
 /// A validated set of event types, looked up by name on every event.
@@ -75,6 +81,43 @@ struct RawEntry {
     description: Option<String>,
     #[serde(alias = "points")]
     point: i64,
+    #[serde(default)]
+    cap: Option<RawCap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    period: String,
+    #[serde(default)]
+    max_points: Option<i64>,
+    #[serde(default)]
+    max_events: Option<i64>,
+}
+
+impl RawCap {
+    fn validate(self, points: i64) -> Result<Cap, String> {
+        let period = Period::parse(&self.period).ok_or_else(|| {
+            format!(
+                "cap.period must be day, week, month or all, not {:?}",
+                self.period
+            )
+        })?;
+        if points <= 0 {
+            return Err("cap is only for event types that award positive points".into());
+        }
+        match (self.max_points, self.max_events) {
+            (Some(n), None) | (None, Some(n)) if n >= 1 => Ok(Cap {
+                period,
+                max_points: self.max_points,
+                max_events: self.max_events,
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                Err("cap.max_points and cap.max_events must be at least 1".into())
+            }
+            _ => Err("cap needs exactly one of max_points and max_events".into()),
+        }
+    }
 }
 
 impl Rules {
@@ -123,10 +166,15 @@ impl Rules {
             if index.insert(raw.name.clone(), types.len()).is_some() {
                 return Err(entry_err(label, "duplicate name".into()));
             }
+            let cap = match raw.cap {
+                Some(c) => Some(c.validate(raw.point).map_err(|p| entry_err(label, p))?),
+                None => None,
+            };
             types.push(EventType {
                 name: raw.name,
                 description: raw.description.unwrap_or_default(),
                 points: raw.point,
+                cap,
             });
         }
         Ok(Rules {
@@ -227,6 +275,39 @@ mod tests {
         assert_eq!(r.get("LOGIN").unwrap().points, 1);
         assert_eq!(r.get("SPAM").unwrap().points, -5);
         assert_eq!(r.names(), vec!["LOGIN", "SPAM"]);
+    }
+
+    #[test]
+    fn caps_are_parsed_and_checked() {
+        let r = parse("events:\n  - {name: LOGIN, point: 1, cap: {period: day, max_events: 1}}\n")
+            .unwrap();
+        let cap = r.get("LOGIN").unwrap().cap.unwrap();
+        assert_eq!(
+            (cap.period, cap.max_events, cap.max_points),
+            (Period::Day, Some(1), None)
+        );
+        for (bad, expected) in [
+            ("{period: year, max_events: 1}", "cap.period"),
+            ("{period: day}", "exactly one"),
+            ("{period: day, max_events: 1, max_points: 2}", "exactly one"),
+            ("{period: day, max_points: 0}", "at least 1"),
+            ("{period: day, max_point: 3}", "unknown field"),
+        ] {
+            let err = parse(&format!(
+                "events:\n  - {{name: LOGIN, point: 1, cap: {bad}}}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("events[0] (LOGIN)") && err.contains(expected),
+                "{bad}: {err}"
+            );
+        }
+        let neg =
+            parse("events:\n  - {name: SPAM, point: -5, cap: {period: day, max_events: 1}}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(neg.contains("positive points"), "{neg}");
     }
 
     #[test]

@@ -145,6 +145,10 @@ impl IntoResponse for ApiError {
                 );
                 return resp;
             }
+            // A limit of the deployment (e.g. no transactions), not of the request.
+            ApiError::Store(StoreError::Unsupported(message)) => {
+                (StatusCode::NOT_IMPLEMENTED, message, None, None)
+            }
             ApiError::Store(StoreError::Internal(cause)) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
                 (

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::rules::Rules;
 pub use crate::domain::rules::RulesVersion;
+use std::sync::Arc;
 
 pub mod mongo;
 pub mod sqlite;
@@ -20,6 +22,18 @@ pub enum StoreError {
     Unavailable(#[source] anyhow::Error),
     #[error("store failure")]
     Internal(#[source] anyhow::Error),
+    /// This store, as deployed, cannot do what was asked; the message says why.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// One user's balance before and after a replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserRecompute {
+    pub current: i64,
+    pub recomputed: i64,
+    /// Events whose points or base points differ under the replayed rules.
+    pub changed_events: u64,
 }
 
 /// What happened to one event handed to [`Store::record`].
@@ -199,6 +213,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every registered configuration, newest first.
     async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError>;
+
+    /// The file text registered as `version`, if there is one.
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError>;
+
+    /// Replays the user's ledger under `rules` ([`crate::domain::replay`]). With `apply`,
+    /// rewrites the events whose points change and the user's totals and leaderboard
+    /// entries to match, in one transaction with respect to the user's other writes.
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError>;
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

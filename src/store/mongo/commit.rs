@@ -16,6 +16,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::error::Result;
 use mongodb::ClientSession;
 
+use super::caps::{self, Awarder};
 use super::ops;
 use super::schema::{Deltas, EventDoc, Pending, GUARD, PERIODS, TOTALS};
 use super::txn::{conflict, in_transaction};
@@ -63,20 +64,21 @@ async fn record_in(
     let stored = ops::stored_ids(ctx, events, Some(&mut *s)).await?;
     let mut docs = Vec::new();
     let mut deltas = Deltas::default();
-    let outcomes = events
-        .iter()
-        .map(|e| match stored.get(&(e.user_id.clone(), e.dedup_key())) {
-            Some(id) => RecordOutcome::Duplicate { id: id.clone() },
-            None => {
-                docs.push(EventDoc::new(e, None));
-                deltas.add(&e.user_id, &e.event_type, e.ts_ms, e.points);
-                RecordOutcome::Created {
-                    id: e.id.clone(),
-                    points: e.points,
-                }
-            }
-        })
-        .collect();
+    let mut awarder = Awarder::default();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for e in events {
+        if let Some(id) = stored.get(&(e.user_id.clone(), e.dedup_key())) {
+            outcomes.push(RecordOutcome::Duplicate { id: id.clone() });
+            continue;
+        }
+        let points = awarder.award(ctx, e, Some(&mut *s)).await?;
+        docs.push(EventDoc::new(e, None).with_points(points));
+        deltas.add(&e.user_id, &e.event_type, e.ts_ms, points);
+        outcomes.push(RecordOutcome::Created {
+            id: e.id.clone(),
+            points,
+        });
+    }
     // Duplicates here mean another writer inserted the same event or counter document
     // after this transaction's reads: the retry sees it.
     if !ops::insert_events(&ctx.events, &docs, Some(&mut *s))
@@ -109,9 +111,23 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
         batch: uuid::Uuid::now_v7().simple().to_string(),
         at_ms: wall_ms(),
     };
+    // Capped events need their points before the insert: events already stored are
+    // left out of the cap's count (the insert will reject them as duplicates).
+    let mut awarded: Vec<i64> = events.iter().map(|e| e.points).collect();
+    if caps::any(events) {
+        let capped: Vec<&NewEvent> = events.iter().filter(|e| e.cap.is_some()).copied().collect();
+        let stored = ops::stored_ids(ctx, &capped, None).await?;
+        let mut awarder = Awarder::default();
+        for (e, points) in events.iter().zip(awarded.iter_mut()) {
+            if e.cap.is_some() && !stored.contains_key(&(e.user_id.clone(), e.dedup_key())) {
+                *points = awarder.award(ctx, e, None).await?;
+            }
+        }
+    }
     let docs: Vec<EventDoc> = events
         .iter()
-        .map(|e| EventDoc::new(e, Some(pending.clone())))
+        .zip(&awarded)
+        .map(|(e, &points)| EventDoc::new(e, Some(pending.clone())).with_points(points))
         .collect();
     let rejected: HashSet<usize> = ops::insert_events(&ctx.events, &docs, None)
         .await?
@@ -136,11 +152,11 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
                 let id = stored.get(&key).cloned().unwrap_or_default();
                 return RecordOutcome::Duplicate { id };
             }
-            deltas.add(&e.user_id, &e.event_type, e.ts_ms, e.points);
+            deltas.add(&e.user_id, &e.event_type, e.ts_ms, awarded[i]);
             event_ids.push(e.id.clone());
             RecordOutcome::Created {
                 id: e.id.clone(),
-                points: e.points,
+                points: awarded[i],
             }
         })
         .collect();

@@ -20,17 +20,21 @@ use crate::config::{MongoConfig, WriteConcern};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::rules::Rules;
+use crate::store::UserRecompute;
 use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
+mod caps;
 mod commit;
 mod erase;
 mod error;
 mod export;
 mod ops;
 mod read;
+mod recompute;
 mod recovery;
 mod rules;
 pub mod schema;
@@ -284,6 +288,36 @@ impl Store for MongoStore {
 
     async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
         self.read(rules::versions(&self.ctx.db)).await
+    }
+
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
+        self.read(rules::content(&self.ctx.db, version)).await
+    }
+
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError> {
+        if !apply {
+            return self
+                .read(recompute::dry_run(&self.ctx, user_id, &rules))
+                .await;
+        }
+        if self.ctx.mode != Mode::Transactions {
+            return Err(StoreError::Unsupported(
+                "recompute --apply needs MongoDB transactions (a replica set or sharded cluster); a dry run works on a standalone server".into(),
+            ));
+        }
+        // Writes, so bounded by the write deadline rather than the read one.
+        tokio::time::timeout(
+            writer::WRITE_TIMEOUT,
+            recompute::apply(&self.ctx, user_id, &rules),
+        )
+        .await
+        .map_err(|_| error::timed_out("recompute"))?
+        .map_err(to_store)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -73,3 +73,11 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
         ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY
     )
 }
+
+pub async fn content(db: &Database, version: i64) -> Result<Option<String>> {
+    Ok(db
+        .collection::<Document>(RULES)
+        .find_one(doc! { "_id": version })
+        .await?
+        .and_then(|d| d.get_str("content").ok().map(str::to_owned)))
+}

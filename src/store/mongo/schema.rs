@@ -70,6 +70,12 @@ pub struct Pending {
 }
 
 impl EventDoc {
+    /// The same document awarding `points` (a cap may lower them below the base).
+    pub fn with_points(mut self, points: i64) -> EventDoc {
+        self.points = points;
+        self
+    }
+
     pub fn new(e: &NewEvent, pending: Option<Pending>) -> EventDoc {
         EventDoc {
             id: e.id.clone(),

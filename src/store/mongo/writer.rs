@@ -20,7 +20,7 @@ use crate::store::{RecordOutcome, StoreError};
 const MAX_EVENTS_PER_COMMIT: usize = 5_000;
 /// A write that takes longer is reported unavailable; it stays well under
 /// [`recovery::GRACE_MS`] so recovery never races a write still in progress.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 const RECOVERY_EVERY: Duration = Duration::from_secs(30);
 
 pub enum Command {

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::rules::Rules;
+use crate::store::UserRecompute;
 use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
@@ -20,6 +22,7 @@ use crate::store::{
 
 mod export;
 mod read;
+mod recompute;
 mod rules;
 mod schema;
 mod stats;
@@ -344,6 +347,30 @@ impl Store for SqliteStore {
 
     async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
         self.read(rules::versions).await
+    }
+
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |c| rules::content(c, version)).await
+    }
+
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError> {
+        let user_id = user_id.to_owned();
+        if apply {
+            return self
+                .send(|reply| writer::Command::Recompute {
+                    user_id,
+                    rules,
+                    reply,
+                })
+                .await;
+        }
+        self.read(move |c| recompute::user(c, &user_id, &rules, false))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

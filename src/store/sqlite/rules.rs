@@ -54,3 +54,12 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<RulesVersion> {
         activated_at: r.get(2)?,
     })
 }
+
+pub fn content(c: &Connection, version: i64) -> rusqlite::Result<Option<String>> {
+    c.query_row(
+        "SELECT content FROM rules_versions WHERE version = ?1",
+        [version],
+        |r| r.get(0),
+    )
+    .optional()
+}

@@ -10,9 +10,11 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::map_err;
+use crate::domain::caps::{Cap, Usage};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
-use crate::store::{RecordOutcome, StoreError};
+use crate::domain::rules::Rules;
+use crate::store::{RecordOutcome, StoreError, UserRecompute};
 
 /// Upper bound of events in one transaction, so a flood of batches cannot make one
 /// commit (and the latency of everyone in it) arbitrarily long.
@@ -27,13 +29,19 @@ pub enum Command {
         user_id: String,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// Applies a replay of one user's ledger (a recompute).
+    Recompute {
+        user_id: String,
+        rules: Arc<Rules>,
+        reply: oneshot::Sender<Result<UserRecompute, StoreError>>,
+    },
 }
 
 impl Command {
     fn size(&self) -> usize {
         match self {
             Command::Record { events, .. } => events.len(),
-            Command::DeleteUser { .. } => 1,
+            Command::DeleteUser { .. } | Command::Recompute { .. } => 1,
         }
     }
 }
@@ -41,6 +49,7 @@ impl Command {
 enum Done {
     Record(Vec<RecordOutcome>),
     Delete(bool),
+    Recompute(UserRecompute),
 }
 
 /// What the writer thread owns: its connection (when the file could be opened for
@@ -99,6 +108,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         (Command::DeleteUser { reply, .. }, Done::Delete(d)) => {
                             let _ = reply.send(Ok(d));
                         }
+                        (Command::Recompute { reply, .. }, Done::Recompute(r)) => {
+                            let _ = reply.send(Ok(r));
+                        }
                         _ => unreachable!("results are produced in command order"),
                     }
                 }
@@ -117,6 +129,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         Command::DeleteUser { reply, .. } => {
                             let _ = reply.send(Err(map_err(&e)));
                         }
+                        Command::Recompute { reply, .. } => {
+                            let _ = reply.send(Err(map_err(&e)));
+                        }
                     }
                 }
             }
@@ -132,15 +147,15 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn add(&mut self, e: &NewEvent) {
+    fn add(&mut self, e: &NewEvent, points: i64) {
         let t = self
             .types
             .entry((e.user_id.clone(), e.event_type.clone()))
             .or_default();
         t.0 += 1;
-        t.1 += e.points;
+        t.1 += points;
         for key in PeriodKey::keys_for_event(e.ts_ms) {
-            *self.periods.entry((key, e.user_id.clone())).or_default() += e.points;
+            *self.periods.entry((key, e.user_id.clone())).or_default() += points;
         }
     }
 
@@ -182,6 +197,14 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
                 deltas.flush(&tx)?;
                 done.push(Done::Delete(delete_user(&tx, user_id)?));
             }
+            Command::Recompute { user_id, rules, .. } => {
+                // The replay reads the counters' source, the ledger, which pending
+                // deltas do not change; but it rewrites the counters, so they land first.
+                deltas.flush(&tx)?;
+                done.push(Done::Recompute(super::recompute::user(
+                    &tx, user_id, rules, true,
+                )?));
+            }
         }
     }
     deltas.flush(&tx)?;
@@ -195,6 +218,12 @@ fn insert_event(
     deltas: &mut Deltas,
 ) -> rusqlite::Result<RecordOutcome> {
     let dedup_key = e.dedup_key();
+    // Earlier events of this transaction are visible here, so a batch counts towards
+    // its own cap; the single writer makes this exact under concurrency.
+    let points = match &e.cap {
+        Some(cap) => cap.award(e.points, usage(tx, e, cap)?),
+        None => e.points,
+    };
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
@@ -208,17 +237,17 @@ fn insert_event(
             e.ts_ms,
             e.event_id,
             dedup_key,
-            e.points,
+            points,
             e.properties,
             e.received_ms,
             e.base_points,
             e.rules_version
         ])?;
     if inserted == 1 {
-        deltas.add(e);
+        deltas.add(e, points);
         return Ok(RecordOutcome::Created {
             id: e.id.clone(),
-            points: e.points,
+            points,
         });
     }
     let id: Option<String> = tx
@@ -227,6 +256,21 @@ fn insert_event(
         .optional()?;
     Ok(RecordOutcome::Duplicate {
         id: id.unwrap_or_default(),
+    })
+}
+
+/// What the ledger holds for the event's user and type in the cap's period.
+fn usage(tx: &rusqlite::Transaction, e: &NewEvent, cap: &Cap) -> rusqlite::Result<Usage> {
+    let (from, to) = cap.window(e.ts_ms);
+    tx.prepare_cached(
+        "SELECT COUNT(*) FILTER (WHERE points > 0), COALESCE(SUM(points), 0) FROM events
+         WHERE user_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND event_type = ?4",
+    )?
+    .query_row(params![e.user_id, from, to, e.event_type], |r| {
+        Ok(Usage {
+            awarded_events: r.get(0)?,
+            points: r.get(1)?,
+        })
     })
 }
 

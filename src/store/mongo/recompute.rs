@@ -1,0 +1,139 @@
+//! Replaying one user's ledger, and with `apply` rewriting it in one transaction: the
+//! changed events, then the user's totals and period documents rebuilt from the
+//! replayed points. A concurrent write of the user touches the same totals document
+//! and conflicts, so one of the two is retried. Without transactions (a standalone
+//! server) a rewrite cut short by a crash would leave totals that differ from the
+//! ledger, so applying is refused there; dry runs work everywhere.
+
+use futures_util::FutureExt;
+use mongodb::bson::{doc, Document};
+use mongodb::error::Result;
+use mongodb::options::FindOptions;
+use mongodb::ClientSession;
+
+use super::ops::{self, find_all};
+use super::schema::{period_id, total_id, Deltas, EVENTS, PERIODS, TOTALS};
+use super::txn::in_transaction;
+use super::Ctx;
+use crate::domain::period::PeriodKey;
+use crate::domain::replay::{replay, LedgerEntry, Replayed};
+use crate::domain::rules::Rules;
+use crate::store::UserRecompute;
+
+pub async fn dry_run(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
+    let entries = ledger(ctx, user_id, None).await?;
+    let replayed = replay(rules, &entries);
+    Ok(report(&entries, &replayed))
+}
+
+pub async fn apply(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
+    in_transaction(ctx, &(ctx, user_id, rules), |s, (ctx, user_id, rules)| {
+        apply_in(ctx, s, user_id, rules).boxed()
+    })
+    .await
+}
+
+async fn apply_in(
+    ctx: &Ctx,
+    s: &mut ClientSession,
+    user_id: &str,
+    rules: &Rules,
+) -> Result<UserRecompute> {
+    let entries = ledger(ctx, user_id, Some(&mut *s)).await?;
+    let replayed = replay(rules, &entries);
+    let result = report(&entries, &replayed);
+    if result.changed_events == 0 {
+        return Ok(result);
+    }
+    let statements: Vec<(String, Document)> = entries
+        .iter()
+        .zip(&replayed)
+        .filter(|(e, r)| changed(e, r))
+        .map(|(e, r)| {
+            let set = doc! { "points": r.points, "base_points": r.base_points, "rules_version": rules.version() };
+            (e.id.clone(), doc! { "q": { "_id": &e.id }, "u": { "$set": set } })
+        })
+        .collect();
+    ops::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;
+
+    // Old counter documents go, and the replayed sums come back as fresh upserts.
+    let mut deltas = Deltas::default();
+    let mut totals = Vec::new();
+    let mut periods = Vec::new();
+    for (e, r) in entries.iter().zip(&replayed) {
+        deltas.add(user_id, &e.event_type, e.ts_ms, r.points);
+        totals.push(total_id(&e.event_type, user_id));
+        periods.extend(
+            PeriodKey::keys_for_event(e.ts_ms)
+                .iter()
+                .map(|k| period_id(k, user_id)),
+        );
+    }
+    for (coll, ids) in [(TOTALS, totals), (PERIODS, periods)] {
+        ctx.db
+            .collection::<Document>(coll)
+            .delete_many(doc! { "_id": { "$in": ids } })
+            .session(&mut *s)
+            .await?;
+    }
+    ops::update(
+        ctx,
+        TOTALS,
+        &deltas.total_updates(None, true),
+        Some(&mut *s),
+    )
+    .await?;
+    ops::update(
+        ctx,
+        PERIODS,
+        &deltas.period_updates(None, true),
+        Some(&mut *s),
+    )
+    .await?;
+    Ok(result)
+}
+
+async fn ledger(
+    ctx: &Ctx,
+    user_id: &str,
+    session: Option<&mut ClientSession>,
+) -> Result<Vec<LedgerEntry>> {
+    let docs: Vec<Document> = find_all(
+        &ctx.db.collection::<Document>(EVENTS),
+        doc! { "user_id": user_id },
+        FindOptions::builder()
+            .projection(doc! { "event_type": 1, "ts_ms": 1, "points": 1, "base_points": 1 })
+            .build(),
+        session,
+    )
+    .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            let points = d.get_i64("points").ok()?;
+            Some(LedgerEntry {
+                id: d.get_str("_id").ok()?.to_owned(),
+                event_type: d.get_str("event_type").ok()?.to_owned(),
+                ts_ms: d.get_i64("ts_ms").ok()?,
+                points,
+                base_points: d.get_i64("base_points").unwrap_or(points),
+            })
+        })
+        .collect())
+}
+
+fn changed(e: &LedgerEntry, r: &Replayed) -> bool {
+    (e.points, e.base_points) != (r.points, r.base_points)
+}
+
+fn report(entries: &[LedgerEntry], replayed: &[Replayed]) -> UserRecompute {
+    UserRecompute {
+        current: entries.iter().map(|e| e.points).sum(),
+        recomputed: replayed.iter().map(|r| r.points).sum(),
+        changed_events: entries
+            .iter()
+            .zip(replayed)
+            .filter(|(e, r)| changed(e, r))
+            .count() as u64,
+    }
+}

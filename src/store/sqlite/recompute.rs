@@ -1,0 +1,107 @@
+//! Replaying one user's ledger, and with `apply` rewriting it: run on a reader for a
+//! dry run, inside the writer's transaction to apply (so no write of that user can
+//! interleave), where the counters are rebuilt from the rewritten ledger.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection};
+
+use crate::domain::period::PeriodKey;
+use crate::domain::replay::{replay, LedgerEntry};
+use crate::domain::rules::Rules;
+use crate::store::UserRecompute;
+
+pub fn user(
+    c: &Connection,
+    user_id: &str,
+    rules: &Rules,
+    apply: bool,
+) -> rusqlite::Result<UserRecompute> {
+    let entries = ledger(c, user_id)?;
+    let replayed = replay(rules, &entries);
+    let changed: Vec<usize> = (0..entries.len())
+        .filter(|&i| {
+            (entries[i].points, entries[i].base_points)
+                != (replayed[i].points, replayed[i].base_points)
+        })
+        .collect();
+    let report = UserRecompute {
+        current: entries.iter().map(|e| e.points).sum(),
+        recomputed: replayed.iter().map(|r| r.points).sum(),
+        changed_events: changed.len() as u64,
+    };
+    if !apply || changed.is_empty() {
+        return Ok(report);
+    }
+    let mut update = c.prepare_cached(
+        "UPDATE events SET points = ?1, base_points = ?2, rules_version = ?3
+         WHERE user_id = ?4 AND ts_ms = ?5 AND id = ?6",
+    )?;
+    for &i in &changed {
+        let (e, r) = (&entries[i], replayed[i]);
+        update.execute(params![
+            r.points,
+            r.base_points,
+            rules.version(),
+            user_id,
+            e.ts_ms,
+            e.id
+        ])?;
+    }
+    rebuild_counters(c, user_id, &entries, |i| replayed[i].points)?;
+    Ok(report)
+}
+
+fn ledger(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<LedgerEntry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, event_type, ts_ms, points, COALESCE(base_points, points) FROM events
+         WHERE user_id = ?1",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(LedgerEntry {
+            id: r.get(0)?,
+            event_type: r.get(1)?,
+            ts_ms: r.get(2)?,
+            points: r.get(3)?,
+            base_points: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Replaces the user's totals and period points with sums of `points_of` over the
+/// ledger.
+fn rebuild_counters(
+    c: &Connection,
+    user_id: &str,
+    entries: &[LedgerEntry],
+    points_of: impl Fn(usize) -> i64,
+) -> rusqlite::Result<()> {
+    let mut types: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut periods: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let t = types.entry(&e.event_type).or_default();
+        t.0 += 1;
+        t.1 += points_of(i);
+        for key in PeriodKey::keys_for_event(e.ts_ms) {
+            *periods.entry(key).or_default() += points_of(i);
+        }
+    }
+    c.execute("DELETE FROM type_totals WHERE user_id = ?1", [user_id])?;
+    let mut insert = c.prepare_cached(
+        "INSERT INTO type_totals (user_id, event_type, events, points) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (ty, (events, points)) in &types {
+        insert.execute(params![user_id, ty, events, points])?;
+    }
+    // The user's periods are those of their events, which a recompute does not move:
+    // each row is overwritten, none appears or goes.
+    let mut set = c.prepare_cached(
+        "INSERT INTO period_points (period, user_id, points) VALUES (?1, ?2, ?3)
+         ON CONFLICT (period, user_id) DO UPDATE SET points = excluded.points",
+    )?;
+    for (key, points) in &periods {
+        set.execute(params![key, user_id, points])?;
+    }
+    Ok(())
+}
