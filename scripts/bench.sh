@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The same package set the bench builds itself, so nothing is built twice.
 cargo build --release -p eventtracker -p bench --bins
-exec target/release/bench "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/bench" "$@"

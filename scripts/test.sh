@@ -44,7 +44,7 @@ cargo test --test crash -- --show-output
 echo "== Schemathesis against /openapi.json"
 scripts/schemathesis.sh
 
-cross_store=(--test api --test ledger --test persistence --test multi_instance --test rules --test bulk)
+cross_store=(--test api --test ledger --test persistence --test multi_instance --test rules --test bulk --test caps --test recompute)
 if [[ -n "$TEST_REDIS_URL" ]]; then
     echo "== SQLite + Redis"
     TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash -- --show-output

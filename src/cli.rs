@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::bulk;
 use crate::config::{AppEnv, Config};
 use crate::domain::rules::Rules;
+use crate::recompute;
 use crate::startup::{shutdown_signal, Application};
 use crate::telemetry;
 
@@ -46,6 +47,22 @@ enum Command {
         #[arg(long)]
         rejects: Option<PathBuf>,
         /// End with the summary as JSON on the last line of stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the whole ledger under the rules in force (or --rules-version) and report
+    /// how every balance would change; --apply rewrites them, one user at a time.
+    Recompute {
+        /// Report only, change nothing (the default).
+        #[arg(long, conflicts_with = "apply")]
+        dry_run: bool,
+        /// Rewrite awarded points, totals, breakdowns and leaderboards to the replay.
+        #[arg(long)]
+        apply: bool,
+        /// Replay this registered rules version instead of the file in force.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        rules_version: Option<i64>,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -99,6 +116,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             import(&config, opts, json).await
         }
+        Command::Recompute {
+            dry_run: _,
+            apply,
+            rules_version,
+            json,
+        } => recompute(&config, apply, rules_version, json).await,
         Command::Export {
             user,
             from,
@@ -135,6 +158,8 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
     // A bad file fails before anything is connected to.
     let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
+    // Imported events record the rules version that judged them, like the API's.
+    let rules = registered(store.as_ref(), rules).await?;
     let result = bulk::import::run(store.as_ref(), rules, input, &opts).await;
     store.close().await;
     let report = result?;
@@ -178,6 +203,65 @@ async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<
         plural(report.events, "event"),
         plural(report.users, "user")
     );
+    Ok(())
+}
+
+/// `rules` as registered in the store: the version servers reading the same file use.
+async fn registered(store: &dyn crate::store::Store, rules: Rules) -> anyhow::Result<Rules> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let version = store
+        .activate_rules(rules.hash(), rules.text(), now)
+        .await
+        .context("cannot register the rules version in the store")?;
+    Ok(rules.registered_as(version))
+}
+
+async fn recompute(
+    config: &Config,
+    apply: bool,
+    rules_version: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    bulk::init_logging();
+    let rules = Rules::load(&config.events_points_path)?;
+    let store = bulk::open(config).await?;
+    let result = async {
+        let in_force = std::sync::Arc::new(registered(store.as_ref(), rules).await?);
+        let rules = recompute::rules_for(store.as_ref(), in_force, rules_version).await?;
+        let mut last = std::time::Instant::now();
+        let report = recompute::run(store.as_ref(), rules, apply, |done| {
+            if last.elapsed() >= std::time::Duration::from_secs(5) {
+                eprintln!("recompute: {done} users replayed");
+                last = std::time::Instant::now();
+            }
+        })
+        .await?;
+        anyhow::Ok(report)
+    }
+    .await;
+    store.close().await;
+    let report = result?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let version = report
+        .rules_version
+        .map_or("unregistered rules".into(), |v| {
+            format!("rules version {v}")
+        });
+    println!(
+        "{} under {version}: {} users change, points delta {:+}",
+        if report.applied { "applied" } else { "dry run" },
+        report.users_changed,
+        report.points_delta
+    );
+    for u in &report.users {
+        println!(
+            "  {}: {} -> {} ({:+})",
+            u.user_id, u.current, u.recomputed, u.delta
+        );
+    }
     Ok(())
 }
 

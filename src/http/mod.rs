@@ -17,6 +17,7 @@ use crate::config::Role;
 use crate::domain::rules::SharedRules;
 use crate::store::Store;
 
+pub mod admin;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -86,6 +87,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route(
             "/v1/users/{user_id}",
             delete(users::erase).route_layer(guard(Role::Admin)),
+        )
+        .route(
+            "/v1/admin/recompute",
+            post(admin::recompute).route_layer(guard(Role::Admin)),
         )
         .merge(
             Router::new()

@@ -4,7 +4,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{events, leaderboard, ops, stats, users};
+use super::{admin, events, leaderboard, ops, stats, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use super::{events, leaderboard, ops, stats, users};
         events::record_event, events::record_batch, events::query_points,
         users::points, users::history, users::erase,
         leaderboard::leaderboard, leaderboard::standing,
-        stats::daily,
+        stats::daily, admin::recompute,
     ),
     modifiers(&CommonResponses),
     tags(
