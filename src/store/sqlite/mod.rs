@@ -20,6 +20,7 @@ use crate::store::{
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 
+mod checkpoint;
 mod export;
 mod read;
 mod recompute;
@@ -47,6 +48,7 @@ pub struct SqliteConfig {
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<writer::Command>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
     readers: Arc<Readers>,
 }
 
@@ -137,6 +139,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpoint::Checkpointer::start(config.path.clone())?)),
             readers: Arc::new(Readers {
                 path: config.path.clone(),
                 idle: Mutex::new(Vec::new()),
@@ -201,7 +204,7 @@ impl SqliteStore {
 /// Leaderboard pages ending within this many rows are read on the async thread.
 const INLINE_LEADERBOARD_ROWS: u64 = 1_000;
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
-const WAL_CHECKPOINT_PAGES: i64 = 8 * 1024;
+const WAL_CHECKPOINT_PAGES: i64 = 16 * 1024;
 
 fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
@@ -216,8 +219,8 @@ fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connec
     // default 2 MiB cache the writer spent its time re-reading them from the OS (see
     // docs/benchmark.md). Negative means KiB.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    // Checkpoint every 32 MiB of WAL rather than 4 MiB: hot pages are copied back to the
-    // database file once per checkpoint however often they changed in between.
+    // Checkpoints are the checkpointer thread's job (checkpoint.rs); this automatic
+    // one, at 64 MiB of WAL, is only the backstop if that thread falls behind.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
@@ -393,6 +396,14 @@ impl Store for SqliteStore {
             .take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = checkpointer {
+            let _ = tokio::task::spawn_blocking(move || c.stop()).await;
         }
     }
 }
