@@ -11,6 +11,8 @@ use sha2::Sha256;
 
 use crate::domain::event::FieldError;
 
+pub mod worker;
+
 /// The notification kinds this version sends.
 pub const POINTS_CHANGED: &str = "points.changed";
 /// Named in issue #7 but not sent yet: subscribing to them is refused rather than
