@@ -386,15 +386,15 @@ impl Store for CachedStore {
             .await
     }
 
-    async fn replay_delivery(
+    async fn replay_deliveries(
         &self,
         subscription_id: &str,
-        delivery_id: &str,
+        delivery_ids: Option<Vec<String>>,
         now_ms: i64,
     ) -> Result<Replay, StoreError> {
         self.shared
             .store
-            .replay_delivery(subscription_id, delivery_id, now_ms)
+            .replay_deliveries(subscription_id, delivery_ids, now_ms)
             .await
     }
 

@@ -285,11 +285,12 @@ pub trait Store: Send + Sync + 'static {
         Err(webhooks_unsupported())
     }
 
-    /// Queues a failed or delivered delivery again with fresh attempts.
-    async fn replay_delivery(
+    /// Queues the listed failed or delivered deliveries of the subscription again, with
+    /// fresh attempts; without a list, every failed one.
+    async fn replay_deliveries(
         &self,
         _subscription_id: &str,
-        _delivery_id: &str,
+        _delivery_ids: Option<Vec<String>>,
         _now_ms: i64,
     ) -> Result<Replay, StoreError> {
         Err(webhooks_unsupported())

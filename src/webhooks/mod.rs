@@ -124,12 +124,14 @@ pub enum AttemptResult {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replay {
-    Queued(Delivery),
-    /// Still pending: it will be sent anyway.
-    AlreadyPending,
-    NotFound,
+/// Which deliveries a replay queued again, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replay {
+    pub queued: Vec<String>,
+    /// Still pending: they will be sent anyway.
+    pub already_pending: Vec<String>,
+    /// Not deliveries of this subscription.
+    pub not_found: Vec<String>,
 }
 
 /// Checks a subscription field by field, naming each bad one.

@@ -437,14 +437,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn replay_delivery(
+    async fn replay_deliveries(
         &self,
         subscription_id: &str,
-        delivery_id: &str,
+        delivery_ids: Option<Vec<String>>,
         now_ms: i64,
     ) -> Result<Replay, StoreError> {
-        let (sub, id) = (subscription_id.to_owned(), delivery_id.to_owned());
-        self.write_aside(move |c| webhooks::replay(c, &sub, &id, now_ms))
+        let sub = subscription_id.to_owned();
+        self.write_aside(move |c| webhooks::replay(c, &sub, delivery_ids, now_ms))
             .await
     }
 

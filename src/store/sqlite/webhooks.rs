@@ -159,38 +159,48 @@ pub fn record_attempt(
     Ok(())
 }
 
-/// Queues a delivery that failed (or was delivered) again, with a fresh set of attempts.
+/// Queues the listed deliveries (or, without a list, every failed one) of the
+/// subscription again with a fresh set of attempts; pending ones are left as they are.
 pub fn replay(
     conn: &mut Connection,
     subscription_id: &str,
-    id: &str,
+    ids: Option<Vec<String>>,
     now_ms: i64,
 ) -> rusqlite::Result<Replay> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = tx
-        .query_row(
-            &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.id = ?1 AND d.subscription_id = ?2"),
-            params![id, subscription_id],
-            delivery,
-        )
-        .optional()?;
-    let outcome = match found {
-        None => Replay::NotFound,
-        Some(d) if d.status == DeliveryStatus::Pending => Replay::AlreadyPending,
-        Some(_) => {
-            tx.execute(
-                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
-                     next_attempt_ms = ?2, updated_ms = ?2 WHERE id = ?1",
-                params![id, now_ms],
+    let ids = match ids {
+        Some(ids) => ids,
+        None => {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM webhook_deliveries
+                 WHERE subscription_id = ?1 AND status = 'failed' ORDER BY seq",
             )?;
-            let d = tx.query_row(
-                &format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.id = ?1"),
-                [id],
-                delivery,
-            )?;
-            Replay::Queued(d)
+            let rows = stmt.query_map([subscription_id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()?
         }
     };
+    let mut report = Replay::default();
+    for id in ids {
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM webhook_deliveries WHERE id = ?1 AND subscription_id = ?2",
+                params![id, subscription_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match status.as_deref() {
+            None => report.not_found.push(id),
+            Some("pending") => report.already_pending.push(id),
+            Some(_) => {
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,
+                         next_attempt_ms = ?2, updated_ms = ?2 WHERE id = ?1",
+                    params![id, now_ms],
+                )?;
+                report.queued.push(id);
+            }
+        }
+    }
     tx.commit()?;
-    Ok(outcome)
+    Ok(report)
 }
