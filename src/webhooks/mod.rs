@@ -221,12 +221,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_matches_a_known_vector() {
-        // Computed independently with:
-        // printf '%s' '1700000000.{"id":"d1"}' | openssl dgst -sha256 -hmac 'whsec_0123456789abcdef'
+    fn signature_matches_the_worked_example_of_the_docs() {
+        // docs/webhooks.md; computed independently with
+        // printf '%s' "1796032800.$BODY" | openssl dgst -sha256 -hmac whsec_0123456789abcdef
+        let body = r#"{"created_at":"2026-11-30T10:00:00.000Z","data":{"delta":10,"event_ids":["0193f1a27c3e7d0f8e2a1b3c4d5e6f70"],"points":42,"user_id":"13"},"id":"0193f1a2-7c3e-7d10-9a4b-5f1e2d3c4b5a","type":"points.changed"}"#;
         assert_eq!(
-            sign("whsec_0123456789abcdef", 1_700_000_000, r#"{"id":"d1"}"#),
-            "sha256=ebac291c1e01a9a2d7eac4255e18f3c31909189ae8e72caa384e3399e384f2c4"
+            sign("whsec_0123456789abcdef", 1_796_032_800, body),
+            "sha256=d5dcda35f0ec40e934d77eb3b529345c62cc980ee308fee6952835fc0e059146"
         );
     }
 
