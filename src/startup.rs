@@ -156,10 +156,18 @@ async fn start_webhooks(
     now_ms: i64,
 ) -> anyhow::Result<Option<Worker>> {
     for sub in &config.webhooks.subscriptions {
-        store
-            .upsert_webhook(sub.clone(), now_ms)
-            .await
-            .with_context(|| format!("WEBHOOKS_PATH: cannot register {}", sub.url))?;
+        match store.upsert_webhook(sub.clone(), now_ms).await {
+            Ok(_) => {}
+            // A database that cannot be written now (read-only, full) is still served;
+            // what is already subscribed keeps being delivered once it can be written.
+            Err(StoreError::Unavailable(e)) => {
+                tracing::error!(url = %sub.url, error = format!("{e:#}"), "WEBHOOKS_PATH: cannot register the subscription now; it is registered at the next start");
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("WEBHOOKS_PATH: cannot register {}", sub.url))
+            }
+        }
     }
     if let Err(StoreError::Unsupported(why)) = store.webhooks().await {
         tracing::info!("webhooks are off: {why}");
