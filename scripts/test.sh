@@ -47,11 +47,11 @@ scripts/schemathesis.sh
 cross_store=(--test api --test ledger --test persistence --test multi_instance --test rules --test bulk --test caps --test recompute)
 if [[ -n "$TEST_REDIS_URL" ]]; then
     echo "== SQLite + Redis"
-    TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash -- --show-output
+    TEST_BACKEND=sqlite+redis cargo test "${cross_store[@]}" --test redis_cache --test crash --test webhooks -- --show-output
 fi
 if [[ -n "$TEST_MONGO_URL" ]]; then
     echo "== MongoDB"
-    TEST_BACKEND=mongo cargo test "${cross_store[@]}" --test crash -- --show-output
+    TEST_BACKEND=mongo cargo test "${cross_store[@]}" --test crash --test webhooks -- --show-output
     if [[ -n "$TEST_REDIS_URL" ]]; then
         echo "== MongoDB + Redis"
         TEST_BACKEND=mongo+redis cargo test "${cross_store[@]}" --test redis_cache

@@ -44,6 +44,15 @@ pub struct Config {
     /// Set when `REDIS_URL` is: Redis caches totals and holds leaderboards.
     pub redis: Option<RedisConfig>,
     pub auth: AuthConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    /// From the file `WEBHOOKS_PATH` names (none when unset): registered at start,
+    /// alongside those created over the API.
+    pub subscriptions: Vec<crate::webhooks::NewSubscription>,
+    pub delivery: crate::webhooks::worker::DeliveryConfig,
 }
 
 /// Protections of the server itself.
@@ -305,12 +314,39 @@ impl Config {
                 max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 1024)? as usize,
             },
             auth: auth_config(&get, app_env)?,
+            webhooks: webhooks_config(&get)?,
             redis: get("REDIS_URL").map(|url| RedisConfig {
                 url: url.to_string(),
                 key_prefix: get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string(),
             }),
         })
     }
+}
+
+fn webhooks_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<WebhooksConfig, ConfigError> {
+    let subscriptions = match get("WEBHOOKS_PATH") {
+        None => Vec::new(),
+        Some(path) => {
+            let problem = |p: String| ConfigError {
+                var: "WEBHOOKS_PATH".into(),
+                problem: format!("{path}: {p}"),
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+            crate::webhooks::parse_file(&text).map_err(problem)?
+        }
+    };
+    let ms = |var, default| number(get, var, default, 1).map(std::time::Duration::from_millis);
+    Ok(WebhooksConfig {
+        subscriptions,
+        delivery: crate::webhooks::worker::DeliveryConfig {
+            max_attempts: number(get, "WEBHOOK_MAX_ATTEMPTS", 8, 1)?.min(u64::from(u32::MAX))
+                as u32,
+            retry_base: ms("WEBHOOK_RETRY_BASE_MS", 1000)?,
+            timeout: ms("WEBHOOK_TIMEOUT_MS", 10_000)?,
+        },
+    })
 }
 
 fn mongo_config<'a>(
@@ -620,6 +656,41 @@ mod tests {
         assert!(c.auth.keys[2].roles.has(Role::Admin));
         let e = Config::from_map(&map(&[("API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
         assert_eq!(e.var, "API_KEYS_FILE");
+    }
+
+    #[test]
+    fn webhook_variables_are_typed_and_name_themselves() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert!(c.webhooks.subscriptions.is_empty());
+        assert_eq!(c.webhooks.delivery.max_attempts, 8);
+        for var in [
+            "WEBHOOK_MAX_ATTEMPTS",
+            "WEBHOOK_RETRY_BASE_MS",
+            "WEBHOOK_TIMEOUT_MS",
+        ] {
+            assert_eq!(Config::from_map(&map(&[(var, "0")])).unwrap_err().var, var);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.yaml");
+        std::fs::write(
+            &file,
+            "webhooks:\n  - url: https://hooks.example.com/et\n    secret: 0123456789abcdef\n    events: [points.changed]\n",
+        )
+        .unwrap();
+        let c = Config::from_map(&map(&[
+            ("WEBHOOKS_PATH", file.to_str().unwrap()),
+            ("WEBHOOK_RETRY_BASE_MS", "100"),
+        ]))
+        .unwrap();
+        assert_eq!(c.webhooks.subscriptions.len(), 1);
+        assert_eq!(c.webhooks.delivery.retry_base.as_millis(), 100);
+        std::fs::write(&file, "webhooks:\n  - {url: x, secret: s, events: []}\n").unwrap();
+        let e = Config::from_map(&map(&[("WEBHOOKS_PATH", file.to_str().unwrap())])).unwrap_err();
+        assert_eq!(e.var, "WEBHOOKS_PATH");
+        assert!(e.problem.contains("webhooks[0]"), "{e}");
+        let e =
+            Config::from_map(&map(&[("WEBHOOKS_PATH", "/nonexistent/hooks.yaml")])).unwrap_err();
+        assert_eq!(e.var, "WEBHOOKS_PATH");
     }
 
     #[test]

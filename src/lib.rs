@@ -12,3 +12,4 @@ pub mod rules_reload;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

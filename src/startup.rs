@@ -17,7 +17,8 @@ use crate::http::limits::LimitedListener;
 use crate::http::{self, AppState, RouterOptions};
 use crate::rules_reload::Reloader;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use crate::webhooks::worker::Worker;
 
 pub struct Application {
     listener: LimitedListener,
@@ -25,6 +26,8 @@ pub struct Application {
     state: AppState,
     reloader: Reloader,
     reload_interval: Option<std::time::Duration>,
+    /// `None` when the store has no webhooks (MongoDB in this version).
+    webhooks: Option<Worker>,
 }
 
 /// Opens the store the configuration selects.
@@ -80,6 +83,7 @@ impl Application {
             clock: clock.clone(),
         };
         reloader.rules.replace(reloader.register(rules).await);
+        let webhooks = start_webhooks(&store, &config, clock.now_ms()).await?;
         let state = AppState {
             store,
             rules: reloader.rules.clone(),
@@ -111,6 +115,7 @@ impl Application {
             state,
             reloader,
             reload_interval: config.rules_reload_interval,
+            webhooks,
         })
     }
 
@@ -127,14 +132,48 @@ impl Application {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "listening");
         let reload = tokio::spawn(self.reloader.run(self.reload_interval));
+        let webhooks = self.webhooks.map(|w| tokio::spawn(w.run()));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         reload.abort();
+        if let Some(webhooks) = webhooks {
+            // Deliveries in flight stay pending and are sent again after a restart.
+            webhooks.abort();
+            let _ = webhooks.await;
+        }
         self.state.store.close().await;
         tracing::info!("stopped");
         served.context("server error")
     }
+}
+
+/// Registers the subscriptions of `WEBHOOKS_PATH` and prepares the delivery worker,
+/// unless the store has no webhooks (then a subscriptions file is an error).
+async fn start_webhooks(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    now_ms: i64,
+) -> anyhow::Result<Option<Worker>> {
+    for sub in &config.webhooks.subscriptions {
+        match store.upsert_webhook(sub.clone(), now_ms).await {
+            Ok(_) => {}
+            // A database that cannot be written now (read-only, full) is still served;
+            // what is already subscribed keeps being delivered once it can be written.
+            Err(StoreError::Unavailable(e)) => {
+                tracing::error!(url = %sub.url, error = format!("{e:#}"), "WEBHOOKS_PATH: cannot register the subscription now; it is registered at the next start");
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("WEBHOOKS_PATH: cannot register {}", sub.url))
+            }
+        }
+    }
+    if let Err(StoreError::Unsupported(why)) = store.webhooks().await {
+        tracing::info!("webhooks are off: {why}");
+        return Ok(None);
+    }
+    Ok(Some(Worker::new(store.clone(), config.webhooks.delivery)?))
 }
 
 /// Completes on SIGINT or SIGTERM.

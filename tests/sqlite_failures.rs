@@ -136,8 +136,26 @@ async fn read_only_file_system_serves_reads_refuses_writes_and_recovers() {
     app.stop().await;
     fs.remount("ro");
 
-    // Started on a database it cannot write: it serves what is there.
-    let app = app_on(&fs).await;
+    // Started on a database it cannot write: it serves what is there (even with
+    // subscriptions to register, which wait for the next start).
+    let hooks = tempfile::tempdir().unwrap();
+    let file = hooks.path().join("webhooks.yaml");
+    std::fs::write(
+        &file,
+        "webhooks:\n  - {url: 'http://127.0.0.1:9/hook', secret: 0123456789abcdef, events: [points.changed]}\n",
+    )
+    .unwrap();
+    let app = spawn_app_with(Options {
+        env: vec![
+            (
+                "SQLITE_PATH".into(),
+                fs.path().join("et.db").to_string_lossy().into_owned(),
+            ),
+            ("WEBHOOKS_PATH".into(), file.to_string_lossy().into_owned()),
+        ],
+        ..Default::default()
+    })
+    .await;
     assert_eq!(app.points("d0").await, 10);
     assert_eq!(
         app.get("/v1/leaderboard").await.1["entries"][0]["user_id"],

@@ -24,6 +24,9 @@ use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
+use crate::webhooks::{
+    AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
+};
 
 mod codec;
 mod health;
@@ -333,6 +336,66 @@ impl Store for CachedStore {
             }
         }
         result
+    }
+
+    async fn upsert_webhook(
+        &self,
+        new: NewSubscription,
+        now_ms: i64,
+    ) -> Result<Subscription, StoreError> {
+        self.shared.store.upsert_webhook(new, now_ms).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.shared.store.webhooks().await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        self.shared.store.delete_webhook(id).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        subscription_id: &str,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        self.shared
+            .store
+            .webhook_deliveries(subscription_id, status, limit)
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.shared.store.due_deliveries(now_ms, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        result: AttemptResult,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.shared
+            .store
+            .record_attempt(delivery_id, result, now_ms)
+            .await
+    }
+
+    async fn replay_deliveries(
+        &self,
+        subscription_id: &str,
+        delivery_ids: Option<Vec<String>>,
+        now_ms: i64,
+    ) -> Result<Replay, StoreError> {
+        self.shared
+            .store
+            .replay_deliveries(subscription_id, delivery_ids, now_ms)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

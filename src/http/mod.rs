@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod ops;
 pub mod stats;
 pub mod users;
+pub mod webhooks;
 
 /// Everything a handler needs; cheap to clone (all shared behind `Arc`s).
 #[derive(Clone)]
@@ -91,6 +92,17 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route(
             "/v1/admin/recompute",
             post(admin::recompute).route_layer(guard(Role::Admin)),
+        )
+        .merge(
+            Router::new()
+                .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+                .route("/v1/webhooks/{id}", delete(webhooks::delete))
+                .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+                .route(
+                    "/v1/webhooks/{id}/deliveries/replay",
+                    post(webhooks::replay),
+                )
+                .route_layer(guard(Role::Admin)),
         )
         .merge(
             Router::new()

@@ -4,7 +4,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, events, leaderboard, ops, stats, users};
+use super::{admin, events, leaderboard, ops, stats, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,12 +15,14 @@ use super::{admin, events, leaderboard, ops, stats, users};
         users::points, users::history, users::erase,
         leaderboard::leaderboard, leaderboard::standing,
         stats::daily, admin::recompute,
+        webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
     modifiers(&CommonResponses),
     tags(
         (name = "compatible", description = "Endpoints kept as the original service had them"),
         (name = "events"), (name = "users"), (name = "leaderboard"), (name = "operations"),
         (name = "stats", description = "Aggregates for the dashboard"),
+        (name = "webhooks", description = "Notifications to other systems when points change (admin)"),
     )
 )]
 pub struct ApiDoc;

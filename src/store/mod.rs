@@ -9,6 +9,9 @@ use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 pub use crate::domain::rules::RulesVersion;
+use crate::webhooks::{
+    AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
+};
 use std::sync::Arc;
 
 pub mod mongo;
@@ -25,6 +28,10 @@ pub enum StoreError {
     /// This store, as deployed, cannot do what was asked; the message says why.
     #[error("{0}")]
     Unsupported(String),
+}
+
+pub fn webhooks_unsupported() -> StoreError {
+    StoreError::Unsupported("webhooks need the SQLite store in this version".into())
 }
 
 /// One user's balance before and after a replay.
@@ -226,6 +233,68 @@ pub trait Store: Send + Sync + 'static {
         rules: Arc<Rules>,
         apply: bool,
     ) -> Result<UserRecompute, StoreError>;
+
+    /// Creates a webhook subscription, or replaces the secret and events of the one
+    /// with the same URL. Stores without webhooks (MongoDB in this version) answer
+    /// [`StoreError::Unsupported`] from this and the other webhook methods.
+    async fn upsert_webhook(
+        &self,
+        _new: NewSubscription,
+        _now_ms: i64,
+    ) -> Result<Subscription, StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// Every subscription, oldest first, secrets included (for the delivery worker).
+    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// Removes the subscription and its delivery log. Returns whether it existed.
+    async fn delete_webhook(&self, _id: &str) -> Result<bool, StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// The subscription's delivery log, newest first; `None` without such a subscription.
+    async fn webhook_deliveries(
+        &self,
+        _subscription_id: &str,
+        _status: Option<DeliveryStatus>,
+        _limit: u32,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// Up to `limit` pending deliveries due at `now_ms`, each the oldest pending one of
+    /// its subscription and user (so one user's notifications go out in order).
+    async fn due_deliveries(
+        &self,
+        _now_ms: i64,
+        _limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// Records an attempt of a pending delivery.
+    async fn record_attempt(
+        &self,
+        _delivery_id: &str,
+        _result: AttemptResult,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        Err(webhooks_unsupported())
+    }
+
+    /// Queues the listed failed or delivered deliveries of the subscription again, with
+    /// fresh attempts; without a list, every failed one.
+    async fn replay_deliveries(
+        &self,
+        _subscription_id: &str,
+        _delivery_ids: Option<Vec<String>>,
+        _now_ms: i64,
+    ) -> Result<Replay, StoreError> {
+        Err(webhooks_unsupported())
+    }
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -19,6 +19,9 @@ use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
+use crate::webhooks::{
+    AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
+};
 
 mod checkpoint;
 mod export;
@@ -27,6 +30,7 @@ mod recompute;
 mod rules;
 mod schema;
 mod stats;
+mod webhooks;
 mod writer;
 
 /// How hard a commit waits for the disk (`SQLITE_SYNCHRONOUS`).
@@ -183,6 +187,25 @@ impl SqliteStore {
         result.map_err(|e| map_err(&e))
     }
 
+    /// Runs a small, rare write (rules activation, webhook bookkeeping) on a connection
+    /// of its own off the async threads, rather than through the ingest writer;
+    /// SQLite's write lock orders it with the writer and with other processes.
+    async fn write_aside<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.readers.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(anyhow!("write task failed: {e}")))?
+        .map_err(|e| map_err(&e))
+    }
+
     /// Runs a read on a pooled connection off the async threads.
     async fn read<T: Send + 'static>(
         &self,
@@ -336,16 +359,9 @@ impl Store for SqliteStore {
         text: &str,
         now_ms: i64,
     ) -> Result<RulesVersion, StoreError> {
-        let (path, hash, text) = (self.readers.path.clone(), hash.to_owned(), text.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let mut conn = Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            rules::activate(&mut conn, &hash, &text, now_ms)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(anyhow!("rules task failed: {e}")))?
-        .map_err(|e| map_err(&e))
+        let (hash, text) = (hash.to_owned(), text.to_owned());
+        self.write_aside(move |c| rules::activate(c, &hash, &text, now_ms))
+            .await
     }
 
     async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
@@ -373,6 +389,65 @@ impl Store for SqliteStore {
                 .await;
         }
         self.read(move |c| recompute::user(c, &user_id, &rules, false))
+            .await
+    }
+
+    async fn upsert_webhook(
+        &self,
+        new: NewSubscription,
+        now_ms: i64,
+    ) -> Result<Subscription, StoreError> {
+        self.write_aside(move |c| webhooks::upsert(c, &new, now_ms))
+            .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.read(webhooks::list).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write_aside(move |c| webhooks::delete(c, &id)).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        subscription_id: &str,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        let id = subscription_id.to_owned();
+        self.read(move |c| webhooks::deliveries(c, &id, status, limit))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.read(move |c| webhooks::due(c, now_ms, limit)).await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        result: AttemptResult,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let id = delivery_id.to_owned();
+        self.write_aside(move |c| webhooks::record_attempt(c, &id, &result, now_ms))
+            .await
+    }
+
+    async fn replay_deliveries(
+        &self,
+        subscription_id: &str,
+        delivery_ids: Option<Vec<String>>,
+        now_ms: i64,
+    ) -> Result<Replay, StoreError> {
+        let sub = subscription_id.to_owned();
+        self.write_aside(move |c| webhooks::replay(c, &sub, delivery_ids, now_ms))
             .await
     }
 

@@ -43,6 +43,34 @@ const MIGRATIONS: &[&str] = &[
         content      TEXT    NOT NULL,
         activated_ms INTEGER NOT NULL
     );",
+    // 3: webhooks. Deliveries are queued by the writer in the transaction that stores
+    // the events (an outbox); `seq` is their commit order, which per-user ordering uses.
+    "CREATE TABLE webhook_subscriptions (
+        id         TEXT    PRIMARY KEY,
+        url        TEXT    NOT NULL UNIQUE,
+        secret     TEXT    NOT NULL,
+        events     TEXT    NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq             INTEGER PRIMARY KEY,
+        id              TEXT    NOT NULL UNIQUE,
+        subscription_id TEXT    NOT NULL,
+        user_id         TEXT    NOT NULL,
+        event           TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        status          TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER,
+        last_status     INTEGER,
+        last_error      TEXT,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_ms);
+    CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(subscription_id, user_id, status, seq);
+    CREATE INDEX webhook_deliveries_log ON webhook_deliveries(subscription_id, seq);
+    CREATE INDEX webhook_deliveries_user ON webhook_deliveries(user_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

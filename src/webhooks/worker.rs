@@ -1,0 +1,197 @@
+//! The delivery worker: one task that sends due deliveries and records each attempt.
+//!
+//! Delivery is at-least-once: a delivery is marked delivered only after a 2xx, so a
+//! crash or stop between sending and recording sends it again after the restart (with
+//! the same id and body; receivers drop repeats by id). It runs apart from ingestion,
+//! which only queues rows, so a slow or failing receiver never slows writes.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::{sign, AttemptResult, DueDelivery};
+use crate::store::Store;
+
+/// How deliveries are sent and retried (`WEBHOOK_*` variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// `WEBHOOK_MAX_ATTEMPTS` (default 8): attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+    /// `WEBHOOK_RETRY_BASE_MS` (default 1000): the wait after the first failed attempt;
+    /// it doubles with each further one (capped at [`MAX_RETRY_DELAY`]), with jitter.
+    pub retry_base: Duration,
+    /// `WEBHOOK_TIMEOUT_MS` (default 10000): a receiver slower than this failed the attempt.
+    pub timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: 8,
+            retry_base: Duration::from_millis(1000),
+            timeout: Duration::from_millis(10_000),
+        }
+    }
+}
+
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// How often the queue is looked at when it had nothing due.
+const POLL: Duration = Duration::from_millis(200);
+/// Deliveries claimed per look, and sent at once (each to a different user's queue).
+const BATCH: u32 = 64;
+const CONCURRENCY: usize = 16;
+
+pub struct Worker {
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    config: DeliveryConfig,
+}
+
+fn now_ms() -> i64 {
+    // Wall time, not the app's clock: retries wait real time, and receivers check the
+    // signed timestamp against their own clock.
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig) -> anyhow::Result<Worker> {
+        let client = reqwest::Client::builder()
+            // A redirect is an answer the subscription's owner should fix, not follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("EventTracker-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Worker {
+            store,
+            client,
+            config,
+        })
+    }
+
+    /// Sends due deliveries until aborted. Whatever is in flight when it is aborted stays
+    /// pending and is sent again.
+    pub async fn run(self) {
+        loop {
+            match self.store.due_deliveries(now_ms(), BATCH).await {
+                Ok(due) if !due.is_empty() => {
+                    futures_util::stream::iter(due)
+                        .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
+                        .await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the webhook queue"),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn attempt(&self, due: DueDelivery) {
+        let d = &due.delivery;
+        let timestamp = chrono::Utc::now().timestamp();
+        let sent = self
+            .client
+            .post(&due.url)
+            .timeout(self.config.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-EventTracker-Delivery", &d.id)
+            .header("X-EventTracker-Event", &d.event)
+            .header("X-EventTracker-Timestamp", timestamp.to_string())
+            .header(
+                "X-EventTracker-Signature",
+                sign(&due.secret, timestamp, &d.body),
+            )
+            .body(d.body.clone())
+            .send()
+            .await;
+        let result = match sent {
+            Ok(r) if r.status().is_success() => AttemptResult::Delivered {
+                status: r.status().as_u16(),
+            },
+            Ok(r) => self.failed(
+                d.attempts,
+                Some(r.status().as_u16()),
+                format!("HTTP {}", r.status()),
+            ),
+            Err(e) if e.is_timeout() => self.failed(
+                d.attempts,
+                None,
+                format!("no answer within {} ms", self.config.timeout.as_millis()),
+            ),
+            Err(e) => self.failed(d.attempts, None, error_chain(&e)),
+        };
+        let label = match &result {
+            AttemptResult::Delivered { .. } => "delivered",
+            AttemptResult::Retry { .. } => "retry",
+            AttemptResult::Failed { .. } => "failed",
+        };
+        metrics::counter!("webhook_attempts_total", "result" => label).increment(1);
+        if let AttemptResult::Failed { error, .. } = &result {
+            tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, error, "webhook delivery failed for good");
+        }
+        if let Err(e) = self.store.record_attempt(&d.id, result, now_ms()).await {
+            // Left pending: it is sent again, which at-least-once allows.
+            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt");
+        }
+    }
+
+    /// After a failed attempt (`attempts` before it): retry later, or give up.
+    fn failed(&self, attempts: u32, status: Option<u16>, error: String) -> AttemptResult {
+        let attempts = attempts + 1;
+        if attempts >= self.config.max_attempts {
+            return AttemptResult::Failed { status, error };
+        }
+        let delay = backoff(self.config.retry_base, attempts, jitter());
+        AttemptResult::Retry {
+            at_ms: now_ms() + delay.as_millis() as i64,
+            status,
+            error,
+        }
+    }
+}
+
+/// The wait after `attempts` failed attempts: `base * 2^(attempts-1)`, capped, then
+/// scaled into its upper half by `jitter` (0..1) so that receivers coming back are not
+/// hit by every queue at the same instant.
+pub fn backoff(base: Duration, attempts: u32, jitter: f64) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(30))
+        .min(MAX_RETRY_DELAY);
+    exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// A number in 0..1 from the standard library's randomly keyed hasher.
+fn jitter() -> f64 {
+    let n = std::collections::hash_map::RandomState::new().hash_one(now_ms());
+    (n >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered_into_the_upper_half() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff(base, 4, 0.0), Duration::from_millis(400));
+        assert_eq!(backoff(base, 60, 1.0), MAX_RETRY_DELAY);
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+}
