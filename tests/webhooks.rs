@@ -574,3 +574,66 @@ async fn admins_manage_subscriptions_and_secrets_are_never_shown() {
     let (status, _) = send(reqwest::Method::DELETE, &path, "k_admin", None).await;
     assert_eq!(status, 204, "deleting is idempotent");
 }
+
+#[tokio::test]
+async fn using_up_a_cap_sends_cap_reached_once() {
+    if mongo_backend() {
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut env = webhook_env(dir.path(), &receiver, &[]);
+    std::fs::write(
+        dir.path().join("webhooks.yaml"),
+        format!(
+            "webhooks:\n  - url: {}\n    secret: {SECRET}\n    events: [cap.reached]\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let rules = dir.path().join("events.yaml");
+    std::fs::write(
+        &rules,
+        "events:\n  - {name: BONUS, point: 10, cap: {period: week, max_points: 25}}\n  - {name: PURCHASE, point: 10}\n",
+    )
+    .unwrap();
+    env.push(("EVENTS_POINTS_PATH".into(), rules.display().to_string()));
+    let app = spawn_app_with(Options {
+        env,
+        dir: Some(dir),
+    })
+    .await;
+    let user = unique_name("hook_cap");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (status, body) = app.event(&user, "BONUS", json!(TS + i)).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].clone());
+    }
+    app.event(&user, "PURCHASE", json!(TS + 10)).await;
+
+    let hits = receiver.wait_for(1, "the cap used up").await;
+    let hit = &hits[0];
+    assert!(signature_ok(hit, SECRET), "{hit:?}");
+    let body = hit.json();
+    assert_eq!(body["type"], "cap.reached");
+    assert_eq!(
+        body["data"],
+        json!({
+            "user_id": user,
+            "event_type": "BONUS",
+            "period": "week:2026-W45",
+            "cap": {"period": "week", "max_points": 25},
+            "event_id": ids[2],
+        }),
+        "the third BONUS (10 + 10 + 5) used the cap up"
+    );
+    let sub = subscription_id(&app).await;
+    wait_log(&app, &sub, "delivered", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.hits().len(),
+        1,
+        "nothing more: no points.changed subscription, the cap is reached once"
+    );
+}

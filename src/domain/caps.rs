@@ -59,6 +59,20 @@ impl Cap {
     }
 }
 
+impl Cap {
+    /// Whether `used` leaves nothing more to award.
+    pub fn exhausted(&self, used: Usage) -> bool {
+        self.max_events.is_some_and(|m| used.awarded_events >= m)
+            || self.max_points.is_some_and(|m| used.points >= m)
+    }
+
+    /// Whether an event awarded `points` on top of `used` is the one that used the
+    /// cap up: true once per user and period.
+    pub fn reached_by(&self, used: Usage, points: i64) -> bool {
+        !self.exhausted(used) && self.exhausted(used.after(points))
+    }
+}
+
 impl Usage {
     /// The usage after an event awarded `points`.
     pub fn after(self, points: i64) -> Usage {
@@ -106,6 +120,26 @@ mod tests {
             })
             .collect();
         assert_eq!(awarded, [3, 3, 0, 0]);
+    }
+
+    #[test]
+    fn the_cap_is_reached_by_exactly_one_event() {
+        for c in [cap(Some(25), None), cap(None, Some(2))] {
+            let mut used = Usage::default();
+            let reached: Vec<bool> = (0..5)
+                .map(|_| {
+                    let p = c.award(10, used);
+                    let r = c.reached_by(used, p);
+                    used = used.after(p);
+                    r
+                })
+                .collect();
+            assert_eq!(
+                reached.iter().filter(|r| **r).count(),
+                1,
+                "{c:?}: {reached:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,9 +15,11 @@ pub mod worker;
 
 /// The notification kinds this version sends.
 pub const POINTS_CHANGED: &str = "points.changed";
-/// Named in issue #7 but not sent yet: subscribing to them is refused rather than
+pub const CAP_REACHED: &str = "cap.reached";
+const SENT: &[&str] = &[POINTS_CHANGED, CAP_REACHED];
+/// Named in issue #7 but not sent yet: subscribing to it is refused rather than
 /// accepted and left silent.
-const PLANNED: &[&str] = &["rank.changed", "cap.reached"];
+const PLANNED: &[&str] = &["rank.changed"];
 
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MIN_SECRET_CHARS: usize = 16;
@@ -160,12 +162,15 @@ pub fn validate(s: &NewSubscription) -> Result<(), Vec<FieldError>> {
         if PLANNED.contains(&e.as_str()) {
             errors.push(FieldError::new(
                 "events",
-                format!("{e} is not sent by this version; only {POINTS_CHANGED} is"),
+                format!(
+                    "{e} is not sent by this version; {} are",
+                    SENT.join(" and ")
+                ),
             ));
-        } else if e != POINTS_CHANGED {
+        } else if !SENT.contains(&e.as_str()) {
             errors.push(FieldError::new(
                 "events",
-                format!("unknown event {e:?}; known: {POINTS_CHANGED}"),
+                format!("unknown event {e:?}; known: {}", SENT.join(", ")),
             ));
         }
     }
@@ -236,7 +241,7 @@ mod tests {
         let bad = NewSubscription {
             url: "ftp://x".into(),
             secret: "short".into(),
-            events: vec!["cap.reached".into(), "nope".into()],
+            events: vec!["rank.changed".into(), "nope".into()],
         };
         let fields: Vec<String> = validate(&bad)
             .unwrap_err()
@@ -247,7 +252,7 @@ mod tests {
         let good = NewSubscription {
             url: "https://hooks.example.com/et".into(),
             secret: "0123456789abcdef".into(),
-            events: vec![POINTS_CHANGED.into()],
+            events: vec![POINTS_CHANGED.into(), CAP_REACHED.into()],
         };
         assert_eq!(validate(&good), Ok(()));
     }

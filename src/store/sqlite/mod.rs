@@ -25,6 +25,7 @@ use crate::webhooks::{
 
 mod checkpoint;
 mod export;
+mod outbox;
 mod read;
 mod recompute;
 mod rules;

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::map_err;
+use super::outbox::{CapReached, Outbox};
 use crate::domain::caps::{Cap, Usage};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
@@ -179,121 +180,22 @@ impl Deltas {
     }
 }
 
-/// The webhook outbox: deliveries queued in the transaction that stores the events, so
-/// a committed event always has its notifications and a rolled-back one never does.
-/// One `points.changed` delivery per subscription, per user, per write (a request or a
-/// batch); writes that award no points (capped, duplicates) notify nothing.
-#[derive(Default)]
-struct Outbox {
-    /// Ids of the subscriptions that want `points.changed`, read once per transaction.
-    subscriptions: Option<Vec<String>>,
-    /// Each notified user's total as of the writes so far in this transaction (the
-    /// counters themselves are only written at the end, see [`Deltas`]).
-    totals: HashMap<String, i64>,
-}
-
-impl Outbox {
-    fn queue(
-        &mut self,
-        tx: &rusqlite::Transaction,
-        events: &[NewEvent],
-        outcomes: &[RecordOutcome],
-    ) -> rusqlite::Result<()> {
-        // (user, delta, event ids, received at), users in the order of their first event.
-        let mut changes: Vec<(&str, i64, Vec<&str>, i64)> = Vec::new();
-        for (e, outcome) in events.iter().zip(outcomes) {
-            let RecordOutcome::Created { id, points } = outcome else {
-                continue;
-            };
-            let i = match changes.iter().position(|c| c.0 == e.user_id) {
-                Some(i) => i,
-                None => {
-                    changes.push((&e.user_id, 0, Vec::new(), e.received_ms));
-                    changes.len() - 1
-                }
-            };
-            changes[i].1 += points;
-            changes[i].2.push(id);
-        }
-        changes.retain(|c| c.1 != 0);
-        if changes.is_empty() {
-            return Ok(());
-        }
-        if self.subscriptions.is_none() {
-            let mut stmt = tx.prepare_cached("SELECT id, events FROM webhook_subscriptions")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            let mut ids = Vec::new();
-            for row in rows {
-                let (id, events) = row?;
-                let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
-                if events.iter().any(|e| e == crate::webhooks::POINTS_CHANGED) {
-                    ids.push(id);
-                }
-            }
-            self.subscriptions = Some(ids);
-        }
-        let subscriptions = self.subscriptions.as_deref().unwrap_or_default();
-        if subscriptions.is_empty() {
-            return Ok(());
-        }
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO webhook_deliveries (id, subscription_id, user_id, event, body, status, attempts, next_attempt_ms, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, 0, ?6, ?6)",
-        )?;
-        for (user, delta, event_ids, at) in changes {
-            let total = match self.totals.get(user) {
-                Some(t) => t + delta,
-                // This write's own points are still in the pending deltas.
-                None => {
-                    tx.prepare_cached(
-                        "SELECT COALESCE(SUM(points), 0) FROM type_totals WHERE user_id = ?1",
-                    )?
-                    .query_row([user], |r| r.get::<_, i64>(0))?
-                        + delta
-                }
-            };
-            self.totals.insert(user.to_owned(), total);
-            for subscription in subscriptions {
-                let id = uuid::Uuid::now_v7().hyphenated().to_string();
-                let body = serde_json::json!({
-                    "id": id,
-                    "type": crate::webhooks::POINTS_CHANGED,
-                    "created_at": crate::domain::time::format_millis(at),
-                    "data": {
-                        "user_id": user,
-                        "points": total,
-                        "delta": delta,
-                        "event_ids": event_ids,
-                    },
-                });
-                insert.execute(params![
-                    id,
-                    subscription,
-                    user,
-                    crate::webhooks::POINTS_CHANGED,
-                    body.to_string(),
-                    at
-                ])?;
-            }
-        }
-        Ok(())
-    }
-}
-
 fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<Done>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deltas = Deltas::default();
     let mut outbox = Outbox::default();
+    let mut caps_reached = Vec::new();
     let mut done = Vec::with_capacity(commands.len());
     for cmd in commands {
         match cmd {
             Command::Record { events, .. } => {
                 let mut outcomes = Vec::with_capacity(events.len());
                 for e in events {
-                    outcomes.push(insert_event(&tx, e, &mut deltas)?);
+                    outcomes.push(insert_event(&tx, e, &mut deltas, &mut caps_reached)?);
                 }
                 outbox.queue(&tx, events, &outcomes)?;
+                outbox.queue_caps(&tx, &caps_reached)?;
+                caps_reached.clear();
                 done.push(Done::Record(outcomes));
             }
             Command::DeleteUser { user_id, .. } => {
@@ -322,13 +224,18 @@ fn insert_event(
     tx: &rusqlite::Transaction,
     e: &NewEvent,
     deltas: &mut Deltas,
+    caps_reached: &mut Vec<CapReached>,
 ) -> rusqlite::Result<RecordOutcome> {
     let dedup_key = e.dedup_key();
     // Earlier events of this transaction are visible here, so a batch counts towards
     // its own cap; the single writer makes this exact under concurrency.
-    let points = match &e.cap {
-        Some(cap) => cap.award(e.points, usage(tx, e, cap)?),
-        None => e.points,
+    let (points, reached) = match &e.cap {
+        Some(cap) => {
+            let used = usage(tx, e, cap)?;
+            let points = cap.award(e.points, used);
+            (points, cap.reached_by(used, points))
+        }
+        None => (e.points, false),
     };
     let inserted = tx
         .prepare_cached(
@@ -350,6 +257,9 @@ fn insert_event(
             e.rules_version
         ])?;
     if inserted == 1 {
+        if let (true, Some(cap)) = (reached, e.cap) {
+            caps_reached.push(CapReached::of(e, cap));
+        }
         deltas.add(e, points);
         return Ok(RecordOutcome::Created {
             id: e.id.clone(),
