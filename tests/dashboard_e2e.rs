@@ -664,6 +664,17 @@ async fn event_types(p: &Page) {
         ["TEST_ONLY_QUEST", "7"]
     ]);
     p.wait_for("event types", script, want).await;
+    let caps =
+        "return [...document.querySelectorAll('#types tbody tr')].map(r => r.cells[2].textContent)";
+    assert_eq!(
+        p.js(caps).await,
+        json!(["–", "–", "–", "–", "–"]),
+        "no type of the fixture is capped"
+    );
+    let versions = "return [...document.querySelectorAll('#rules-versions tbody tr')]
+        .map(r => [r.cells[0].textContent, r.cells[3].textContent])";
+    p.wait_for("rules versions", versions, json!([["1", "in force"]]))
+        .await;
     p.shot("types-desktop").await;
 }
 
