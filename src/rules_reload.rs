@@ -30,7 +30,8 @@ pub struct Reloader {
 pub enum Outcome {
     Unchanged,
     Applied(i64),
-    Rejected,
+    /// With the hash of the rejected file, when it could be read.
+    Rejected(Option<String>),
     /// Valid, but the store could not register it: the check is repeated next time.
     Deferred,
 }
@@ -56,14 +57,18 @@ impl Reloader {
         }
     }
 
-    /// Compares the file with the rules in force and switches when it changed.
-    pub async fn check(&self) -> Outcome {
+    /// Compares the file with the rules in force and switches when it changed. A file
+    /// whose hash is `ignore` (one already rejected) counts as unchanged.
+    pub async fn check(&self, ignore: Option<&str>) -> Outcome {
         let current = self.rules.current();
         let Ok(text) = tokio::fs::read_to_string(&self.path).await else {
             // Loading reports the read error itself.
-            return self.reject(Rules::load(&self.path).err());
+            return self.reject(Rules::load(&self.path).err(), None);
         };
-        if content_hash(&text) == current.hash() && current.registered().is_some() {
+        let hash = content_hash(&text);
+        if ignore == Some(hash.as_str())
+            || (hash == current.hash() && current.registered().is_some())
+        {
             return Outcome::Unchanged;
         }
         tokio::time::sleep(SETTLE).await;
@@ -74,7 +79,7 @@ impl Reloader {
         }
         let rules = match Rules::parse(&self.path, &text) {
             Ok(r) => r,
-            Err(e) => return self.reject(Some(e)),
+            Err(e) => return self.reject(Some(e), Some(hash)),
         };
         let rules = self.register(rules).await;
         let Some(version) = rules.version() else {
@@ -89,7 +94,11 @@ impl Reloader {
         Outcome::Applied(version)
     }
 
-    fn reject(&self, error: Option<crate::domain::rules::RulesError>) -> Outcome {
+    fn reject(
+        &self,
+        error: Option<crate::domain::rules::RulesError>,
+        hash: Option<String>,
+    ) -> Outcome {
         metrics::counter!("rules_reloads_total", "outcome" => "rejected").increment(1);
         let in_force = self.rules.current().version();
         match error {
@@ -100,7 +109,7 @@ impl Reloader {
                 tracing::error!(path = %self.path.display(), ?in_force, "rules file rejected; the version in force stays")
             }
         }
-        Outcome::Rejected
+        Outcome::Rejected(hash)
     }
 
     /// Checks at every interval tick and every SIGHUP, forever (the task is aborted
@@ -112,7 +121,7 @@ impl Reloader {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
-        let mut rejected_hash: Option<String> = None;
+        let mut rejected: Option<String> = None;
         loop {
             let forced = tokio::select! {
                 _ = tick(&mut ticker) => false,
@@ -121,17 +130,12 @@ impl Reloader {
             if forced {
                 tracing::info!(path = %self.path.display(), "SIGHUP: checking the rules file");
             }
-            let hash = tokio::fs::read_to_string(&self.path)
-                .await
-                .map(|t| content_hash(&t))
-                .ok();
-            if !forced && hash.is_some() && hash == rejected_hash {
-                continue;
+            let ignore = if forced { None } else { rejected.as_deref() };
+            match self.check(ignore).await {
+                Outcome::Rejected(hash) => rejected = hash,
+                Outcome::Applied(_) | Outcome::Deferred => rejected = None,
+                Outcome::Unchanged => {}
             }
-            rejected_hash = match self.check().await {
-                Outcome::Rejected => hash,
-                _ => None,
-            };
         }
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 pub mod mongo;
 pub mod sqlite;
+pub mod writer_channel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,14 +6,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use async_trait::async_trait;
 use mongodb::bson::{doc, Document};
 use mongodb::options::{
     Acknowledgment, ClientOptions, DatabaseOptions, ReadConcern, TransactionOptions,
 };
 use mongodb::{Client, Collection, Database};
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{MongoConfig, WriteConcern};
@@ -21,6 +20,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
+use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
@@ -73,7 +73,7 @@ pub(crate) struct Ctx {
 
 pub struct MongoStore {
     ctx: Arc<Ctx>,
-    writer: Mutex<Option<mpsc::Sender<writer::Command>>>,
+    writer: WriterChannel<writer::Command>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -151,34 +151,13 @@ impl MongoStore {
             // Not fatal: the writer retries periodically.
             tracing::warn!(error = %e, "mongodb recovery at start failed");
         }
-        let (tx, rx) = mpsc::channel(4096);
+        let (writer, rx) = WriterChannel::new();
         let task = tokio::spawn(writer::run(ctx.clone(), rx));
         Ok(MongoStore {
             ctx,
-            writer: Mutex::new(Some(tx)),
+            writer,
             writer_task: Mutex::new(Some(task)),
         })
-    }
-
-    fn sender(&self) -> Result<mpsc::Sender<writer::Command>, StoreError> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable(anyhow!("the store is shutting down")))
-    }
-
-    async fn send<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
-    ) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.sender()?
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Unavailable(anyhow!("the writer has stopped")))?;
-        rx.await
-            .map_err(|_| StoreError::Internal(anyhow!("the writer dropped a request")))?
     }
 
     async fn read<T>(
@@ -214,7 +193,8 @@ impl Store for MongoStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.send(|reply| writer::Command::Record { events, reply })
+        self.writer
+            .send(|reply| writer::Command::Record { events, reply })
             .await
     }
 
@@ -253,7 +233,8 @@ impl Store for MongoStore {
 
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
         let user_id = user_id.to_owned();
-        self.send(|reply| writer::Command::DeleteUser { user_id, reply })
+        self.writer
+            .send(|reply| writer::Command::DeleteUser { user_id, reply })
             .await
     }
 
@@ -321,14 +302,14 @@ impl Store for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.sender()?;
+        self.writer.sender()?;
         self.read(async { self.ctx.db.run_command(doc! { "ping": 1 }).await.map(drop) })
             .await
     }
 
     async fn close(&self) {
         // Dropping the last sender lets the writer finish what is queued and exit.
-        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.writer.close();
         let task = self
             .writer_task
             .lock()

@@ -13,6 +13,7 @@ use super::commit::{self, wall_ms};
 use super::error::{timed_out, to_store};
 use super::{erase, recovery, Ctx};
 use crate::domain::event::NewEvent;
+use crate::store::writer_channel::{gather, Request};
 use crate::store::{RecordOutcome, StoreError};
 
 /// Upper bound of events in one group commit, so a flood of batches cannot make one
@@ -34,7 +35,7 @@ pub enum Command {
     },
 }
 
-impl Command {
+impl Request for Command {
     fn size(&self) -> usize {
         match self {
             Command::Record { events, .. } => events.len(),
@@ -55,18 +56,7 @@ pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
         tokio::select! {
             first = rx.recv() => {
                 let Some(first) = first else { break };
-                let mut size = first.size();
-                let mut commands = vec![first];
-                while size < MAX_EVENTS_PER_COMMIT {
-                    match rx.try_recv() {
-                        Ok(cmd) => {
-                            size += cmd.size();
-                            commands.push(cmd);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                process(&ctx, commands).await;
+                process(&ctx, gather(first, &mut rx, MAX_EVENTS_PER_COMMIT)).await;
             }
             _ = recovery.tick() => {
                 match tokio::time::timeout(WRITE_TIMEOUT * 3, recovery::run(&ctx, wall_ms())).await {

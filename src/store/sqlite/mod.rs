@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::anyhow;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
+use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
@@ -51,9 +51,11 @@ pub struct SqliteConfig {
 }
 
 pub struct SqliteStore {
-    writer: Mutex<Option<mpsc::Sender<writer::Command>>>,
+    writer: WriterChannel<writer::Command>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// The connection of [`SqliteStore::write_aside`], opened on first use.
+    aside: Arc<Mutex<Option<Connection>>>,
     readers: Arc<Readers>,
 }
 
@@ -132,7 +134,7 @@ impl SqliteStore {
                 ))
             }
         };
-        let (tx, rx) = mpsc::channel(4096);
+        let (channel, rx) = WriterChannel::new();
         let writer = writer::Writer {
             conn,
             open: Box::new(open),
@@ -142,7 +144,8 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer::run(writer, rx))?;
         Ok(SqliteStore {
-            writer: Mutex::new(Some(tx)),
+            writer: channel,
+            aside: Arc::new(Mutex::new(None)),
             writer_thread: Mutex::new(Some(handle)),
             checkpointer: Mutex::new(Some(checkpoint::Checkpointer::start(config.path.clone())?)),
             readers: Arc::new(Readers {
@@ -151,27 +154,6 @@ impl SqliteStore {
                 writable,
             }),
         })
-    }
-
-    fn sender(&self) -> Result<mpsc::Sender<writer::Command>, StoreError> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable(anyhow!("the store is shutting down")))
-    }
-
-    async fn send<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Command,
-    ) -> Result<T, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.sender()?
-            .send(make(reply))
-            .await
-            .map_err(|_| StoreError::Unavailable(anyhow!("the writer has stopped")))?;
-        rx.await
-            .map_err(|_| StoreError::Internal(anyhow!("the writer dropped a request")))?
     }
 
     /// Runs a read whose cost is a few index lookups right here on the async thread:
@@ -195,12 +177,26 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let path = self.readers.path.clone();
+        let (path, aside) = (self.readers.path.clone(), self.aside.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            f(&mut conn)
+            // One connection, kept between calls: the webhook worker writes once per
+            // delivery, and opening a connection each time costs more than the write.
+            let mut slot = aside.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = match slot.as_mut() {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open(&path)?;
+                    c.busy_timeout(std::time::Duration::from_secs(5))?;
+                    c.pragma_update(None, "synchronous", "FULL")?;
+                    slot.insert(c)
+                }
+            };
+            let result = f(conn);
+            if result.is_err() {
+                // It may be the connection (a file that went read-only): open afresh.
+                *slot = None;
+            }
+            result
         })
         .await
         .map_err(|e| StoreError::Internal(anyhow!("write task failed: {e}")))?
@@ -280,7 +276,8 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.send(|reply| writer::Command::Record { events, reply })
+        self.writer
+            .send(|reply| writer::Command::Record { events, reply })
             .await
     }
 
@@ -331,7 +328,8 @@ impl Store for SqliteStore {
 
     async fn delete_user(&self, user_id: &str) -> Result<bool, StoreError> {
         let user_id = user_id.to_owned();
-        self.send(|reply| writer::Command::DeleteUser { user_id, reply })
+        self.writer
+            .send(|reply| writer::Command::DeleteUser { user_id, reply })
             .await
     }
 
@@ -382,6 +380,7 @@ impl Store for SqliteStore {
         let user_id = user_id.to_owned();
         if apply {
             return self
+                .writer
                 .send(|reply| writer::Command::Recompute {
                     user_id,
                     rules,
@@ -453,7 +452,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.sender()?;
+        self.writer.sender()?;
         if !self.readers.writable.load(Ordering::Relaxed) {
             return Err(StoreError::Unavailable(anyhow!(
                 "the SQLite database is not writable"
@@ -464,7 +463,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Dropping the last sender lets the writer finish what is queued and exit.
-        drop(self.writer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.writer.close();
         let handle = self
             .writer_thread
             .lock()

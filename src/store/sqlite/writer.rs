@@ -15,6 +15,7 @@ use crate::domain::caps::{Cap, Usage};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
+use crate::store::writer_channel::{gather, Request};
 use crate::store::{RecordOutcome, StoreError, UserRecompute};
 
 /// Upper bound of events in one transaction, so a flood of batches cannot make one
@@ -38,7 +39,7 @@ pub enum Command {
     },
 }
 
-impl Command {
+impl Request for Command {
     fn size(&self) -> usize {
         match self {
             Command::Record { events, .. } => events.len(),
@@ -85,17 +86,8 @@ impl Writer {
 
 pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut size = first.size();
-        let mut commands = vec![first];
-        while size < MAX_EVENTS_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(cmd) => {
-                    size += cmd.size();
-                    commands.push(cmd);
-                }
-                Err(_) => break,
-            }
-        }
+        let commands = gather(first, &mut rx, MAX_EVENTS_PER_COMMIT);
+        let size: usize = commands.iter().map(Request::size).sum();
         metrics::histogram!("store_commit_batch_events").record(size as f64);
         let result = writer.connection().and_then(|conn| commit(conn, &commands));
         match result {
