@@ -26,8 +26,7 @@ pub struct Application {
     state: AppState,
     reloader: Reloader,
     reload_interval: Option<std::time::Duration>,
-    /// `None` when the store has no webhooks (MongoDB in this version).
-    webhooks: Option<Worker>,
+    webhooks: Worker,
 }
 
 /// Opens the store the configuration selects.
@@ -132,29 +131,26 @@ impl Application {
         let addr = self.local_addr()?;
         tracing::info!(%addr, "listening");
         let reload = tokio::spawn(self.reloader.run(self.reload_interval));
-        let webhooks = self.webhooks.map(|w| tokio::spawn(w.run()));
+        let webhooks = tokio::spawn(self.webhooks.run());
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         reload.abort();
-        if let Some(webhooks) = webhooks {
-            // Deliveries in flight stay pending and are sent again after a restart.
-            webhooks.abort();
-            let _ = webhooks.await;
-        }
+        // Deliveries in flight stay pending and are sent again after a restart.
+        webhooks.abort();
+        let _ = webhooks.await;
         self.state.store.close().await;
         tracing::info!("stopped");
         served.context("server error")
     }
 }
 
-/// Registers the subscriptions of `WEBHOOKS_PATH` and prepares the delivery worker,
-/// unless the store has no webhooks (then a subscriptions file is an error).
+/// Registers the subscriptions of `WEBHOOKS_PATH` and prepares the delivery worker.
 async fn start_webhooks(
     store: &Arc<dyn Store>,
     config: &Config,
     now_ms: i64,
-) -> anyhow::Result<Option<Worker>> {
+) -> anyhow::Result<Worker> {
     for sub in &config.webhooks.subscriptions {
         match store.upsert_webhook(sub.clone(), now_ms).await {
             Ok(_) => {}
@@ -169,11 +165,7 @@ async fn start_webhooks(
             }
         }
     }
-    if let Err(StoreError::Unsupported(why)) = store.webhooks().await {
-        tracing::info!("webhooks are off: {why}");
-        return Ok(None);
-    }
-    Ok(Some(Worker::new(store.clone(), config.webhooks.delivery)?))
+    Worker::new(store.clone(), config.webhooks.delivery)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,7 +1,7 @@
 //! Webhooks against a real HTTP receiver running in the test process: signatures,
 //! retries after 500s and timeouts, delivery across a restart, per-user order, the
 //! delivery log and replay, and ingestion that does not wait for receivers.
-//! SQLite only (with or without Redis): MongoDB has no webhooks in this version.
+//! Runs on every store (`TEST_BACKEND`).
 
 mod common;
 
@@ -138,35 +138,6 @@ fn signature_ok(hit: &Hit, secret: &str) -> bool {
     hit.signature == format!("sha256={hex}")
 }
 
-/// On MongoDB (`TEST_BACKEND=mongo...`) this version has no webhooks: the endpoints say
-/// so with 501 and ingestion is unaffected. Skipped on the other stores.
-#[tokio::test]
-async fn mongo_answers_501_and_still_ingests() {
-    if !std::env::var("TEST_BACKEND").is_ok_and(|b| b.contains("mongo")) {
-        eprintln!("SKIPPED: runs with TEST_BACKEND=mongo");
-        return;
-    }
-    let app = common::spawn_app().await;
-    let (status, body) = app.get("/v1/webhooks").await;
-    assert_eq!(status, 501, "{body}");
-    assert_eq!(
-        body["message"],
-        "webhooks need the SQLite store in this version"
-    );
-    let (status, _) = app
-        .event(&unique_name("hook_mongo"), "LOGIN", json!(TS))
-        .await;
-    assert_eq!(status, 201);
-}
-
-fn mongo_backend() -> bool {
-    let mongo = std::env::var("TEST_BACKEND").is_ok_and(|b| b.contains("mongo"));
-    if mongo {
-        eprintln!("SKIPPED: webhooks need the SQLite store in this version");
-    }
-    mongo
-}
-
 /// Settings for an app that sends to `receiver`; retries are fast for the tests.
 fn webhook_env(
     dir: &std::path::Path,
@@ -238,9 +209,6 @@ const TS: i64 = 1_793_613_600;
 
 #[tokio::test]
 async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     let app = app_for(&receiver, &[]).await;
     let (a, b) = (unique_name("hook_a"), unique_name("hook_b"));
@@ -306,9 +274,6 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
 
 #[tokio::test]
 async fn retries_after_500s_and_a_timeout_send_the_same_delivery() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     receiver.script(&[Answer::Status(500), Answer::Status(503), Answer::Stall]);
     let app = app_for(&receiver, &[("WEBHOOK_TIMEOUT_MS", "300")]).await;
@@ -337,9 +302,6 @@ async fn retries_after_500s_and_a_timeout_send_the_same_delivery() {
 
 #[tokio::test]
 async fn deliveries_queued_while_the_receiver_is_down_survive_a_restart() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     receiver.script(&[Answer::Status(503); 1000]);
     let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -388,9 +350,6 @@ async fn deliveries_queued_while_the_receiver_is_down_survive_a_restart() {
 
 #[tokio::test]
 async fn one_users_deliveries_arrive_in_the_order_of_the_writes() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     // Failures hit whichever deliveries come first: the queue must hold back the
     // user's later ones until each earlier one got through.
@@ -429,9 +388,6 @@ async fn one_users_deliveries_arrive_in_the_order_of_the_writes() {
 
 #[tokio::test]
 async fn failed_deliveries_show_in_the_log_and_can_be_replayed() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     receiver.script(&[Answer::Status(500), Answer::Status(500)]);
     let app = app_for(&receiver, &[("WEBHOOK_MAX_ATTEMPTS", "2")]).await;
@@ -485,9 +441,6 @@ async fn failed_deliveries_show_in_the_log_and_can_be_replayed() {
 
 #[tokio::test]
 async fn a_stuck_receiver_does_not_hold_up_ingestion() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     receiver.set_stall_all(true);
     let app = app_for(&receiver, &[("WEBHOOK_TIMEOUT_MS", "600000")]).await;
@@ -510,9 +463,6 @@ async fn a_stuck_receiver_does_not_hold_up_ingestion() {
 
 #[tokio::test]
 async fn admins_manage_subscriptions_and_secrets_are_never_shown() {
-    if mongo_backend() {
-        return;
-    }
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let app = spawn_app_with(Options {
         env: vec![("API_KEYS".into(), "k_admin:admin,k_read:read".into())],
@@ -577,9 +527,6 @@ async fn admins_manage_subscriptions_and_secrets_are_never_shown() {
 
 #[tokio::test]
 async fn using_up_a_cap_sends_cap_reached_once() {
-    if mongo_backend() {
-        return;
-    }
     let receiver = Receiver::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut env = webhook_env(dir.path(), &receiver, &[]);
@@ -636,4 +583,66 @@ async fn using_up_a_cap_sends_cap_reached_once() {
         1,
         "nothing more: no points.changed subscription, the cap is reached once"
     );
+}
+
+/// Several instances on one MongoDB database share one delivery queue: each claims a
+/// delivery before sending it, so every notification arrives once, and a user's still
+/// arrive in the order of the writes, whichever instance took each write. MongoDB
+/// only (one SQLite file is one process).
+#[tokio::test]
+async fn two_instances_on_one_mongodb_send_each_delivery_once_in_order() {
+    if !std::env::var("TEST_BACKEND").is_ok_and(|b| b.contains("mongo")) {
+        eprintln!("SKIPPED: runs with TEST_BACKEND=mongo");
+        return;
+    }
+    let receiver = Receiver::start().await;
+    let first = app_for(&receiver, &[("WEBHOOK_RETRY_BASE_MS", "20")]).await;
+    // The second instance: the first one's database, same subscriptions file.
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut env = first.backend.clone();
+    let extra = webhook_env(dir.path(), &receiver, &[("WEBHOOK_RETRY_BASE_MS", "20")]);
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(extra);
+    let second = spawn_app_with(Options {
+        env,
+        dir: Some(dir),
+    })
+    .await;
+    // A few failures first, so that retries and claims interleave between instances.
+    receiver.script(&[Answer::Status(500); 4]);
+    let users = [unique_name("hook_two_a"), unique_name("hook_two_b")];
+    for i in 0..6 {
+        for user in &users {
+            let app = if i % 2 == 0 { &first } else { &second };
+            let (status, _) = app.event(user, "PURCHASE", json!(TS + i)).await;
+            assert_eq!(status, 201);
+        }
+    }
+    let sub = subscription_id(&first).await;
+    assert_eq!(subscription_id(&second).await, sub, "one subscription");
+    wait_log(&first, &sub, "delivered", 12).await;
+    // Let a late double send, if any, arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hits = receiver.hits();
+    let mut delivered: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.ok())
+        .map(|h| h.delivery.as_str())
+        .collect();
+    delivered.sort_unstable();
+    let n = delivered.len();
+    delivered.dedup();
+    assert_eq!(
+        (n, delivered.len()),
+        (12, 12),
+        "each delivered exactly once"
+    );
+    for user in &users {
+        let totals: Vec<i64> = hits
+            .iter()
+            .filter(|h| h.ok() && h.json()["data"]["user_id"] == user.as_str())
+            .map(|h| h.json()["data"]["points"].as_i64().unwrap())
+            .collect();
+        assert_eq!(totals, [10, 20, 30, 40, 50, 60], "{user}");
+    }
 }

@@ -370,8 +370,12 @@ impl Store for CachedStore {
         &self,
         now_ms: i64,
         limit: u32,
+        claim_ms: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        self.shared.store.due_deliveries(now_ms, limit).await
+        self.shared
+            .store
+            .due_deliveries(now_ms, limit, claim_ms)
+            .await
     }
 
     async fn record_attempt(

@@ -6,12 +6,12 @@
 //! ledger has it at that moment, in the same transaction as the insert, so caps hold
 //! under concurrency and inside batches.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::period::Period;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Cap {
     /// The calendar period (UTC, by event time) the cap counts over.
     pub period: Period,

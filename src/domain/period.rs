@@ -4,7 +4,9 @@ use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
 
 use super::time::to_datetime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     All,

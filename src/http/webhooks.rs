@@ -116,8 +116,7 @@ pub struct DeliveryList {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
-    responses((status = 200, body = WebhookList, description = "Every subscription, oldest first, secrets redacted"),
-              (status = 501, body = ErrorBody, description = "The store has no webhooks (MongoDB)")))]
+    responses((status = 200, body = WebhookList, description = "Every subscription, oldest first, secrets redacted")))]
 pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookList>, ApiError> {
     let subs = state.store.webhooks().await?;
     Ok(axum::Json(WebhookList {
@@ -129,8 +128,7 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookLis
     request_body = WebhookRequest,
     responses((status = 201, body = WebhookView, description = "Subscribed; a URL already subscribed gets the new secret and events"),
               (status = 400, body = ErrorBody, description = "A bad field, named in `errors`"),
-              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES"),
-              (status = 501, body = ErrorBody, description = "The store has no webhooks (MongoDB)")))]
+              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn create(
     State(state): State<AppState>,
     body: Bytes,
@@ -186,8 +184,7 @@ fn parse(body: &[u8]) -> Result<NewSubscription, ApiError> {
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Subscription id")),
-    responses((status = 204, description = "Unsubscribed (or was not subscribed); its pending deliveries and log are gone"),
-              (status = 501, body = ErrorBody, description = "The store has no webhooks (MongoDB)")))]
+    responses((status = 204, description = "Unsubscribed (or was not subscribed); its pending deliveries and log are gone")))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -205,8 +202,7 @@ pub async fn delete(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 100, at most 1000"),
     ),
     responses((status = 200, body = DeliveryList, description = "The delivery log, newest first (empty for an unknown or deleted subscription)"),
-              (status = 400, body = ErrorBody),
-              (status = 501, body = ErrorBody, description = "The store has no webhooks (MongoDB)")))]
+              (status = 400, body = ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -256,8 +252,7 @@ pub struct ReplayResponse {
     request_body(content = Option<ReplayRequest>, description = "Optional; an empty body replays every failed delivery"),
     responses((status = 200, body = ReplayResponse, description = "What was queued again, by id"),
               (status = 400, body = ErrorBody, description = "A malformed body"),
-              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES"),
-              (status = 501, body = ErrorBody, description = "The store has no webhooks (MongoDB)")))]
+              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -31,10 +31,6 @@ pub enum StoreError {
     Unsupported(String),
 }
 
-pub fn webhooks_unsupported() -> StoreError {
-    StoreError::Unsupported("webhooks need the SQLite store in this version".into())
-}
-
 /// One user's balance before and after a replay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UserRecompute {
@@ -236,66 +232,54 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<UserRecompute, StoreError>;
 
     /// Creates a webhook subscription, or replaces the secret and events of the one
-    /// with the same URL. Stores without webhooks (MongoDB in this version) answer
-    /// [`StoreError::Unsupported`] from this and the other webhook methods.
+    /// with the same URL.
     async fn upsert_webhook(
         &self,
-        _new: NewSubscription,
-        _now_ms: i64,
-    ) -> Result<Subscription, StoreError> {
-        Err(webhooks_unsupported())
-    }
+        new: NewSubscription,
+        now_ms: i64,
+    ) -> Result<Subscription, StoreError>;
 
     /// Every subscription, oldest first, secrets included (for the delivery worker).
-    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
-        Err(webhooks_unsupported())
-    }
+    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError>;
 
     /// Removes the subscription and its delivery log. Returns whether it existed.
-    async fn delete_webhook(&self, _id: &str) -> Result<bool, StoreError> {
-        Err(webhooks_unsupported())
-    }
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError>;
 
     /// The subscription's delivery log, newest first; `None` without such a subscription.
     async fn webhook_deliveries(
         &self,
-        _subscription_id: &str,
-        _status: Option<DeliveryStatus>,
-        _limit: u32,
-    ) -> Result<Option<Vec<Delivery>>, StoreError> {
-        Err(webhooks_unsupported())
-    }
+        subscription_id: &str,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivery>>, StoreError>;
 
     /// Up to `limit` pending deliveries due at `now_ms`, each the oldest pending one of
-    /// its subscription and user (so one user's notifications go out in order).
+    /// its subscription and user (so one user's notifications go out in order). They
+    /// are the caller's for `claim_ms`: until then no other caller (another instance on
+    /// the same database) gets them, unless their attempt is recorded first.
     async fn due_deliveries(
         &self,
-        _now_ms: i64,
-        _limit: u32,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
-        Err(webhooks_unsupported())
-    }
+        now_ms: i64,
+        limit: u32,
+        claim_ms: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
 
     /// Records an attempt of a pending delivery.
     async fn record_attempt(
         &self,
-        _delivery_id: &str,
-        _result: AttemptResult,
-        _now_ms: i64,
-    ) -> Result<(), StoreError> {
-        Err(webhooks_unsupported())
-    }
+        delivery_id: &str,
+        result: AttemptResult,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 
     /// Queues the listed failed or delivered deliveries of the subscription again, with
     /// fresh attempts; without a list, every failed one.
     async fn replay_deliveries(
         &self,
-        _subscription_id: &str,
-        _delivery_ids: Option<Vec<String>>,
-        _now_ms: i64,
-    ) -> Result<Replay, StoreError> {
-        Err(webhooks_unsupported())
-    }
+        subscription_id: &str,
+        delivery_ids: Option<Vec<String>>,
+        now_ms: i64,
+    ) -> Result<Replay, StoreError>;
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -11,6 +11,7 @@ use sha2::Sha256;
 
 use crate::domain::event::FieldError;
 
+pub mod payload;
 pub mod worker;
 
 /// The notification kinds this version sends.

@@ -73,7 +73,11 @@ impl Worker {
     /// pending and is sent again.
     pub async fn run(self) {
         loop {
-            match self.store.due_deliveries(now_ms(), BATCH).await {
+            match self
+                .store
+                .due_deliveries(now_ms(), BATCH, self.claim_ms())
+                .await
+            {
                 Ok(due) if !due.is_empty() => {
                     futures_util::stream::iter(due)
                         .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
@@ -85,6 +89,15 @@ impl Worker {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// How long the deliveries of one poll stay claimed (see `Store::due_deliveries`):
+    /// the last of a batch is attempted after `BATCH / CONCURRENCY` rounds of attempts
+    /// at most, each bounded by the timeout, plus a margin for recording them.
+    fn claim_ms(&self) -> i64 {
+        let rounds = BATCH.div_ceil(CONCURRENCY as u32);
+        let attempts = self.config.timeout * rounds;
+        i64::try_from(attempts.as_millis()).unwrap_or(i64::MAX / 2) + 5_000
     }
 
     async fn attempt(&self, due: DueDelivery) {

@@ -15,7 +15,7 @@ use mongodb::ClientSession;
 
 use super::ops::find_all;
 use super::Ctx;
-use crate::domain::caps::Usage;
+use crate::domain::caps::{Cap, Usage};
 use crate::domain::event::NewEvent;
 
 #[derive(Default)]
@@ -24,15 +24,16 @@ pub struct Awarder {
 }
 
 impl Awarder {
-    /// The points `e` earns; call in ledger order, once per event that will be stored.
+    /// The points `e` earns, and the cap it uses up if it does; call in ledger order,
+    /// once per event that will be stored.
     pub async fn award(
         &mut self,
         ctx: &Ctx,
         e: &NewEvent,
         session: Option<&mut ClientSession>,
-    ) -> Result<i64> {
+    ) -> Result<(i64, Option<Cap>)> {
         let Some(cap) = &e.cap else {
-            return Ok(e.points);
+            return Ok((e.points, None));
         };
         let (from, to) = cap.window(e.ts_ms);
         let key = (e.user_id.clone(), e.event_type.clone(), from);
@@ -42,7 +43,7 @@ impl Awarder {
         };
         let points = cap.award(e.points, used);
         self.used.insert(key, used.after(points));
-        Ok(points)
+        Ok((points, cap.reached_by(used, points).then_some(*cap)))
     }
 }
 

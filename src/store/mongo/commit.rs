@@ -18,9 +18,11 @@ use mongodb::ClientSession;
 
 use super::caps::{self, Awarder};
 use super::ops;
+use super::outbox::{self, Batch};
 use super::schema::{Deltas, EventDoc, Pending, GUARD, PERIODS, TOTALS};
 use super::txn::{conflict, in_transaction};
 use super::{Ctx, Mode};
+use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
 use crate::store::RecordOutcome;
 
@@ -66,14 +68,22 @@ async fn record_in(
     let mut deltas = Deltas::default();
     let mut awarder = Awarder::default();
     let mut outcomes = Vec::with_capacity(events.len());
+    let batch_id = uuid::Uuid::now_v7().simple().to_string();
+    let mut batch = Batch {
+        id: &batch_id,
+        created: Vec::new(),
+        reached: Vec::new(),
+        redo: false,
+    };
     for e in events {
         if let Some(id) = stored.get(&(e.user_id.clone(), e.dedup_key())) {
             outcomes.push(RecordOutcome::Duplicate { id: id.clone() });
             continue;
         }
-        let points = awarder.award(ctx, e, Some(&mut *s)).await?;
+        let (points, reached) = awarder.award(ctx, e, Some(&mut *s)).await?;
         docs.push(EventDoc::new(e, None).with_points(points));
         deltas.add(&e.user_id, &e.event_type, e.ts_ms, points);
+        batch.note(e, points, reached);
         outcomes.push(RecordOutcome::Created {
             id: e.id.clone(),
             points,
@@ -81,13 +91,14 @@ async fn record_in(
     }
     // Duplicates here mean another writer inserted the same event or counter document
     // after this transaction's reads: the retry sees it.
-    if !ops::insert_events(&ctx.events, &docs, Some(&mut *s))
+    if !ops::insert_new(&ctx.events, &docs, Some(&mut *s))
         .await?
         .is_empty()
     {
         return Err(conflict("event inserted concurrently"));
     }
     apply_plain(ctx, s, &deltas).await?;
+    outbox::queue(ctx, Some(s), &batch).await?;
     Ok(outcomes)
 }
 
@@ -113,23 +124,28 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
     };
     // Capped events need their points before the insert: events already stored are
     // left out of the cap's count (the insert will reject them as duplicates).
-    let mut awarded: Vec<i64> = events.iter().map(|e| e.points).collect();
+    let mut awarded: Vec<(i64, Option<Cap>)> = events.iter().map(|e| (e.points, None)).collect();
     if caps::any(events) {
         let capped: Vec<&NewEvent> = events.iter().filter(|e| e.cap.is_some()).copied().collect();
         let stored = ops::stored_ids(ctx, &capped, None).await?;
         let mut awarder = Awarder::default();
-        for (e, points) in events.iter().zip(awarded.iter_mut()) {
+        for (e, award) in events.iter().zip(awarded.iter_mut()) {
             if e.cap.is_some() && !stored.contains_key(&(e.user_id.clone(), e.dedup_key())) {
-                *points = awarder.award(ctx, e, None).await?;
+                *award = awarder.award(ctx, e, None).await?;
             }
         }
     }
+    // The cap an event used up is stored with it, for recovery to notify it.
     let docs: Vec<EventDoc> = events
         .iter()
         .zip(&awarded)
-        .map(|(e, &points)| EventDoc::new(e, Some(pending.clone())).with_points(points))
+        .map(|(e, &(points, reached))| {
+            EventDoc::new(e, Some(pending.clone()))
+                .with_points(points)
+                .reaching(reached)
+        })
         .collect();
-    let rejected: HashSet<usize> = ops::insert_events(&ctx.events, &docs, None)
+    let rejected: HashSet<usize> = ops::insert_new(&ctx.events, &docs, None)
         .await?
         .into_iter()
         .collect();
@@ -142,6 +158,12 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
     let stored = ops::stored_ids(ctx, &repeats, None).await?;
     let mut deltas = Deltas::default();
     let mut event_ids = Vec::new();
+    let mut batch = Batch {
+        id: &pending.batch,
+        created: Vec::new(),
+        reached: Vec::new(),
+        redo: false,
+    };
     let outcomes = events
         .iter()
         .enumerate()
@@ -152,15 +174,18 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
                 let id = stored.get(&key).cloned().unwrap_or_default();
                 return RecordOutcome::Duplicate { id };
             }
-            deltas.add(&e.user_id, &e.event_type, e.ts_ms, awarded[i]);
+            let (points, reached) = awarded[i];
+            deltas.add(&e.user_id, &e.event_type, e.ts_ms, points);
             event_ids.push(e.id.clone());
+            batch.note(e, points, reached);
             RecordOutcome::Created {
                 id: e.id.clone(),
-                points: awarded[i],
+                points,
             }
         })
         .collect();
     apply_guarded(ctx, &deltas, &pending.batch).await?;
+    outbox::queue(ctx, None, &batch).await?;
     Ok(Committed {
         outcomes,
         cleanup: Some(Applied {

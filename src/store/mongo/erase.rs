@@ -1,4 +1,4 @@
-//! Erasing a user: leaderboard entries, totals and events. On a replica set one
+//! Erasing a user: leaderboard entries, webhook deliveries, totals and events. On a replica set one
 //! transaction; on a standalone server a marker first, so that an erasure cut short by
 //! a crash is completed by recovery.
 
@@ -12,7 +12,7 @@ use mongodb::ClientSession;
 
 use super::commit::wall_ms;
 use super::ops::find_all;
-use super::schema::{period_id, DELETIONS, EVENTS, PERIODS, TOTALS};
+use super::schema::{period_id, DELETIONS, DELIVERIES, EVENTS, PERIODS, TOTALS};
 use super::txn::in_transaction;
 use super::{Ctx, Mode};
 use crate::domain::period::PeriodKey;
@@ -76,6 +76,10 @@ pub async fn erase(
                 .delete_many(by_periods)
                 .session(&mut *s)
                 .await?;
+            coll(DELIVERIES)
+                .delete_many(by_user.clone())
+                .session(&mut *s)
+                .await?;
             let totals = coll(TOTALS)
                 .delete_many(by_user.clone())
                 .session(&mut *s)
@@ -85,6 +89,7 @@ pub async fn erase(
         }
         None => {
             coll(PERIODS).delete_many(by_periods).await?;
+            coll(DELIVERIES).delete_many(by_user.clone()).await?;
             let totals = coll(TOTALS).delete_many(by_user.clone()).await?;
             let events = coll(EVENTS).delete_many(by_user).await?;
             totals.deleted_count + events.deleted_count

@@ -26,6 +26,9 @@ use crate::store::{
     DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
     StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
+use crate::webhooks::{
+    AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
+};
 
 mod caps;
 mod commit;
@@ -33,6 +36,7 @@ mod erase;
 mod error;
 mod export;
 mod ops;
+mod outbox;
 mod read;
 mod recompute;
 mod recovery;
@@ -40,6 +44,7 @@ mod rules;
 pub mod schema;
 mod stats;
 mod txn;
+mod webhooks;
 mod writer;
 
 use error::to_store;
@@ -299,6 +304,78 @@ impl Store for MongoStore {
         .await
         .map_err(|_| error::timed_out("recompute"))?
         .map_err(to_store)
+    }
+
+    async fn upsert_webhook(
+        &self,
+        new: NewSubscription,
+        now_ms: i64,
+    ) -> Result<Subscription, StoreError> {
+        self.read(webhooks::upsert(&self.ctx.db, &new, now_ms))
+            .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.read(webhooks::list(&self.ctx.db)).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
+        self.read(webhooks::delete(&self.ctx.db, id)).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        subscription_id: &str,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Option<Vec<Delivery>>, StoreError> {
+        self.read(webhooks::deliveries(
+            &self.ctx.db,
+            subscription_id,
+            status,
+            limit,
+        ))
+        .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        claim_ms: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.read(webhooks::due(&self.ctx, now_ms, limit, claim_ms))
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        delivery_id: &str,
+        result: AttemptResult,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.read(webhooks::record_attempt(
+            &self.ctx,
+            delivery_id,
+            &result,
+            now_ms,
+        ))
+        .await
+    }
+
+    async fn replay_deliveries(
+        &self,
+        subscription_id: &str,
+        delivery_ids: Option<Vec<String>>,
+        now_ms: i64,
+    ) -> Result<Replay, StoreError> {
+        self.read(webhooks::replay(
+            &self.ctx.db,
+            subscription_id,
+            delivery_ids,
+            now_ms,
+        ))
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

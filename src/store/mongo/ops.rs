@@ -12,7 +12,6 @@ use mongodb::{ClientSession, Collection};
 use serde::de::DeserializeOwned;
 
 use super::error::{reply_error, DUPLICATE_KEY};
-use super::schema::EventDoc;
 use super::Ctx;
 use crate::domain::event::NewEvent;
 
@@ -70,12 +69,16 @@ pub async fn update(
     Ok(duplicates)
 }
 
-/// Inserts `docs` unordered; returns the positions rejected by the unique dedup index.
-pub async fn insert_events(
-    coll: &Collection<EventDoc>,
-    docs: &[EventDoc],
+/// Inserts `docs` unordered; returns the positions rejected by a unique index (the
+/// dedup index for events, the `_id` for deliveries queued again by recovery).
+pub async fn insert_new<T>(
+    coll: &Collection<T>,
+    docs: &[T],
     session: Option<&mut ClientSession>,
-) -> Result<Vec<usize>> {
+) -> Result<Vec<usize>>
+where
+    T: serde::Serialize + Send + Sync,
+{
     if docs.is_empty() {
         return Ok(Vec::new());
     }

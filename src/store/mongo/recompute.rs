@@ -69,6 +69,18 @@ async fn apply_in(
                 .map(|k| period_id(k, user_id)),
         );
     }
+    // The all-time document also carries the user's webhook delivery sequence, which
+    // must not go back (see outbox.rs): it is carried over to the fresh document.
+    let all = period_id("all", user_id);
+    let seq = ctx
+        .db
+        .collection::<Document>(PERIODS)
+        .find_one(doc! { "_id": &all })
+        .projection(doc! { "seq": 1 })
+        .session(&mut *s)
+        .await?
+        .and_then(|d| d.get_i64("seq").ok())
+        .unwrap_or(0);
     for (coll, ids) in [(TOTALS, totals), (PERIODS, periods)] {
         ctx.db
             .collection::<Document>(coll)
@@ -90,6 +102,13 @@ async fn apply_in(
         Some(&mut *s),
     )
     .await?;
+    if seq > 0 {
+        ctx.db
+            .collection::<Document>(PERIODS)
+            .update_one(doc! { "_id": &all }, doc! { "$set": { "seq": seq + 1 } })
+            .session(&mut *s)
+            .await?;
+    }
     Ok(result)
 }
 

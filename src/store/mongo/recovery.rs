@@ -10,9 +10,11 @@ use mongodb::ClientSession;
 
 use super::commit::{self, Applied};
 use super::ops::{self, find_all};
+use super::outbox::{self, Batch, Created};
 use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
 use super::{erase, txn};
 use super::{Ctx, Mode};
+use crate::webhooks::payload::CapReached;
 
 /// Writes younger than this may still be in the hands of a live writer (this process's
 /// or another's), which finishes or gives up well within it (the writer's timeout).
@@ -87,6 +89,7 @@ async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
             let events = pending_events(ctx, batch, None).await?;
             let deltas = deltas_of(&events);
             commit::apply_guarded(ctx, &deltas, batch).await?;
+            outbox::queue(ctx, None, &notices(&events, batch)).await?;
             commit::finish(
                 ctx,
                 &Applied {
@@ -145,6 +148,7 @@ async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usi
             return Err(txn::conflict("counter created concurrently"));
         }
     }
+    outbox::queue(ctx, Some(&mut *s), &notices(&events, batch)).await?;
     ctx.events
         .update_many(
             doc! { "pending.batch": batch },
@@ -176,6 +180,36 @@ async fn pending_events(
         session,
     )
     .await
+}
+
+/// The notifications of a batch cut short, from its stored events.
+fn notices<'a>(events: &'a [EventDoc], batch: &'a str) -> Batch<'a> {
+    Batch {
+        id: batch,
+        created: events
+            .iter()
+            .map(|e| Created {
+                user_id: &e.user_id,
+                id: &e.id,
+                points: e.points,
+                received_ms: e.received_ms,
+            })
+            .collect(),
+        reached: events
+            .iter()
+            .filter_map(|e| {
+                Some(CapReached {
+                    user_id: e.user_id.clone(),
+                    event_type: e.event_type.clone(),
+                    id: e.id.clone(),
+                    ts_ms: e.ts_ms,
+                    received_ms: e.received_ms,
+                    cap: e.cap_reached?,
+                })
+            })
+            .collect(),
+        redo: true,
+    }
 }
 
 fn deltas_of(events: &[EventDoc]) -> Deltas {

@@ -8,6 +8,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 
@@ -21,6 +22,10 @@ pub const PERIODS: &str = "period_points";
 pub const DELETIONS: &str = "pending_deletions";
 /// One document per rules version, `_id` the version number.
 pub const RULES: &str = "rules_versions";
+/// Webhook subscriptions, `_id` the subscription id, `url` unique.
+pub const SUBSCRIPTIONS: &str = "webhook_subscriptions";
+/// The webhook delivery queue and log, `_id` the delivery id (see outbox.rs).
+pub const DELIVERIES: &str = "webhook_deliveries";
 
 /// Field of counter documents listing the write batches already added into them, so
 /// that re-applying a batch after a crash is a no-op for documents it reached.
@@ -59,6 +64,9 @@ pub struct EventDoc {
     /// mode only); removed once they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Pending>,
+    /// The cap this event used up, if it did: recovery re-queues its `cap.reached`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_reached: Option<Cap>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,6 +84,11 @@ impl EventDoc {
         self
     }
 
+    pub fn reaching(mut self, cap: Option<Cap>) -> EventDoc {
+        self.cap_reached = cap;
+        self
+    }
+
     pub fn new(e: &NewEvent, pending: Option<Pending>) -> EventDoc {
         EventDoc {
             id: e.id.clone(),
@@ -90,6 +103,7 @@ impl EventDoc {
             base_points: Some(e.base_points),
             rules_version: e.rules_version,
             pending,
+            cap_reached: None,
         }
     }
 }
@@ -140,7 +154,12 @@ impl Deltas {
         self.periods
             .iter()
             .map(|(id, (user, period, points))| {
-                let inc = doc! { "points": points };
+                let mut inc = doc! { "points": points };
+                // Orders the user's webhook deliveries (see outbox.rs): one step per
+                // commit that touches the user, which always writes this document.
+                if period == "all" {
+                    inc.insert("seq", 1_i64);
+                }
                 let on_insert = doc! { "user_id": user, "period": period };
                 (id.clone(), statement(id, inc, on_insert, guard, upsert))
             })
@@ -237,6 +256,27 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
             ),
             // A cache rebuild reads every board entry of a page of users.
             named(doc! { "user_id": 1, "period": 1 }, "by_user", false, false),
+        ])
+        .await?;
+    db.collection::<Document>(SUBSCRIPTIONS)
+        .create_indexes([named(doc! { "url": 1 }, "url", true, false)])
+        .await?;
+    db.collection::<Document>(DELIVERIES)
+        .create_indexes([
+            // The worker's scan: pending deliveries in queue order.
+            named(
+                doc! { "status": 1, "subscription_id": 1, "user_id": 1, "seq": 1, "n": 1 },
+                "queue",
+                false,
+                false,
+            ),
+            named(
+                doc! { "subscription_id": 1, "created_ms": -1 },
+                "log",
+                false,
+                false,
+            ),
+            named(doc! { "user_id": 1 }, "by_user", false, false),
         ])
         .await?;
     Ok(())

@@ -425,7 +425,10 @@ impl Store for SqliteStore {
         &self,
         now_ms: i64,
         limit: u32,
+        _claim_ms: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
+        // One process per database file, whose worker sends one batch at a time:
+        // nobody else to claim deliveries from.
         self.read(move |c| webhooks::due(c, now_ms, limit)).await
     }
 

@@ -10,37 +10,13 @@
 use std::collections::HashMap;
 
 use rusqlite::params;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
-use crate::domain::time::format_millis;
 use crate::store::RecordOutcome;
+use crate::webhooks::payload;
+pub use crate::webhooks::payload::CapReached;
 use crate::webhooks::{CAP_REACHED, POINTS_CHANGED};
-
-/// An event that used up its type's cap for its user and period.
-pub struct CapReached {
-    user_id: String,
-    event_type: String,
-    /// The server id of the event.
-    id: String,
-    ts_ms: i64,
-    received_ms: i64,
-    cap: Cap,
-}
-
-impl CapReached {
-    pub fn of(e: &NewEvent, cap: Cap) -> CapReached {
-        CapReached {
-            user_id: e.user_id.clone(),
-            event_type: e.event_type.clone(),
-            id: e.id.clone(),
-            ts_ms: e.ts_ms,
-            received_ms: e.received_ms,
-            cap,
-        }
-    }
-}
 
 #[derive(Default)]
 pub struct Outbox {
@@ -91,12 +67,7 @@ impl Outbox {
                 }
             };
             self.totals.insert(user.to_owned(), total);
-            let data = json!({
-                "user_id": user,
-                "points": total,
-                "delta": delta,
-                "event_ids": event_ids,
-            });
+            let data = payload::points_changed(user, total, delta, &event_ids);
             self.insert(tx, POINTS_CHANGED, user, at, data)?;
         }
         Ok(())
@@ -111,14 +82,7 @@ impl Outbox {
             return Ok(());
         }
         for r in reached {
-            let data = json!({
-                "user_id": r.user_id,
-                "event_type": r.event_type,
-                "period": r.cap.period.containing(r.ts_ms).key,
-                "cap": r.cap,
-                "event_id": r.id,
-            });
-            self.insert(tx, CAP_REACHED, &r.user_id, r.received_ms, data)?;
+            self.insert(tx, CAP_REACHED, &r.user_id, r.received_ms, r.data())?;
         }
         Ok(())
     }
@@ -166,20 +130,8 @@ impl Outbox {
         )?;
         for subscription in subscribers {
             let id = uuid::Uuid::now_v7().hyphenated().to_string();
-            let body = json!({
-                "id": id,
-                "type": event,
-                "created_at": format_millis(at_ms),
-                "data": data,
-            });
-            insert.execute(params![
-                id,
-                subscription,
-                user,
-                event,
-                body.to_string(),
-                at_ms
-            ])?;
+            let body = payload::body(&id, event, at_ms, &data);
+            insert.execute(params![id, subscription, user, event, body, at_ms])?;
         }
         Ok(())
     }

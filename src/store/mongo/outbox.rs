@@ -1,0 +1,306 @@
+//! The webhook outbox of the MongoDB store: the deliveries of a group commit are
+//! written with it, after its counters, so that a committed event always has its
+//! notifications.
+//!
+//! - With transactions, in the commit's transaction: all or nothing.
+//! - Without (standalone), before the batch is retired. Delivery ids are derived from
+//!   the batch, so when recovery re-applies a batch cut short it queues the same
+//!   deliveries again and the ones already stored are kept, not doubled.
+//!
+//! One `points.changed` per subscription per user per group commit (concurrent
+//! requests for one user that commit together share it), and one `cap.reached` per
+//! event that used up a cap. A user's deliveries are ordered by `seq`, a counter in
+//! the user's all-time leaderboard document that each group commit touching the user
+//! increments: commits of one user are serialized (they write that document), so the
+//! order holds across instances too.
+
+use std::collections::BTreeSet;
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::error::Result;
+use mongodb::options::FindOptions;
+use mongodb::ClientSession;
+use sha2::{Digest, Sha256};
+
+use super::ops::{self, find_all};
+use super::schema::{period_id, DELIVERIES, PERIODS, SUBSCRIPTIONS};
+use super::Ctx;
+use crate::domain::caps::Cap;
+use crate::domain::event::NewEvent;
+use crate::webhooks::payload::{self, CapReached};
+use crate::webhooks::{CAP_REACHED, POINTS_CHANGED};
+
+/// An event the group commit stored, with the points it awarded.
+pub struct Created<'a> {
+    pub user_id: &'a str,
+    pub id: &'a str,
+    pub points: i64,
+    pub received_ms: i64,
+}
+
+/// What one group commit stored, as far as notifications go.
+pub struct Batch<'a> {
+    /// The group commit's id; delivery ids derive from it.
+    pub id: &'a str,
+    pub created: Vec<Created<'a>>,
+    pub reached: Vec<CapReached>,
+    /// Recovery of a batch cut short: some of its deliveries may be stored already.
+    pub redo: bool,
+}
+
+impl<'a> Batch<'a> {
+    /// Records an event the commit stores, awarding `points` and using up `reached`.
+    pub fn note(&mut self, e: &'a NewEvent, points: i64, reached: Option<Cap>) {
+        self.created.push(Created {
+            user_id: &e.user_id,
+            id: &e.id,
+            points,
+            received_ms: e.received_ms,
+        });
+        if let Some(cap) = reached {
+            self.reached.push(CapReached::of(e, cap));
+        }
+    }
+}
+
+/// Queues the deliveries of one group commit, reading and writing in `session` when
+/// there is one. Costs one read of the subscriptions when any event changed points
+/// or reached a cap, and nothing more when nobody subscribed.
+pub async fn queue(
+    ctx: &Ctx,
+    mut session: Option<&mut ClientSession>,
+    b: &Batch<'_>,
+) -> Result<()> {
+    let (batch, created, reached) = (b.id, &b.created, &b.reached);
+    // (user, delta, event ids, received at), users in the order of their first event.
+    let mut changes: Vec<(&str, i64, Vec<&str>, i64)> = Vec::new();
+    for e in created {
+        let i = match changes.iter().position(|c| c.0 == e.user_id) {
+            Some(i) => i,
+            None => {
+                changes.push((e.user_id, 0, Vec::new(), e.received_ms));
+                changes.len() - 1
+            }
+        };
+        changes[i].1 += e.points;
+        changes[i].2.push(e.id);
+    }
+    changes.retain(|c| c.1 != 0);
+    if changes.is_empty() && reached.is_empty() {
+        return Ok(());
+    }
+    let (points_subs, cap_subs) = subscribers(ctx, session.as_deref_mut()).await?;
+    let points_subs = if changes.is_empty() {
+        Vec::new()
+    } else {
+        points_subs
+    };
+    let cap_subs = if reached.is_empty() {
+        Vec::new()
+    } else {
+        cap_subs
+    };
+    if points_subs.is_empty() && cap_subs.is_empty() {
+        return Ok(());
+    }
+    let mut users: BTreeSet<&str> = BTreeSet::new();
+    if !points_subs.is_empty() {
+        users.extend(changes.iter().map(|c| c.0));
+    }
+    if !cap_subs.is_empty() {
+        users.extend(reached.iter().map(|r| r.user_id.as_str()));
+    }
+    let standing = standings(ctx, session.as_deref_mut(), &users).await?;
+    let of = |user: &str| standing.get(user).copied().unwrap_or((0, 0));
+
+    let mut notices = Vec::new();
+    if !points_subs.is_empty() {
+        for (user, delta, event_ids, at) in &changes {
+            let (total, seq) = of(user);
+            notices.push(Notice {
+                kind: POINTS_CHANGED,
+                user,
+                key: user,
+                seq,
+                n: 0,
+                at_ms: *at,
+                data: payload::points_changed(user, total, *delta, event_ids),
+            });
+        }
+    }
+    if !cap_subs.is_empty() {
+        for (i, r) in reached.iter().enumerate() {
+            let earlier = reached[..i].iter().filter(|o| o.user_id == r.user_id);
+            notices.push(Notice {
+                kind: CAP_REACHED,
+                user: &r.user_id,
+                key: &r.id,
+                seq: of(&r.user_id).1,
+                n: 1 + earlier.count() as i64,
+                at_ms: r.received_ms,
+                data: r.data(),
+            });
+        }
+    }
+    let mut docs = Vec::new();
+    for notice in &notices {
+        let subs = if notice.kind == POINTS_CHANGED {
+            &points_subs
+        } else {
+            &cap_subs
+        };
+        docs.extend(subs.iter().map(|sub| notice.delivery(batch, sub)));
+    }
+    let coll = ctx.db.collection::<Document>(DELIVERIES);
+    if b.redo {
+        // Deliveries an earlier attempt at this batch stored stay as they are (they may
+        // have been sent already); inside a transaction a duplicate would abort it.
+        let ids: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let stored: Vec<Document> = find_all(
+            &coll,
+            doc! { "_id": { "$in": ids } },
+            FindOptions::builder().projection(doc! { "_id": 1 }).build(),
+            session.as_deref_mut(),
+        )
+        .await?;
+        let stored: BTreeSet<&str> = stored
+            .iter()
+            .filter_map(|d| d.get_str("_id").ok())
+            .collect();
+        docs.retain(|d| d.get_str("_id").is_ok_and(|id| !stored.contains(id)));
+    }
+    ops::insert_new(&coll, &docs, session).await?;
+    Ok(())
+}
+
+/// Subscription ids to `points.changed` and to `cap.reached`.
+async fn subscribers(
+    ctx: &Ctx,
+    session: Option<&mut ClientSession>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let subs: Vec<Document> = find_all(
+        &ctx.db.collection(SUBSCRIPTIONS),
+        doc! {},
+        FindOptions::builder()
+            .projection(doc! { "_id": 1, "events": 1 })
+            .sort(doc! { "_id": 1 })
+            .build(),
+        session,
+    )
+    .await?;
+    let mut points = Vec::new();
+    let mut caps = Vec::new();
+    for s in &subs {
+        let (Ok(id), Ok(events)) = (s.get_str("_id"), s.get_array("events")) else {
+            continue;
+        };
+        for e in events.iter().filter_map(Bson::as_str) {
+            match e {
+                POINTS_CHANGED => points.push(id.to_owned()),
+                CAP_REACHED => caps.push(id.to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok((points, caps))
+}
+
+/// Each user's total and delivery sequence as this commit leaves them (it has already
+/// written their all-time documents).
+async fn standings(
+    ctx: &Ctx,
+    session: Option<&mut ClientSession>,
+    users: &BTreeSet<&str>,
+) -> Result<std::collections::HashMap<String, (i64, i64)>> {
+    let ids: Vec<String> = users.iter().map(|u| period_id("all", u)).collect();
+    let docs: Vec<Document> = find_all(
+        &ctx.db.collection(PERIODS),
+        doc! { "_id": { "$in": ids } },
+        FindOptions::builder()
+            .projection(doc! { "user_id": 1, "points": 1, "seq": 1 })
+            .build(),
+        session,
+    )
+    .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            let user = d.get_str("user_id").ok()?;
+            let points = d.get_i64("points").unwrap_or(0);
+            let seq = d.get_i64("seq").unwrap_or(0);
+            Some((user.to_owned(), (points, seq)))
+        })
+        .collect())
+}
+
+/// One notification of this commit, before it is addressed to each subscriber.
+struct Notice<'a> {
+    kind: &'static str,
+    user: &'a str,
+    /// What makes it unique within the batch: the user, or the event for caps.
+    key: &'a str,
+    /// Its place in the user's queue: the commit's `seq`, then `n` within the commit.
+    seq: i64,
+    n: i64,
+    at_ms: i64,
+    data: serde_json::Value,
+}
+
+impl Notice<'_> {
+    fn delivery(&self, batch: &str, subscription: &str) -> Document {
+        let id = delivery_id(&[batch, subscription, self.kind, self.key]);
+        let body = payload::body(&id, self.kind, self.at_ms, &self.data);
+        doc! {
+            "_id": &id,
+            "subscription_id": subscription,
+            "user_id": self.user,
+            "event": self.kind,
+            "body": body,
+            "status": "pending",
+            "attempts": 0_i64,
+            "next_attempt_ms": 0_i64,
+            "lease_ms": 0_i64,
+            "last_status": Bson::Null,
+            "last_error": Bson::Null,
+            "created_ms": self.at_ms,
+            "updated_ms": self.at_ms,
+            "seq": self.seq,
+            "n": self.n,
+        }
+    }
+}
+
+/// A UUID (version 8) derived from what identifies the delivery, so the same batch
+/// queued twice yields the same ids.
+fn delivery_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delivery_id;
+
+    #[test]
+    fn delivery_ids_are_stable_and_distinct() {
+        let a = delivery_id(&["b1", "s1", "points.changed", "u1"]);
+        assert_eq!(a, delivery_id(&["b1", "s1", "points.changed", "u1"]));
+        assert_ne!(a, delivery_id(&["b2", "s1", "points.changed", "u1"]));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            delivery_id(&["ab", "c", "x", "y"]),
+            delivery_id(&["a", "bc", "x", "y"])
+        );
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 8);
+    }
+}

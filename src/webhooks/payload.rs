@@ -1,0 +1,66 @@
+//! What a notification says, built the same way by every store's outbox: the `data`
+//! of each kind and the envelope around it. A body is fixed when its delivery is
+//! queued, so every attempt sends the same bytes.
+
+use serde_json::{json, Value};
+
+use crate::domain::caps::Cap;
+use crate::domain::event::NewEvent;
+use crate::domain::time::format_millis;
+
+/// An event that used up its type's cap for its user and period.
+#[derive(Debug, Clone)]
+pub struct CapReached {
+    pub user_id: String,
+    pub event_type: String,
+    /// The server id of the event.
+    pub id: String,
+    pub ts_ms: i64,
+    pub received_ms: i64,
+    pub cap: Cap,
+}
+
+impl CapReached {
+    pub fn of(e: &NewEvent, cap: Cap) -> CapReached {
+        CapReached {
+            user_id: e.user_id.clone(),
+            event_type: e.event_type.clone(),
+            id: e.id.clone(),
+            ts_ms: e.ts_ms,
+            received_ms: e.received_ms,
+            cap,
+        }
+    }
+
+    pub fn data(&self) -> Value {
+        json!({
+            "user_id": self.user_id,
+            "event_type": self.event_type,
+            "period": self.cap.period.containing(self.ts_ms).key,
+            "cap": self.cap,
+            "event_id": self.id,
+        })
+    }
+}
+
+/// `points.changed`: the user's total after the write, what the write added, and the
+/// events it created for them.
+pub fn points_changed(user_id: &str, total: i64, delta: i64, event_ids: &[&str]) -> Value {
+    json!({
+        "user_id": user_id,
+        "points": total,
+        "delta": delta,
+        "event_ids": event_ids,
+    })
+}
+
+/// The JSON body of delivery `id`: `{id, type, created_at, data}`.
+pub fn body(id: &str, kind: &str, at_ms: i64, data: &Value) -> String {
+    json!({
+        "id": id,
+        "type": kind,
+        "created_at": format_millis(at_ms),
+        "data": data,
+    })
+    .to_string()
+}
