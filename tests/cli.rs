@@ -110,3 +110,23 @@ fn sqlite_path_problems_stop_start_up_naming_sqlite_path() {
         );
     }
 }
+
+#[test]
+fn a_host_name_that_does_not_resolve_stops_start_up_naming_api_server_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("et.db");
+    // `.invalid` never resolves (RFC 2606).
+    let (code, _, err) = run(
+        &["serve"],
+        &[
+            ("API_SERVER_HOST", "no-such-host.invalid"),
+            ("API_SERVER_PORT", "0"),
+            ("SQLITE_PATH", db.to_str().unwrap()),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("API_SERVER_HOST") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}
