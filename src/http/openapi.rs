@@ -12,7 +12,7 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
     paths(
         ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types, ops::rules,
         events::record_event, events::record_batch, events::query_points,
-        users::points, users::history, users::erase,
+        users::points, users::history, users::erase, users::erase_user_named_events,
         leaderboard::leaderboard, leaderboard::standing,
         stats::daily, admin::recompute,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
