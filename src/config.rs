@@ -583,6 +583,12 @@ mod tests {
         assert_eq!(c.events_points_path, PathBuf::from("config/events.yaml"));
         assert_eq!(c.sqlite.path, PathBuf::from("data/eventtracker.db"));
         assert_eq!(c.app_env, AppEnv::Development);
+        assert_eq!(
+            c.sqlite.synchronous,
+            Synchronous::Full,
+            "durable by default"
+        );
+        assert_eq!(c.body_limit_bytes, 1024 * 1024);
     }
 
     #[test]
