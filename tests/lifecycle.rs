@@ -1,11 +1,15 @@
 //! The real binary's life: SIGTERM with requests in flight (they are answered, the
-//! process exits 0, what was acknowledged survives a restart).
+//! process exits 0, what was acknowledged survives a restart), and its log format (JSON
+//! lines in production, readable text otherwise, with the request id).
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process;
+use common::process::{self, BIN};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -160,5 +164,135 @@ async fn sigterm_answers_the_requests_in_flight_then_exits_0() {
     for s in 0..SINGLES {
         let p = points(format!("single{s}")).await;
         assert_eq!((&p["points"], &p["events"]), (&json!(10), &json!(1)), "{p}");
+    }
+}
+
+/// The binary with stdout captured line by line.
+struct Logged {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    fn start(env: &[(String, String)]) -> (Logged, String) {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn eventtracker");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let logged = Logged { child, lines };
+        let line = logged.wait_for(|l| l.contains("listening"));
+        // `addr=127.0.0.1:1234` in text, `"addr":"127.0.0.1:1234"` in JSON.
+        let addr = line
+            .split("addr")
+            .nth(1)
+            .unwrap()
+            .trim_start_matches(['=', '"', ':'])
+            .split(['"', ' ', ','])
+            .next()
+            .unwrap()
+            .to_string();
+        (logged, format!("http://{addr}"))
+    }
+
+    fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such log line: {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `v` holds `"request_id": id` at any depth.
+fn has_request_id(v: &Value, id: &str) -> bool {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| (k == "request_id" && v == id) || has_request_id(v, id)),
+        Value::Array(items) => items.iter().any(|v| has_request_id(v, id)),
+        _ => false,
+    }
+}
+
+async fn logs_with_request_id(app_env: &str, id: &str) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env_for(dir.path());
+    env.retain(|(k, _)| k != "APP_ENV");
+    env.extend([
+        ("APP_ENV".to_string(), app_env.to_string()),
+        ("LOG_LEVEL".to_string(), "debug".to_string()),
+        // Production refuses to run without API keys unless told to.
+        ("AUTH_DISABLED".to_string(), "true".to_string()),
+    ]);
+    let (logged, base) = Logged::start(&env);
+    let r = reqwest::Client::new()
+        .get(format!("{base}/healthz"))
+        .header("x-request-id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], id);
+    let line = logged.wait_for(|l| l.contains(id));
+    let lines = logged.lines.lock().unwrap().clone();
+    (lines, line)
+}
+
+#[tokio::test]
+async fn production_logs_json_lines_with_the_request_id() {
+    let id = "log-json-7f3a";
+    let (lines, line) = logs_with_request_id("production", id).await;
+    for l in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+    }
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert!(has_request_id(&v, id), "request_id field: {line}");
+}
+
+#[tokio::test]
+async fn other_environments_log_readable_lines_with_the_request_id() {
+    let id = "log-text-9c2b";
+    let (lines, line) = logs_with_request_id("development", id).await;
+    assert!(
+        line.contains(&format!("request_id={id}"))
+            || line.contains(&format!("request_id=\"{id}\"")),
+        "{line}"
+    );
+    for l in lines.iter().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(l).is_err(),
+            "a JSON line outside production: {l}"
+        );
+        assert!(
+            !l.contains('\u{1b}'),
+            "no colour codes when not on a terminal: {l}"
+        );
     }
 }
