@@ -242,11 +242,11 @@ impl Config {
         };
 
         let host = get("API_SERVER_HOST").unwrap_or("0.0.0.0").to_string();
-        if host.parse::<std::net::IpAddr>().is_err() && host != "localhost" {
+        if !valid_host(&host) {
             return Err(invalid(
                 "API_SERVER_HOST",
                 &host,
-                "an IP address or localhost",
+                "an IP address or a host name (resolved when the server starts)",
             ));
         }
         let port = match get("API_SERVER_PORT") {
@@ -517,6 +517,27 @@ fn auth_config<'a>(
     })
 }
 
+/// An IP address, or a syntactically valid host name (RFC 1123: dot-separated labels of
+/// letters, digits and inner hyphens, at most 63 characters each and 253 in all; `_` is
+/// allowed too, as in Docker Compose service names). Whether the name resolves is only
+/// known when the server binds, which then fails naming API_SERVER_HOST.
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// `APP_ENV`, or its compatible alias `NODE_ENV`.
 fn app_env_name(vars: &HashMap<String, String>) -> Option<String> {
     ["APP_ENV", "NODE_ENV"]
@@ -562,6 +583,43 @@ mod tests {
         assert_eq!(c.events_points_path, PathBuf::from("config/events.yaml"));
         assert_eq!(c.sqlite.path, PathBuf::from("data/eventtracker.db"));
         assert_eq!(c.app_env, AppEnv::Development);
+        assert_eq!(
+            c.sqlite.synchronous,
+            Synchronous::Full,
+            "durable by default"
+        );
+        assert_eq!(c.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn api_server_host_is_an_ip_address_or_a_host_name() {
+        for host in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "::1",
+            "::",
+            "localhost",
+            "api.internal",
+            "eventtracker-1.svc.cluster.local.",
+            "HOST9",
+            "compose_service",
+        ] {
+            let c = Config::from_map(&map(&[("API_SERVER_HOST", host)])).unwrap();
+            assert_eq!(c.host, host);
+        }
+        for host in [
+            "bad host",
+            "-lead.example",
+            "trail-.example",
+            "a..b",
+            "http://x",
+            "x:3000",
+            "[::1]",
+            &"a".repeat(64),
+        ] {
+            let e = Config::from_map(&map(&[("API_SERVER_HOST", host)])).unwrap_err();
+            assert_eq!(e.var, "API_SERVER_HOST", "{host}");
+        }
     }
 
     #[test]

@@ -104,9 +104,18 @@ impl Application {
                 "no API keys configured: every endpoint is open to anyone who can reach it"
             );
         }
-        let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr).await.with_context(|| {
-            format!("cannot listen on {addr} (API_SERVER_HOST, API_SERVER_PORT)")
+        // API_SERVER_HOST may be a host name: resolve it here, where a name that does not
+        // resolve can be reported as such.
+        let host = config.host.as_str();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.port))
+            .await
+            .with_context(|| format!("API_SERVER_HOST: cannot resolve {host}"))?
+            .collect();
+        let listener = TcpListener::bind(&addrs[..]).await.with_context(|| {
+            format!(
+                "cannot listen on {host} port {} (API_SERVER_HOST, API_SERVER_PORT)",
+                config.port
+            )
         })?;
         Ok(Application {
             listener: LimitedListener::new(listener, config.limits.max_connections),

@@ -71,3 +71,62 @@ fn an_invalid_variable_stops_start_up_with_its_name() {
         assert!(err.contains(var), "{var}: {err}");
     }
 }
+
+#[test]
+fn sqlite_path_problems_stop_start_up_naming_sqlite_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    // The database's folder would have to be created under a file.
+    let under_file = file.join("data/et.db");
+    let (code, _, err) = run(
+        &["serve"],
+        &[
+            ("API_SERVER_HOST", "127.0.0.1"),
+            ("API_SERVER_PORT", "0"),
+            ("SQLITE_PATH", under_file.to_str().unwrap()),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("SQLITE_PATH") && err.contains("cannot create folder"),
+        "{err}"
+    );
+
+    // The folder exists but no file can be created in it (even as root).
+    if cfg!(target_os = "linux") {
+        let (code, _, err) = run(
+            &["serve"],
+            &[
+                ("API_SERVER_HOST", "127.0.0.1"),
+                ("API_SERVER_PORT", "0"),
+                ("SQLITE_PATH", "/proc/eventtracker-test.db"),
+            ],
+        );
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("SQLITE_PATH") && err.contains("cannot open SQLite database"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_stops_start_up_naming_api_server_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("et.db");
+    // `.invalid` never resolves (RFC 2606).
+    let (code, _, err) = run(
+        &["serve"],
+        &[
+            ("API_SERVER_HOST", "no-such-host.invalid"),
+            ("API_SERVER_PORT", "0"),
+            ("SQLITE_PATH", db.to_str().unwrap()),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("API_SERVER_HOST") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}

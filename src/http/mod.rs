@@ -78,7 +78,13 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
             "/openapi.json",
             guarded(options.public_openapi, get(ops::openapi)),
         )
-        .route("/v1/users/events", ingest().merge(compat_query()))
+        .route(
+            "/v1/users/events",
+            ingest().merge(compat_query()).merge(
+                // The user whose id is `events` is erased here: this route hides theirs.
+                delete(users::erase_user_named_events).route_layer(guard(Role::Admin)),
+            ),
+        )
         // The original service answered with and without the trailing slash.
         .route("/v1/users/events/", ingest().merge(compat_query()))
         .route(

@@ -12,12 +12,12 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
     paths(
         ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types, ops::rules,
         events::record_event, events::record_batch, events::query_points,
-        users::points, users::history, users::erase,
+        users::points, users::history, users::erase, users::erase_user_named_events,
         leaderboard::leaderboard, leaderboard::standing,
         stats::daily, admin::recompute,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
-    modifiers(&CommonResponses),
+    modifiers(&TrailingSlashAlias, &CommonResponses),
     tags(
         (name = "compatible", description = "Endpoints kept as the original service had them"),
         (name = "events"), (name = "users"), (name = "leaderboard"), (name = "operations"),
@@ -26,6 +26,35 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
     )
 )]
 pub struct ApiDoc;
+
+/// The compatible `GET`/`POST /v1/users/events/` (trailing slash), routed to the same
+/// handlers as `/v1/users/events`: described as copies of those operations.
+struct TrailingSlashAlias;
+
+impl Modify for TrailingSlashAlias {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(item) = openapi.paths.paths.get("/v1/users/events") else {
+            return;
+        };
+        let alias = |op: &Option<Operation>| {
+            op.clone().map(|mut op| {
+                op.operation_id = op.operation_id.map(|id| format!("{id}_trailing_slash"));
+                let note =
+                    "The same as without the trailing slash (the original service answered both).";
+                op.description = Some(match op.description.take() {
+                    Some(d) => format!("{d}\n\n{note}"),
+                    None => note.to_string(),
+                });
+                op
+            })
+        };
+        let mut copy = utoipa::openapi::PathItem::default();
+        copy.get = alias(&item.get);
+        copy.post = alias(&item.post);
+        copy.parameters = item.parameters.clone();
+        openapi.paths.paths.insert("/v1/users/events/".into(), copy);
+    }
+}
 
 /// Answers any endpoint can give, whatever its handler does: the protections in front of
 /// every route (keys, rate limits, timeouts, header size) and an unavailable store.

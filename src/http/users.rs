@@ -186,8 +186,24 @@ pub async fn erase(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    path_user_id(&user_id)?;
-    let existed = state.store.delete_user(&user_id).await?;
+    erase_user(&state, &user_id).await
+}
+
+/// `DELETE /v1/users/events`: the fixed compatible route `/v1/users/events` hides
+/// `/v1/users/{user_id}` for the user whose id is `events`, so this erases that user.
+#[utoipa::path(delete, path = "/v1/users/events", tag = "users",
+    description = "Erasure of the user whose id is `events` (that path is also the compatible events endpoint)",
+    responses((status = 204, description = "The user's events, totals and leaderboard entries are gone"),
+              (status = 503, body = ErrorBody)))]
+pub async fn erase_user_named_events(
+    State(state): State<AppState>,
+) -> Result<StatusCode, ApiError> {
+    erase_user(&state, "events").await
+}
+
+async fn erase_user(state: &AppState, user_id: &str) -> Result<StatusCode, ApiError> {
+    path_user_id(user_id)?;
+    let existed = state.store.delete_user(user_id).await?;
     tracing::info!(user_id = %user_id, existed, "user erased");
     Ok(StatusCode::NO_CONTENT)
 }

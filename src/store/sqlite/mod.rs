@@ -113,7 +113,7 @@ impl SqliteStore {
     pub fn open(config: &SqliteConfig) -> anyhow::Result<SqliteStore> {
         if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow!("cannot create folder {}: {e}", dir.display()))?;
+                .map_err(|e| anyhow!("SQLITE_PATH: cannot create folder {}: {e}", dir.display()))?;
         }
         let (path, sync) = (config.path.clone(), config.synchronous);
         let open = move || open_writer(&path, sync);
@@ -129,7 +129,7 @@ impl SqliteStore {
             }
             Err(e) => {
                 return Err(anyhow!(
-                    "cannot open SQLite database {}: {e}",
+                    "SQLITE_PATH: cannot open SQLite database {}: {e}",
                     config.path.display()
                 ))
             }
