@@ -11,11 +11,15 @@ use sha2::Sha256;
 
 use crate::domain::event::FieldError;
 
+pub mod rank;
 pub mod worker;
+
+pub use rank::RankWatch;
 
 /// The notification kinds this version sends.
 pub const POINTS_CHANGED: &str = "points.changed";
 pub const CAP_REACHED: &str = "cap.reached";
+pub const RANK_CHANGED: &str = "rank.changed";
 const SENT: &[&str] = &[POINTS_CHANGED, CAP_REACHED];
 /// Named in issue #7 but not sent yet: subscribing to it is refused rather than
 /// accepted and left silent.
