@@ -1,7 +1,7 @@
 //! Webhooks against a real HTTP receiver running in the test process: signatures,
 //! retries after 500s and timeouts, delivery across a restart, per-user order, the
-//! delivery log and replay, and ingestion that does not wait for receivers.
-//! Runs on every store (`TEST_BACKEND`).
+//! delivery log and replay, ingestion that does not wait for receivers, `cap.reached`
+//! and `rank.changed`. Runs on every store (`TEST_BACKEND`).
 
 mod common;
 
@@ -497,7 +497,11 @@ async fn admins_manage_subscriptions_and_secrets_are_never_shown() {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["url", "secret", "events"], "{bad}");
+    assert_eq!(
+        fields,
+        ["url", "secret", "rank"],
+        "rank.changed needs a rank: {bad}"
+    );
     let (status, bad) = send(
         reqwest::Method::POST,
         "/v1/webhooks",
@@ -583,6 +587,215 @@ async fn using_up_a_cap_sends_cap_reached_once() {
         1,
         "nothing more: no points.changed subscription, the cap is reached once"
     );
+}
+
+/// The data of the deliveries queued since the log had `seen` of them, by user id. The
+/// log is read right after the write answered: deliveries are queued in the write's own
+/// transaction, so they are all there already (and none are still to come).
+async fn new_rank_data(app: &TestApp, sub: &str, seen: &mut usize) -> Vec<Value> {
+    let rows = log(app, sub).await;
+    // Newest first.
+    let mut data: Vec<Value> = rows[..rows.len() - *seen]
+        .iter()
+        .map(|d| {
+            assert_eq!(d["event"], "rank.changed", "{d}");
+            d["payload"]["data"].clone()
+        })
+        .collect();
+    *seen = rows.len();
+    data.sort_by_key(|d| d["user_id"].as_str().unwrap().to_owned());
+    data
+}
+
+fn rank_data(user: &str, previous: Option<u64>, rank: Option<u64>, points: i64) -> Value {
+    json!({"user_id": user, "period": "all", "rank": rank, "previous_rank": previous,
+           "points": points, "top": 3})
+}
+
+#[tokio::test]
+async fn rank_changed_tells_who_entered_moved_and_left_the_top_3() {
+    let receiver = Receiver::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let env = webhook_env(dir.path(), &receiver, &[]);
+    std::fs::write(
+        dir.path().join("webhooks.yaml"),
+        format!(
+            "webhooks:\n  - url: {}\n    secret: {SECRET}\n    events: [rank.changed]\n    rank: {{period: all, top: 3}}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let app = spawn_app_with(Options {
+        env,
+        dir: Some(dir),
+    })
+    .await;
+    let (status, subs) = app.get("/v1/webhooks").await;
+    assert_eq!(status, 200);
+    assert_eq!(subs["data"][0]["rank"], json!({"period": "all", "top": 3}));
+    let sub = subscription_id(&app).await;
+    let [a, b, c, d] = ["rank_a", "rank_b", "rank_c", "rank_d"].map(unique_name);
+    let ev = |user: &str, event_type: &str, ts: i64| json!({"user_id": user, "event_type": event_type, "timestamp": ts});
+    let mut seen = 0;
+
+    // An empty board fills up: a 10, b 5, c 1, each entering.
+    app.batch(vec![
+        ev(&a, "PURCHASE", TS),
+        ev(&b, "REVIEW", TS),
+        ev(&c, "LOGIN", TS),
+    ])
+    .await;
+    assert_eq!(
+        new_rank_data(&app, &sub, &mut seen).await,
+        [
+            rank_data(&a, None, Some(1), 10),
+            rank_data(&b, None, Some(2), 5),
+            rank_data(&c, None, Some(3), 1),
+        ]
+    );
+
+    // Points that move no rank: a 20 and c 2 keep their places.
+    app.batch(vec![ev(&a, "PURCHASE", TS + 1), ev(&c, "LOGIN", TS + 1)])
+        .await;
+    assert_eq!(
+        new_rank_data(&app, &sub, &mut seen).await,
+        Vec::<Value>::new()
+    );
+
+    // d enters first with 30: a and b move down, c (2) is pushed out. Only d wrote,
+    // and the three others hear of it.
+    app.batch((0..3).map(|i| ev(&d, "PURCHASE", TS + i)).collect())
+        .await;
+    assert_eq!(
+        new_rank_data(&app, &sub, &mut seen).await,
+        [
+            rank_data(&a, Some(1), Some(2), 20),
+            rank_data(&b, Some(2), Some(3), 5),
+            rank_data(&c, Some(3), None, 2),
+            rank_data(&d, None, Some(1), 30),
+        ]
+    );
+
+    // b overtakes a (25 against 20): both move, d (30) stays first.
+    app.batch(vec![ev(&b, "PURCHASE", TS + 1), ev(&b, "PURCHASE", TS + 2)])
+        .await;
+    assert_eq!(
+        new_rank_data(&app, &sub, &mut seen).await,
+        [
+            rank_data(&a, Some(2), Some(3), 20),
+            rank_data(&b, Some(3), Some(2), 25),
+        ]
+    );
+
+    // c gains below the top 3: nothing.
+    let (status, _) = app.event(&c, "LOGIN", json!(TS + 2)).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        new_rank_data(&app, &sub, &mut seen).await,
+        Vec::<Value>::new()
+    );
+    let (_, board) = app.get("/v1/leaderboard?period=all&limit=3").await;
+    let top: Vec<(&str, i64)> = board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["user_id"].as_str().unwrap(), e["rank"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        top,
+        [(d.as_str(), 1), (b.as_str(), 2), (a.as_str(), 3)],
+        "the ranks sent are the leaderboard's"
+    );
+
+    // The receiver gets all 9, signed, each user's in the order of the writes.
+    let hits = receiver.wait_for(9, "every rank change").await;
+    wait_log(&app, &sub, "delivered", 9).await;
+    assert_eq!(receiver.hits().len(), 9, "nothing but the 9: {hits:#?}");
+    assert!(hits.iter().all(|h| signature_ok(h, SECRET)));
+    assert!(hits.iter().all(|h| h.json()["type"] == "rank.changed"));
+    let ranks_of = |user: &str| -> Vec<Value> {
+        hits.iter()
+            .map(Hit::json)
+            .filter(|j| j["data"]["user_id"] == user)
+            .map(|j| j["data"]["rank"].clone())
+            .collect()
+    };
+    assert_eq!(ranks_of(&a), [json!(1), json!(2), json!(3)]);
+    assert_eq!(ranks_of(&b), [json!(2), json!(3), json!(2)]);
+    assert_eq!(ranks_of(&c), [json!(3), Value::Null]);
+    assert_eq!(ranks_of(&d), [json!(1)]);
+}
+
+#[tokio::test]
+async fn a_bad_rank_is_a_400_naming_it() {
+    let app = spawn_app_with(Options {
+        env: vec![],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let with = |events: Value, rank: Value| {
+        json!({"url": "https://hooks.example.com/rank", "secret": "a-very-long-secret",
+               "events": events, "rank": rank})
+    };
+    let cases = [
+        (with(json!(["rank.changed"]), Value::Null), "rank"),
+        (with(json!(["rank.changed"]), json!({"top": 0})), "rank.top"),
+        (
+            with(json!(["rank.changed"]), json!({"top": 101})),
+            "rank.top",
+        ),
+        (
+            with(json!(["rank.changed"]), json!({"top": "3"})),
+            "rank.top",
+        ),
+        (
+            with(json!(["rank.changed"]), json!({"period": "year", "top": 3})),
+            "rank.period",
+        ),
+        (with(json!(["rank.changed"]), json!([3])), "rank"),
+        (
+            with(json!(["rank.changed"]), json!({"top": 3, "n": 1})),
+            "rank",
+        ),
+        (with(json!(["points.changed"]), json!({"top": 3})), "rank"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = app.post("/v1/webhooks", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        let fields: Vec<&str> = answer["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, [field], "{body} -> {answer}");
+    }
+    let (_, list) = app.get("/v1/webhooks").await;
+    assert_eq!(list["data"], json!([]), "nothing was subscribed");
+
+    // Good: period defaults to all, as for the leaderboard; it comes back as stored.
+    let (status, created) = app
+        .post(
+            "/v1/webhooks",
+            with(
+                json!(["rank.changed", "points.changed"]),
+                json!({"top": 10}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["rank"], json!({"period": "all", "top": 10}));
+    let (status, created) = app
+        .post(
+            "/v1/webhooks",
+            with(json!(["rank.changed"]), json!({"period": "week", "top": 3})),
+        )
+        .await;
+    assert_eq!(status, 201, "the same URL, replaced: {created}");
+    let (_, list) = app.get("/v1/webhooks").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"][0]["rank"], json!({"period": "week", "top": 3}));
+    assert_eq!(list["data"][0]["events"], json!(["rank.changed"]));
 }
 
 /// Several instances on one MongoDB database share one delivery queue: each claims a

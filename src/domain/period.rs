@@ -28,6 +28,11 @@ impl Period {
         }
     }
 
+    /// The kind of a storage key: `week` for `week:2026-W48`, `all` for `all`.
+    pub fn of_key(key: &str) -> Option<Period> {
+        Period::parse(key.split(':').next().unwrap_or(key))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Period::All => "all",
@@ -138,5 +143,14 @@ mod tests {
         assert_eq!(m.key, "month:2026-12");
         assert_eq!(format_millis(m.end_ms.unwrap()), "2027-01-01T00:00:00.000Z");
         assert_eq!(Period::All.containing(0), PeriodKey::all());
+    }
+
+    #[test]
+    fn the_kind_of_a_key() {
+        let at = at("2026-11-29T10:00:00Z");
+        for p in Period::ALL {
+            assert_eq!(Period::of_key(&p.containing(at).key), Some(p));
+        }
+        assert_eq!(Period::of_key("year:2026"), None);
     }
 }

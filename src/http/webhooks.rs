@@ -11,8 +11,11 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Params;
 use super::AppState;
 use crate::domain::event::FieldError;
+use crate::domain::period::Period;
 use crate::domain::time::format_millis;
-use crate::webhooks::{self, Delivery, DeliveryStatus, NewSubscription, Subscription};
+use crate::webhooks::{
+    self, Delivery, DeliveryStatus, NewSubscription, RankWatch, Subscription, RANK_CHANGED,
+};
 
 /// What is shown instead of a subscription's secret.
 pub const REDACTED: &str = "[redacted]";
@@ -22,6 +25,8 @@ pub struct WebhookView {
     id: String,
     url: String,
     events: Vec<String>,
+    /// The board `rank.changed` watches; null without `rank.changed`.
+    rank: Option<RankWatch>,
     /// Always `[redacted]`: a secret is never sent back.
     secret: &'static str,
     created_at: String,
@@ -33,6 +38,7 @@ impl From<Subscription> for WebhookView {
             id: s.id,
             url: s.url,
             events: s.events,
+            rank: s.rank,
             secret: REDACTED,
             created_at: format_millis(s.created_ms),
         }
@@ -57,17 +63,27 @@ pub struct WebhookRequest {
     /// Key of the HMAC-SHA256 signature, 16 to 512 characters.
     #[schema(min_length = 16, max_length = 512)]
     secret: String,
-    /// Notifications wanted; this version sends `points.changed`.
+    /// Notifications wanted.
     #[schema(min_items = 1)]
     events: Vec<WebhookEvent>,
+    /// Required with `rank.changed`, refused without it: the leaderboard watched
+    /// (`period`, default `all`) and how many of its first entries (`top`, 1 to 100).
+    rank: Option<RankWatch>,
 }
 
 /// A kind of notification.
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the values
 pub enum WebhookEvent {
+    /// A user's points changed (one per user per write).
     #[schema(rename = "points.changed")]
     PointsChanged,
+    /// A user used up an event type's cap for a period.
+    #[schema(rename = "cap.reached")]
+    CapReached,
+    /// A user entered, left or moved within the top N of the watched leaderboard.
+    #[schema(rename = "rank.changed")]
+    RankChanged,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,16 +186,72 @@ fn parse(body: &[u8]) -> Result<NewSubscription, ApiError> {
             Vec::new()
         }
     };
+    let rank = parse_rank(map.get("rank"), &mut errors);
     let new = NewSubscription {
         url,
         secret,
         events,
+        rank,
     };
     if errors.is_empty() {
         webhooks::validate(&new).map_err(ApiError::fields)?;
         return Ok(new);
     }
     Err(ApiError::fields(errors))
+}
+
+/// `rank`: absent or null, or `{"period": "all"|"day"|"week"|"month", "top": 1..=100}`
+/// (`period` defaults to `all`). The range of `top`, and whether `rank` goes with the
+/// events, is for [`webhooks::validate`].
+fn parse_rank(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<RankWatch> {
+    let map = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "rank",
+                format!("must be an object {{\"period\", \"top\"}} (with {RANK_CHANGED})"),
+            ));
+            return None;
+        }
+    };
+    let before = errors.len();
+    if let Some(k) = map.keys().find(|k| !matches!(k.as_str(), "period" | "top")) {
+        errors.push(FieldError::new(
+            "rank",
+            format!("unknown field {k:?}; known: period, top"),
+        ));
+    }
+    let period = match map.get("period") {
+        None | Some(Value::Null) => Some(Period::All),
+        Some(Value::String(p)) => Period::parse(p),
+        Some(_) => None,
+    };
+    if period.is_none() {
+        errors.push(FieldError::new(
+            "rank.period",
+            "must be one of all, day, week, month",
+        ));
+    }
+    // Any whole number is taken here (too large ones as u32::MAX) so that validate
+    // names the range; anything else is refused now.
+    let top = match map.get("top") {
+        Some(Value::Number(n)) => n.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        _ => None,
+    };
+    if top.is_none() {
+        errors.push(FieldError::new(
+            "rank.top",
+            format!(
+                "is required and must be a whole number from 1 to {}",
+                webhooks::rank::MAX_TOP
+            ),
+        ));
+    }
+    match (period, top) {
+        (Some(period), Some(top)) if errors.len() == before => Some(RankWatch { period, top }),
+        _ => None,
+    }
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",

@@ -2,8 +2,9 @@
 //!
 //! A write that creates events stores, in the same SQLite transaction, one delivery per
 //! subscription per user per write (the events of that user in one request or batch
-//! make one `points.changed` delivery). The delivery's body is fixed when it is queued,
-//! so every attempt sends the same bytes and the same id. [`worker`] sends them.
+//! make one `points.changed` delivery; [`rank`] finds the `rank.changed` ones). The
+//! delivery's body is fixed when it is queued, so every attempt sends the same bytes and
+//! the same id. [`worker`] sends them.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -12,15 +13,16 @@ use sha2::Sha256;
 use crate::domain::event::FieldError;
 
 pub mod payload;
+pub mod rank;
 pub mod worker;
+
+pub use rank::RankWatch;
 
 /// The notification kinds this version sends.
 pub const POINTS_CHANGED: &str = "points.changed";
 pub const CAP_REACHED: &str = "cap.reached";
-const SENT: &[&str] = &[POINTS_CHANGED, CAP_REACHED];
-/// Named in issue #7 but not sent yet: subscribing to it is refused rather than
-/// accepted and left silent.
-const PLANNED: &[&str] = &["rank.changed"];
+pub const RANK_CHANGED: &str = "rank.changed";
+const SENT: &[&str] = &[POINTS_CHANGED, CAP_REACHED, RANK_CHANGED];
 
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MIN_SECRET_CHARS: usize = 16;
@@ -32,6 +34,9 @@ pub struct NewSubscription {
     pub url: String,
     pub secret: String,
     pub events: Vec<String>,
+    /// The board `rank.changed` watches: required with it, refused without it.
+    #[serde(default)]
+    pub rank: Option<RankWatch>,
 }
 
 /// A stored subscription. Its secret never leaves the server.
@@ -41,6 +46,8 @@ pub struct Subscription {
     pub url: String,
     pub secret: String,
     pub events: Vec<String>,
+    /// Set exactly when `events` has `rank.changed`.
+    pub rank: Option<RankWatch>,
     pub created_ms: i64,
 }
 
@@ -50,6 +57,7 @@ impl std::fmt::Debug for Subscription {
             .field("id", &self.id)
             .field("url", &self.url)
             .field("events", &self.events)
+            .field("rank", &self.rank)
             .finish_non_exhaustive()
     }
 }
@@ -160,20 +168,31 @@ pub fn validate(s: &NewSubscription) -> Result<(), Vec<FieldError>> {
         errors.push(FieldError::new("events", "must name at least one event"));
     }
     for e in &s.events {
-        if PLANNED.contains(&e.as_str()) {
-            errors.push(FieldError::new(
-                "events",
-                format!(
-                    "{e} is not sent by this version; {} are",
-                    SENT.join(" and ")
-                ),
-            ));
-        } else if !SENT.contains(&e.as_str()) {
+        if !SENT.contains(&e.as_str()) {
             errors.push(FieldError::new(
                 "events",
                 format!("unknown event {e:?}; known: {}", SENT.join(", ")),
             ));
         }
+    }
+    let wants_rank = s.events.iter().any(|e| e == RANK_CHANGED);
+    match (&s.rank, wants_rank) {
+        (None, true) => errors.push(FieldError::new(
+            "rank",
+            format!(
+                "is required with {RANK_CHANGED}: {{period: all|day|week|month, top: 1 to {}}}",
+                rank::MAX_TOP
+            ),
+        )),
+        (Some(_), false) => errors.push(FieldError::new(
+            "rank",
+            format!("is only for {RANK_CHANGED}, which events does not name"),
+        )),
+        (Some(r), true) if !(1..=rank::MAX_TOP).contains(&r.top) => errors.push(FieldError::new(
+            "rank.top",
+            format!("must be 1 to {}", rank::MAX_TOP),
+        )),
+        _ => {}
     }
     if errors.is_empty() {
         Ok(())
@@ -199,7 +218,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     out
 }
 
-/// The `WEBHOOKS_PATH` file: `webhooks: [{url, secret, events: [...]}]`.
+/// The `WEBHOOKS_PATH` file: `webhooks: [{url, secret, events: [...], rank: {period, top}}]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhooksFile {
@@ -243,19 +262,52 @@ mod tests {
             url: "ftp://x".into(),
             secret: "short".into(),
             events: vec!["rank.changed".into(), "nope".into()],
+            rank: None,
         };
         let fields: Vec<String> = validate(&bad)
             .unwrap_err()
             .into_iter()
             .map(|e| e.field)
             .collect();
-        assert_eq!(fields, ["url", "secret", "events", "events"]);
+        assert_eq!(fields, ["url", "secret", "events", "rank"]);
         let good = NewSubscription {
             url: "https://hooks.example.com/et".into(),
             secret: "0123456789abcdef".into(),
             events: vec![POINTS_CHANGED.into(), CAP_REACHED.into()],
+            rank: None,
         };
         assert_eq!(validate(&good), Ok(()));
+    }
+
+    #[test]
+    fn rank_goes_with_rank_changed_and_watches_1_to_100() {
+        use crate::domain::period::Period;
+        let with = |events: &[&str], top: Option<u32>| NewSubscription {
+            url: "https://hooks.example.com/et".into(),
+            secret: "0123456789abcdef".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            rank: top.map(|top| RankWatch {
+                period: Period::Week,
+                top,
+            }),
+        };
+        let field = |s: NewSubscription| -> Vec<String> {
+            validate(&s)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(field(with(&[RANK_CHANGED], Some(1))), Vec::<String>::new());
+        assert_eq!(
+            field(with(&[RANK_CHANGED, POINTS_CHANGED], Some(100))),
+            Vec::<String>::new()
+        );
+        assert_eq!(field(with(&[RANK_CHANGED], None)), ["rank"]);
+        assert_eq!(field(with(&[POINTS_CHANGED], Some(3))), ["rank"]);
+        assert_eq!(field(with(&[RANK_CHANGED], Some(0))), ["rank.top"]);
+        assert_eq!(field(with(&[RANK_CHANGED], Some(101))), ["rank.top"]);
     }
 
     #[test]
@@ -264,5 +316,22 @@ mod tests {
         let e = parse_file(text).unwrap_err();
         assert!(e.starts_with("webhooks[1]: url"), "{e}");
         assert_eq!(parse_file("webhooks: []\n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_file_takes_a_rank_watch() {
+        let text = "webhooks:\n  - url: http://a.example\n    secret: '0123456789abcdef'\n    events: [rank.changed]\n    rank: {period: week, top: 3}\n";
+        let subs = parse_file(text).unwrap();
+        assert_eq!(
+            subs[0].rank,
+            Some(RankWatch {
+                period: crate::domain::period::Period::Week,
+                top: 3
+            })
+        );
+        let e = parse_file(&text.replace("top: 3", "top: 0")).unwrap_err();
+        assert!(e.starts_with("webhooks[0]: rank.top"), "{e}");
+        let e = parse_file(&text.replace("week", "year")).unwrap_err();
+        assert!(e.contains("year"), "{e}");
     }
 }

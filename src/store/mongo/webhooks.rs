@@ -37,12 +37,23 @@ fn subscription(d: &Document) -> Option<Subscription> {
             .filter_map(|e| e.as_str().map(str::to_owned))
             .collect(),
         created_ms: d.get_i64("created_ms").ok()?,
+        rank: d
+            .get_document("rank")
+            .ok()
+            .and_then(|r| mongodb::bson::from_document(r.clone()).ok()),
     })
 }
 
 /// Creates the subscription, or updates the secret and events of the one with this URL.
 pub async fn upsert(db: &Database, new: &NewSubscription, now_ms: i64) -> Result<Subscription> {
     let subs = db.collection::<Document>(SUBSCRIPTIONS);
+    let rank = match &new.rank {
+        Some(watch) => Bson::Document(
+            mongodb::bson::to_document(watch)
+                .map_err(|e| super::error::reply_error(None, format!("rank: {e}")))?,
+        ),
+        None => Bson::Null,
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -50,7 +61,7 @@ pub async fn upsert(db: &Database, new: &NewSubscription, now_ms: i64) -> Result
             .find_one_and_update(
                 doc! { "url": &new.url },
                 doc! {
-                    "$set": { "secret": &new.secret, "events": &new.events },
+                    "$set": { "secret": &new.secret, "events": &new.events, "rank": rank.clone() },
                     "$setOnInsert": {
                         "_id": uuid::Uuid::now_v7().simple().to_string(),
                         "created_ms": now_ms,

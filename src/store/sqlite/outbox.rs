@@ -6,22 +6,41 @@
 //! - `cap.reached`: one delivery per subscription when an event uses up what a cap
 //!   allows a user in a period; later events of that period earn nothing and send
 //!   nothing more.
+//! - `rank.changed`: for each subscription watching a board (`rank: {period, top}`), one
+//!   delivery per user whose rank within its top N differs between just before and just
+//!   after the writer applies a transaction's counters (see [`Outbox::boards_before`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::params;
 use serde_json::Value;
 
+use super::read;
 use crate::domain::event::NewEvent;
+use crate::domain::period::Period;
+use crate::domain::ranking::RankedEntry;
 use crate::store::RecordOutcome;
 use crate::webhooks::payload;
 pub use crate::webhooks::payload::CapReached;
-use crate::webhooks::{CAP_REACHED, POINTS_CHANGED};
+use crate::webhooks::{rank, RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
+
+/// The subscriptions, read once per transaction.
+#[derive(Default)]
+struct Subscriptions {
+    /// Subscription ids by notification.
+    by_event: HashMap<String, Vec<String>>,
+    /// The `rank.changed` subscriptions and the board each watches.
+    ranks: Vec<(String, RankWatch)>,
+}
+
+/// Boards read just before a transaction's counters are applied, to compare with the
+/// same boards just after: by storage key, the kind of period and the most entries any
+/// subscription watches, and the entries.
+pub struct BoardsBefore(BTreeMap<String, (Period, u32, Vec<RankedEntry>)>);
 
 #[derive(Default)]
 pub struct Outbox {
-    /// Subscription ids by notification, read once per transaction.
-    subscriptions: Option<HashMap<String, Vec<String>>>,
+    subscriptions: Option<Subscriptions>,
     /// Each notified user's total as of the writes so far in this transaction (the
     /// counters themselves are only written at the end, see the writer's `Deltas`).
     pub totals: HashMap<String, i64>,
@@ -87,30 +106,131 @@ impl Outbox {
         Ok(())
     }
 
+    fn subscriptions(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<&Subscriptions> {
+        if self.subscriptions.is_none() {
+            let mut subs = Subscriptions::default();
+            let mut stmt =
+                tx.prepare_cached("SELECT id, events, rank FROM webhook_subscriptions")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, events, watch) = row?;
+                let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
+                if events.iter().any(|e| e == RANK_CHANGED) {
+                    if let Some(w) = watch.and_then(|w| serde_json::from_str(&w).ok()) {
+                        subs.ranks.push((id.clone(), w));
+                    }
+                }
+                for e in events {
+                    subs.by_event.entry(e).or_default().push(id.clone());
+                }
+            }
+            self.subscriptions = Some(subs);
+        }
+        Ok(self
+            .subscriptions
+            .get_or_insert_with(Subscriptions::default))
+    }
+
     fn subscribers(
         &mut self,
         tx: &rusqlite::Transaction,
         event: &str,
     ) -> rusqlite::Result<&[String]> {
-        if self.subscriptions.is_none() {
-            let mut by_event: HashMap<String, Vec<String>> = HashMap::new();
-            let mut stmt = tx.prepare_cached("SELECT id, events FROM webhook_subscriptions")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (id, events) = row?;
-                let events: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
-                for e in events {
-                    by_event.entry(e).or_default().push(id.clone());
+        Ok(self
+            .subscriptions(tx)?
+            .by_event
+            .get(event)
+            .map_or(&[], Vec::as_slice))
+    }
+
+    /// Reads, before `periods` (the pending leaderboard deltas, by period key and user)
+    /// are applied, the first entries of every board they touch that a `rank.changed`
+    /// subscription watches. `None`, having read nothing but the subscriptions (once per
+    /// transaction), when no subscription watches any of them.
+    pub fn boards_before(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        periods: &HashMap<(String, String), i64>,
+    ) -> rusqlite::Result<Option<BoardsBefore>> {
+        if periods.is_empty() {
+            return Ok(None);
+        }
+        let ranks = &self.subscriptions(tx)?.ranks;
+        if ranks.is_empty() {
+            return Ok(None);
+        }
+        let mut boards = BTreeMap::new();
+        for (key, _) in periods.keys() {
+            if boards.contains_key(key) {
+                continue;
+            }
+            let Some(kind) = Period::of_key(key) else {
+                continue;
+            };
+            let most = ranks
+                .iter()
+                .filter(|(_, w)| w.period == kind)
+                .map(|(_, w)| w.top)
+                .max();
+            if let Some(most) = most {
+                boards.insert(key.clone(), (kind, most, Vec::new()));
+            }
+        }
+        if boards.is_empty() {
+            return Ok(None);
+        }
+        for (key, (_, most, entries)) in boards.iter_mut() {
+            *entries = read::top(tx, key, *most)?;
+        }
+        Ok(Some(BoardsBefore(boards)))
+    }
+
+    /// Once `periods` are applied: compares each board of `before` with what it is now
+    /// and queues, per subscription watching it, one `rank.changed` per user whose rank
+    /// within the subscription's top N changed. `at_ms` is when the (latest) write of
+    /// the transaction was received.
+    pub fn queue_ranks(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        before: BoardsBefore,
+        periods: &HashMap<(String, String), i64>,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let ranks = self.subscriptions(tx)?.ranks.clone();
+        for (key, (kind, most, before)) in before.0 {
+            let after = read::top(tx, &key, most)?;
+            for (subscription, watch) in ranks.iter().filter(|(_, w)| w.period == kind) {
+                for change in rank::rank_changes(&before, &after, watch.top) {
+                    // Someone who left the top N: their points before plus this write's.
+                    let points = change.points.unwrap_or_else(|| {
+                        let was = before
+                            .iter()
+                            .find(|e| e.user_id == change.user_id)
+                            .map_or(0, |e| e.points);
+                        was + periods
+                            .get(&(key.clone(), change.user_id.clone()))
+                            .copied()
+                            .unwrap_or(0)
+                    });
+                    let data = rank::data(&change, &key, points, watch.top);
+                    self.insert_for(
+                        tx,
+                        std::slice::from_ref(subscription),
+                        RANK_CHANGED,
+                        &change.user_id,
+                        at_ms,
+                        data,
+                    )?;
                 }
             }
-            self.subscriptions = Some(by_event);
         }
-        Ok(self
-            .subscriptions
-            .as_ref()
-            .and_then(|m| m.get(event))
-            .map_or(&[], Vec::as_slice))
+        Ok(())
     }
 
     /// One delivery of `event` for `user` to every subscriber, its body fixed now so
@@ -124,6 +244,19 @@ impl Outbox {
         data: Value,
     ) -> rusqlite::Result<()> {
         let subscribers = self.subscribers(tx, event)?.to_vec();
+        self.insert_for(tx, &subscribers, event, user, at_ms, data)
+    }
+
+    /// One delivery of `event` for `user` to each of `subscribers`.
+    fn insert_for(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        subscribers: &[String],
+        event: &str,
+        user: &str,
+        at_ms: i64,
+        data: Value,
+    ) -> rusqlite::Result<()> {
         let mut insert = tx.prepare_cached(
             "INSERT INTO webhook_deliveries (id, subscription_id, user_id, event, body, status, attempts, next_attempt_ms, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, 0, ?6, ?6)",

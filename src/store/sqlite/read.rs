@@ -152,6 +152,20 @@ pub fn leaderboard(
     Ok(rank_run(offset, first_rank, rows))
 }
 
+/// The first `n` entries of the board: the leaderboard at offset 0, whose first entry
+/// is rank 1 by definition (no one has more points), so no count is needed. The writer
+/// reads it around a write for `rank.changed`.
+pub fn top(c: &Connection, period: &str, n: u32) -> rusqlite::Result<Vec<RankedEntry>> {
+    let rows = rows_of(
+        &mut c.prepare_cached(
+            "SELECT user_id, points FROM period_points WHERE period = ?1
+             ORDER BY points DESC, user_id LIMIT ?2",
+        )?,
+        params![period, n],
+    )?;
+    Ok(rank_run(0, 1, rows))
+}
+
 pub fn standing(
     c: &Connection,
     period: &str,

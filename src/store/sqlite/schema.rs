@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(subscription_id, user_id, status, seq);
     CREATE INDEX webhook_deliveries_log ON webhook_deliveries(subscription_id, seq);
     CREATE INDEX webhook_deliveries_user ON webhook_deliveries(user_id);",
+    // 4: the board a rank.changed subscription watches, as JSON (`{"period":"week","top":3}`);
+    // NULL for the others.
+    "ALTER TABLE webhook_subscriptions ADD COLUMN rank TEXT;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

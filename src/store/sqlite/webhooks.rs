@@ -8,20 +8,25 @@ use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
 };
 
-/// Creates the subscription, or updates the secret and events of the one with this URL.
+/// Creates the subscription, or updates the secret, events and rank of the one with this URL.
 pub fn upsert(
     conn: &mut Connection,
     new: &NewSubscription,
     now_ms: i64,
 ) -> rusqlite::Result<Subscription> {
     let events = serde_json::to_string(&new.events).unwrap_or_else(|_| "[]".into());
+    let rank = new
+        .rank
+        .as_ref()
+        .and_then(|r| serde_json::to_string(r).ok());
     let id = uuid::Uuid::now_v7().simple().to_string();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "INSERT INTO webhook_subscriptions (id, url, secret, events, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (url) DO UPDATE SET secret = excluded.secret, events = excluded.events",
-        params![id, new.url, new.secret, events, now_ms],
+        "INSERT INTO webhook_subscriptions (id, url, secret, events, rank, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (url) DO UPDATE
+         SET secret = excluded.secret, events = excluded.events, rank = excluded.rank",
+        params![id, new.url, new.secret, events, rank, now_ms],
     )?;
     let sub = tx.query_row(
         &format!("{SELECT_SUBSCRIPTION} WHERE url = ?1"),
@@ -33,15 +38,17 @@ pub fn upsert(
 }
 
 const SELECT_SUBSCRIPTION: &str =
-    "SELECT id, url, secret, events, created_ms FROM webhook_subscriptions";
+    "SELECT id, url, secret, events, created_ms, rank FROM webhook_subscriptions";
 
 fn subscription(r: &Row) -> rusqlite::Result<Subscription> {
     let events: String = r.get(3)?;
+    let rank: Option<String> = r.get(5)?;
     Ok(Subscription {
         id: r.get(0)?,
         url: r.get(1)?,
         secret: r.get(2)?,
         events: serde_json::from_str(&events).unwrap_or_default(),
+        rank: rank.and_then(|r| serde_json::from_str(&r).ok()),
         created_ms: r.get(4)?,
     })
 }

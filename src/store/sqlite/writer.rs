@@ -137,6 +137,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
 struct Deltas {
     types: HashMap<(String, String), (i64, i64)>,
     periods: HashMap<(String, String), i64>,
+    /// When the latest of these events was received: the `created_at` of the
+    /// `rank.changed` deliveries they cause.
+    received_ms: i64,
 }
 
 impl Deltas {
@@ -150,9 +153,14 @@ impl Deltas {
         for key in PeriodKey::keys_for_event(e.ts_ms) {
             *self.periods.entry((key, e.user_id.clone())).or_default() += points;
         }
+        self.received_ms = self.received_ms.max(e.received_ms);
     }
 
-    fn flush(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    /// Writes the pending counters. The leaderboards watched by `rank.changed`
+    /// subscriptions are read just before and just after, and the outbox queues a
+    /// delivery for each rank that moved; with no such subscription this reads nothing
+    /// more than the subscriptions, which the outbox reads once per transaction anyway.
+    fn flush(&mut self, tx: &rusqlite::Transaction, outbox: &mut Outbox) -> rusqlite::Result<()> {
         let mut types = tx.prepare_cached(
             "INSERT INTO type_totals (user_id, event_type, events, points) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id, event_type) DO UPDATE
@@ -161,12 +169,17 @@ impl Deltas {
         for ((user, ty), (events, points)) in self.types.drain() {
             types.execute(params![user, ty, events, points])?;
         }
-        let mut periods = tx.prepare_cached(
+        let periods = std::mem::take(&mut self.periods);
+        let boards = outbox.boards_before(tx, &periods)?;
+        let mut upsert = tx.prepare_cached(
             "INSERT INTO period_points (period, user_id, points) VALUES (?1, ?2, ?3)
              ON CONFLICT (period, user_id) DO UPDATE SET points = points + excluded.points",
         )?;
-        for ((period, user), points) in self.periods.drain() {
-            periods.execute(params![period, user, points])?;
+        for ((period, user), points) in &periods {
+            upsert.execute(params![period, user, points])?;
+        }
+        if let Some(boards) = boards {
+            outbox.queue_ranks(tx, boards, &periods, self.received_ms)?;
         }
         Ok(())
     }
@@ -192,14 +205,14 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
             }
             Command::DeleteUser { user_id, .. } => {
                 // Counters of this user pending in this transaction must land before they go.
-                deltas.flush(&tx)?;
+                deltas.flush(&tx, &mut outbox)?;
                 done.push(Done::Delete(delete_user(&tx, user_id)?));
                 outbox.totals.clear();
             }
             Command::Recompute { user_id, rules, .. } => {
                 // The replay reads the counters' source, the ledger, which pending
                 // deltas do not change; but it rewrites the counters, so they land first.
-                deltas.flush(&tx)?;
+                deltas.flush(&tx, &mut outbox)?;
                 done.push(Done::Recompute(super::recompute::user(
                     &tx, user_id, rules, true,
                 )?));
@@ -207,7 +220,7 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
             }
         }
     }
-    deltas.flush(&tx)?;
+    deltas.flush(&tx, &mut outbox)?;
     tx.commit()?;
     Ok(done)
 }
