@@ -16,9 +16,10 @@ use mongodb::bson::{doc, Document};
 use mongodb::error::Result;
 use mongodb::ClientSession;
 
+use super::boards;
 use super::caps::{self, Awarder};
 use super::ops;
-use super::outbox::{self, Batch};
+use super::outbox::{self, Batch, Subscribers};
 use super::schema::{Deltas, EventDoc, Pending, GUARD, PERIODS, TOTALS};
 use super::txn::{conflict, in_transaction};
 use super::{Ctx, Mode};
@@ -97,8 +98,11 @@ async fn record_in(
     {
         return Err(conflict("event inserted concurrently"));
     }
+    let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
+    let boards = boards::before(ctx, Some(&mut *s), &subs, &deltas).await?;
     apply_plain(ctx, s, &deltas).await?;
-    outbox::queue(ctx, Some(s), &batch).await?;
+    let ranks = boards::changes(ctx, Some(&mut *s), &subs, boards, &deltas).await?;
+    outbox::queue(ctx, Some(s), &batch, &subs, ranks).await?;
     Ok(outcomes)
 }
 
@@ -184,8 +188,11 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
             }
         })
         .collect();
+    let subs = Subscribers::load(ctx, None).await?;
+    let boards = boards::before(ctx, None, &subs, &deltas).await?;
     apply_guarded(ctx, &deltas, &pending.batch).await?;
-    outbox::queue(ctx, None, &batch).await?;
+    let ranks = boards::changes(ctx, None, &subs, boards, &deltas).await?;
+    outbox::queue(ctx, None, &batch, &subs, ranks).await?;
     Ok(Committed {
         outcomes,
         cleanup: Some(Applied {

@@ -30,6 +30,7 @@ use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
 };
 
+mod boards;
 mod caps;
 mod commit;
 mod erase;

@@ -22,13 +22,15 @@ use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 use sha2::{Digest, Sha256};
 
+use super::boards::RankNotice;
+use super::commit::wall_ms as commit_ms;
 use super::ops::{self, find_all};
-use super::schema::{period_id, DELIVERIES, PERIODS, SUBSCRIPTIONS};
+use super::schema::{period_id, DELIVERIES, PERIODS};
 use super::Ctx;
 use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
 use crate::webhooks::payload::{self, CapReached};
-use crate::webhooks::{CAP_REACHED, POINTS_CHANGED};
+use crate::webhooks::{RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
 
 /// An event the group commit stored, with the points it awarded.
 pub struct Created<'a> {
@@ -64,12 +66,14 @@ impl<'a> Batch<'a> {
 }
 
 /// Queues the deliveries of one group commit, reading and writing in `session` when
-/// there is one. Costs one read of the subscriptions when any event changed points
-/// or reached a cap, and nothing more when nobody subscribed.
+/// there is one: its `points.changed` and `cap.reached` for `subs`, and the `ranks`
+/// notices. Reads nothing when nobody is to be notified.
 pub async fn queue(
     ctx: &Ctx,
     mut session: Option<&mut ClientSession>,
     b: &Batch<'_>,
+    subs: &Subscribers,
+    ranks: Vec<RankNotice>,
 ) -> Result<()> {
     let (batch, created, reached) = (b.id, &b.created, &b.reached);
     // (user, delta, event ids, received at), users in the order of their first event.
@@ -86,21 +90,17 @@ pub async fn queue(
         changes[i].2.push(e.id);
     }
     changes.retain(|c| c.1 != 0);
-    if changes.is_empty() && reached.is_empty() {
-        return Ok(());
-    }
-    let (points_subs, cap_subs) = subscribers(ctx, session.as_deref_mut()).await?;
     let points_subs = if changes.is_empty() {
-        Vec::new()
+        &[][..]
     } else {
-        points_subs
+        &subs.points[..]
     };
     let cap_subs = if reached.is_empty() {
-        Vec::new()
+        &[][..]
     } else {
-        cap_subs
+        &subs.caps[..]
     };
-    if points_subs.is_empty() && cap_subs.is_empty() {
+    if points_subs.is_empty() && cap_subs.is_empty() && ranks.is_empty() {
         return Ok(());
     }
     let mut users: BTreeSet<&str> = BTreeSet::new();
@@ -110,6 +110,7 @@ pub async fn queue(
     if !cap_subs.is_empty() {
         users.extend(reached.iter().map(|r| r.user_id.as_str()));
     }
+    users.extend(ranks.iter().map(|r| r.user_id.as_str()));
     let standing = standings(ctx, session.as_deref_mut(), &users).await?;
     let of = |user: &str| standing.get(user).copied().unwrap_or((0, 0));
 
@@ -119,8 +120,9 @@ pub async fn queue(
             let (total, seq) = of(user);
             notices.push(Notice {
                 kind: POINTS_CHANGED,
+                subs: points_subs,
                 user,
-                key: user,
+                key: user.to_string(),
                 seq,
                 n: 0,
                 at_ms: *at,
@@ -133,8 +135,9 @@ pub async fn queue(
             let earlier = reached[..i].iter().filter(|o| o.user_id == r.user_id);
             notices.push(Notice {
                 kind: CAP_REACHED,
+                subs: cap_subs,
                 user: &r.user_id,
-                key: &r.id,
+                key: r.id.clone(),
                 seq: of(&r.user_id).1,
                 n: 1 + earlier.count() as i64,
                 at_ms: r.received_ms,
@@ -142,14 +145,25 @@ pub async fn queue(
             });
         }
     }
+    // After the commit's own notices of a user; users the commit did not write (pushed
+    // down by others) keep their seq, so the commit's time orders theirs.
+    let now = commit_ms();
+    let rank_base = now * 1_000;
+    for (i, r) in ranks.iter().enumerate() {
+        notices.push(Notice {
+            kind: RANK_CHANGED,
+            subs: std::slice::from_ref(&r.subscription),
+            user: &r.user_id,
+            key: format!("{}|{}", r.board, r.user_id),
+            seq: of(&r.user_id).1,
+            n: rank_base + i as i64,
+            at_ms: now,
+            data: r.data.clone(),
+        });
+    }
     let mut docs = Vec::new();
     for notice in &notices {
-        let subs = if notice.kind == POINTS_CHANGED {
-            &points_subs
-        } else {
-            &cap_subs
-        };
-        docs.extend(subs.iter().map(|sub| notice.delivery(batch, sub)));
+        docs.extend(notice.subs.iter().map(|sub| notice.delivery(batch, sub)));
     }
     let coll = ctx.db.collection::<Document>(DELIVERIES);
     if b.redo {
@@ -173,36 +187,35 @@ pub async fn queue(
     Ok(())
 }
 
-/// Subscription ids to `points.changed` and to `cap.reached`.
-async fn subscribers(
-    ctx: &Ctx,
-    session: Option<&mut ClientSession>,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let subs: Vec<Document> = find_all(
-        &ctx.db.collection(SUBSCRIPTIONS),
-        doc! {},
-        FindOptions::builder()
-            .projection(doc! { "_id": 1, "events": 1 })
-            .sort(doc! { "_id": 1 })
-            .build(),
-        session,
-    )
-    .await?;
-    let mut points = Vec::new();
-    let mut caps = Vec::new();
-    for s in &subs {
-        let (Ok(id), Ok(events)) = (s.get_str("_id"), s.get_array("events")) else {
-            continue;
-        };
-        for e in events.iter().filter_map(Bson::as_str) {
-            match e {
-                POINTS_CHANGED => points.push(id.to_owned()),
-                CAP_REACHED => caps.push(id.to_owned()),
-                _ => {}
+/// The subscriptions, read once per group commit (before its counters move, so that
+/// the boards `rank.changed` watches can be read first).
+#[derive(Default)]
+pub struct Subscribers {
+    points: Vec<String>,
+    caps: Vec<String>,
+    /// The `rank.changed` subscriptions and the board each watches.
+    pub ranks: Vec<(String, RankWatch)>,
+}
+
+impl Subscribers {
+    pub async fn load(ctx: &Ctx, session: Option<&mut ClientSession>) -> Result<Subscribers> {
+        let mut subs = Subscribers::default();
+        for s in super::webhooks::list_in(&ctx.db, session).await? {
+            for e in &s.events {
+                match e.as_str() {
+                    POINTS_CHANGED => subs.points.push(s.id.clone()),
+                    CAP_REACHED => subs.caps.push(s.id.clone()),
+                    RANK_CHANGED => {
+                        if let Some(watch) = s.rank {
+                            subs.ranks.push((s.id.clone(), watch));
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
+        Ok(subs)
     }
-    Ok((points, caps))
 }
 
 /// Each user's total and delivery sequence as this commit leaves them (it has already
@@ -236,9 +249,12 @@ async fn standings(
 /// One notification of this commit, before it is addressed to each subscriber.
 struct Notice<'a> {
     kind: &'static str,
+    /// The subscriptions it goes to.
+    subs: &'a [String],
     user: &'a str,
-    /// What makes it unique within the batch: the user, or the event for caps.
-    key: &'a str,
+    /// What makes it unique within the batch and kind: the user, the event for caps,
+    /// the board and user for ranks.
+    key: String,
     /// Its place in the user's queue: the commit's `seq`, then `n` within the commit.
     seq: i64,
     n: i64,
@@ -248,7 +264,7 @@ struct Notice<'a> {
 
 impl Notice<'_> {
     fn delivery(&self, batch: &str, subscription: &str) -> Document {
-        let id = delivery_id(&[batch, subscription, self.kind, self.key]);
+        let id = delivery_id(&[batch, subscription, self.kind, &self.key]);
         let body = payload::body(&id, self.kind, self.at_ms, &self.data);
         doc! {
             "_id": &id,

@@ -10,7 +10,7 @@ use mongodb::ClientSession;
 
 use super::commit::{self, Applied};
 use super::ops::{self, find_all};
-use super::outbox::{self, Batch, Created};
+use super::outbox::{self, Batch, Created, Subscribers};
 use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
 use super::{erase, txn};
 use super::{Ctx, Mode};
@@ -89,7 +89,9 @@ async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
             let events = pending_events(ctx, batch, None).await?;
             let deltas = deltas_of(&events);
             commit::apply_guarded(ctx, &deltas, batch).await?;
-            outbox::queue(ctx, None, &notices(&events, batch)).await?;
+            // No rank.changed: the boards as they were before this batch are gone.
+            let subs = Subscribers::load(ctx, None).await?;
+            outbox::queue(ctx, None, &notices(&events, batch), &subs, Vec::new()).await?;
             commit::finish(
                 ctx,
                 &Applied {
@@ -148,7 +150,15 @@ async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usi
             return Err(txn::conflict("counter created concurrently"));
         }
     }
-    outbox::queue(ctx, Some(&mut *s), &notices(&events, batch)).await?;
+    let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
+    outbox::queue(
+        ctx,
+        Some(&mut *s),
+        &notices(&events, batch),
+        &subs,
+        Vec::new(),
+    )
+    .await?;
     ctx.events
         .update_many(
             doc! { "pending.batch": batch },

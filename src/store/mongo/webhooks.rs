@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::Result;
 use mongodb::options::{FindOptions, ReturnDocument};
-use mongodb::Database;
+use mongodb::{ClientSession, Database};
 
 use super::error::DUPLICATE_KEY;
 use super::ops::find_all;
@@ -97,13 +97,21 @@ fn malformed(coll: &str) -> mongodb::error::Error {
 }
 
 pub async fn list(db: &Database) -> Result<Vec<Subscription>> {
+    list_in(db, None).await
+}
+
+/// Every subscription, read in `session` when there is one.
+pub async fn list_in(
+    db: &Database,
+    session: Option<&mut ClientSession>,
+) -> Result<Vec<Subscription>> {
     let docs: Vec<Document> = find_all(
         &db.collection(SUBSCRIPTIONS),
         doc! {},
         FindOptions::builder()
             .sort(doc! { "created_ms": 1, "_id": 1 })
             .build(),
-        None,
+        session,
     )
     .await?;
     Ok(docs.iter().filter_map(subscription).collect())
