@@ -37,7 +37,8 @@ pub struct EventInput {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
     )]
     event_id: Option<String>,
-    /// Any JSON object up to 8 KiB, stored and returned with the event.
+    /// Any JSON object up to 8 KiB, with keys of at most 256 characters at any depth;
+    /// stored and returned with the event.
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
 }
