@@ -268,7 +268,8 @@ pub async fn query_points(
         }
     }
     let limit = params.number("limit", 100, 1, 1000)? as u32;
-    let offset = params.number("offset", 0, 0, u64::MAX)?;
+    // The bound the OpenAPI document states, as on the leaderboard.
+    let offset = params.number("offset", 0, 0, 1_000_000_000)?;
     let data = match user_id {
         Some(user_id) => {
             let totals = state
