@@ -145,6 +145,16 @@ fn bearer_token(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Middleware: lets the request through only with a key holding `role`.
+pub async fn require(
+    State((auth, role)): State<(Arc<Auth>, Role)>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    auth.check(presented_key(&req), role)?;
+    Ok(next.run(req).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,14 +187,4 @@ mod tests {
         // Multi-byte characters count as characters, never split.
         assert_eq!(key_prefix("éééééééééééééééééééé"), "éééé…");
     }
-}
-
-/// Middleware: lets the request through only with a key holding `role`.
-pub async fn require(
-    State((auth, role)): State<(Arc<Auth>, Role)>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    auth.check(presented_key(&req), role)?;
-    Ok(next.run(req).await)
 }
