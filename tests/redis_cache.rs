@@ -693,8 +693,8 @@ async fn admin_endpoint_rebuilds_the_cache_like_the_command() {
         .expect("DEL");
 }
 
-/// Without Redis there is no cache: 501, said plainly. With a Redis that does not
-/// answer: 503 with Retry-After.
+/// Without Redis there is no cache: 409, said plainly (not a 5xx: nothing failed). With
+/// a Redis that does not answer: 503 with Retry-After.
 #[tokio::test]
 async fn admin_cache_rebuild_without_a_reachable_redis() {
     let app = spawn_app_with(Options {
@@ -703,7 +703,7 @@ async fn admin_cache_rebuild_without_a_reachable_redis() {
     })
     .await;
     let (s, body) = app.post("/v1/admin/cache/rebuild", json!(null)).await;
-    assert_eq!(s, 501, "{body}");
+    assert_eq!(s, 409, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("REDIS_URL"),
         "{body}"

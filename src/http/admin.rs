@@ -98,17 +98,17 @@ pub struct CacheRebuildReport {
 #[utoipa::path(post, path = "/v1/admin/cache/rebuild", tag = "operations",
     responses(
         (status = 200, body = CacheRebuildReport, description = "The cache was rebuilt from the store and the new copy is live"),
-        (status = 409, body = super::error::ErrorBody, description = "Another rebuild is running (this instance's own, another instance's or the CLI's); it replaces the cache when done"),
-        (status = 501, body = super::error::ErrorBody, description = "No cache to rebuild: REDIS_URL is not set"),
+        (status = 409, body = super::error::ErrorBody, description = "No cache to rebuild (REDIS_URL is not set), or another rebuild is running (this instance's own, another instance's or the CLI's; it replaces the cache when done); the message says which"),
         (status = 503, body = super::error::ErrorBody, description = "Redis or the store cannot be reached, or the rebuild was superseded by an outage; see Retry-After"),
     ))]
 pub async fn rebuild_cache(
     State(state): State<AppState>,
 ) -> Result<axum::Json<CacheRebuildReport>, ApiError> {
+    // A state of the deployment, not a fault of the server: 409, not a 5xx.
     let Some(rebuilder) = state.cache_rebuilder.clone() else {
-        return Err(ApiError::Store(StoreError::Unsupported(
+        return Err(ApiError::Conflict(
             "REDIS_URL is not set: there is no cache to rebuild".into(),
-        )));
+        ));
     };
     tracing::info!("cache rebuild requested");
     // Its own task: a client hanging up (or REQUEST_TIMEOUT_SECS) must not stop a build
