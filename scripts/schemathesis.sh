@@ -3,6 +3,9 @@
 # invalid ones, plus stateful sequences) against the real server, and checks that no
 # answer is a 5xx and every answer matches the documented status codes, content types,
 # headers and schemas. The number of examples is bounded so CI time stays predictable.
+# A first run has no API keys (every endpoint open, SCHEMATHESIS_EXAMPLES per
+# operation); two short ones (SCHEMATHESIS_AUTH_EXAMPLES) have keys configured, so the
+# 401, 403 and 429 answers are checked against the document too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,20 +36,58 @@ fi
 # redone with the features the tests' dev-dependencies do not unify in.
 cargo build --quiet --all-targets
 work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-API_SERVER_HOST=127.0.0.1 API_SERVER_PORT="$port" SQLITE_PATH="$work/et.db" LOG_LEVEL=warn \
-    APP_ENV=test target/debug/eventtracker > "$work/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+servers=()
+trap 'for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+# Starts a server on a free port with the extra environment given (NAME=VALUE ...) and
+# its own database; prints the port.
+start_server() {
+    local name="$1"
+    shift
+    local port
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    env API_SERVER_HOST=127.0.0.1 API_SERVER_PORT="$port" SQLITE_PATH="$work/$name.db" LOG_LEVEL=warn \
+        APP_ENV=test "$@" target/debug/eventtracker > "$work/$name.log" 2>&1 &
+    servers+=("$!")
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "$port"
+}
 
 # Checks: the ones about the server's own answers. (Negative-data rejection is left out
 # on purpose: the API reads an empty query parameter as absent, and a batch answers 200
 # with a per-event "rejected" result, both documented behaviours.)
-(cd "$work" && schemathesis run "http://127.0.0.1:$port/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
-    --max-examples "$examples" --seed 1 --no-color)
+run() {
+    local port="$1" n="$2"
+    shift 2
+    (cd "$work" && schemathesis run "http://127.0.0.1:$port/openapi.json" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+        --max-examples "$n" --seed 1 --no-color "$@")
+}
+
+echo "schemathesis: no API keys configured (every endpoint open)"
+run "$(start_server open)" "$examples"
+
+# With keys configured, the answers of the access control are checked against the
+# document too: a read key gets 200 on reads, 403 on ingest and admin endpoints, and 429
+# once its small read budget is spent; an unknown key gets 401 everywhere but the open
+# endpoints. Few examples: these runs are about the status codes, not the data.
+auth_examples="${SCHEMATHESIS_AUTH_EXAMPLES:-3}"
+port="$(start_server keys API_KEYS=st_read_key_0001:read,st_admin_key_0001:admin+read+ingest RATE_LIMIT_READ=50,20)"
+echo "schemathesis: API keys configured, a read-only key"
+run "$port" "$auth_examples" -H "Authorization: Bearer st_read_key_0001"
+echo "schemathesis: API keys configured, an unknown key"
+run "$port" "$auth_examples" -H "X-API-Key: st_unknown_key_0001" --phases examples,coverage,fuzzing
+# Those answers did come (so they were checked): count them in the server's metrics.
+metrics="$(curl -fsS -H "Authorization: Bearer st_admin_key_0001" "http://127.0.0.1:$port/metrics")"
+for code in 401 403 429; do
+    n="$(grep -E "^http_requests_total\{.*status=\"$code\"" <<<"$metrics" | awk '{s += $NF} END {print s + 0}')"
+    echo "schemathesis: $n answers $code with keys configured"
+    if [[ "$n" == 0 ]]; then
+        echo "schemathesis: no $code answer was produced, so none was checked" >&2
+        exit 1
+    fi
+done
 echo "schemathesis: no 5xx, every answer matched the OpenAPI document"

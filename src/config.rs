@@ -127,9 +127,8 @@ pub struct ApiKeyConfig {
 // Keys are secrets: Debug shows only their start.
 impl std::fmt::Debug for ApiKeyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: String = self.key.chars().take(4).collect();
         f.debug_struct("ApiKeyConfig")
-            .field("key", &format!("{shown}…"))
+            .field("key", &crate::http::auth::key_prefix(&self.key))
             .field("roles", &self.roles)
             .finish()
     }
@@ -433,7 +432,7 @@ fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>
             continue;
         }
         // Never echo a whole entry: it holds a secret.
-        let shown: String = entry.chars().take(4).collect();
+        let shown = crate::http::auth::key_prefix(entry);
         let bad = |problem: &str| ConfigError {
             var: var.to_string(),
             problem: format!("entry starting {shown:?}: {problem}"),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::cache::{CacheConfig, CachedStore, RebuildReport};
+use crate::cache::{CacheConfig, CachedStore, RebuildReport, Rebuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
@@ -52,16 +52,25 @@ pub fn with_cache(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Arc<
     }
 }
 
-/// Rebuilds the Redis cache from the store now (the `rebuild-cache` command).
+/// The rebuilder of the Redis cache in front of `store`, when the configuration has Redis.
+pub fn cache_rebuilder(store: &Arc<dyn Store>, config: &Config) -> Option<Rebuilder> {
+    let redis = config.redis.as_ref()?;
+    Some(Rebuilder::new(store.clone(), CacheConfig::new(redis)))
+}
+
+/// Rebuilds the Redis cache from the store now (the `rebuild-cache` command; the server's
+/// `POST /v1/admin/cache/rebuild` runs the same [`Rebuilder`]).
 pub async fn rebuild_cache(config: &Config) -> anyhow::Result<RebuildReport> {
     let redis = config
         .redis
         .as_ref()
         .context("REDIS_URL is not set: there is no cache to rebuild")?;
     let store = open_store(config).await?;
-    let result = crate::cache::rebuild_now(store.clone(), CacheConfig::new(redis)).await;
+    let result = Rebuilder::new(store.clone(), CacheConfig::new(redis))
+        .run()
+        .await;
     store.close().await;
-    result
+    Ok(result?)
 }
 
 impl Application {
@@ -74,7 +83,9 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
         let rules = Rules::load(&config.events_points_path)?;
-        let store = with_cache(open_store(&config).await?, &config)?;
+        let uncached = open_store(&config).await?;
+        let cache_rebuilder = cache_rebuilder(&uncached, &config);
+        let store = with_cache(uncached, &config)?;
         let reloader = Reloader {
             path: config.events_points_path.clone(),
             rules: Arc::new(SharedRules::new(rules.clone())),
@@ -88,6 +99,7 @@ impl Application {
             rules: reloader.rules.clone(),
             clock,
             metrics: http::metrics::recorder()?,
+            cache_rebuilder,
         };
         let router = http::router(
             state.clone(),

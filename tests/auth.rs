@@ -174,3 +174,181 @@ fn production_without_keys_refuses_to_start() {
         "{err}"
     );
 }
+
+/// A request with `header: value`, answered status.
+async fn status_with(app: &TestApp, method: &str, path: &str, header: (&str, &str)) -> u16 {
+    let req = match method {
+        "POST" => app.client.post(app.url(path)).json(&json!({})),
+        _ => app.client.get(app.url(path)),
+    };
+    req.header(header.0, header.1)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = app_with(&[]).await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let v = format!("{scheme} k_read_1");
+        assert_eq!(
+            status_with(&app, "GET", "/v1/users/u/points", ("authorization", &v)).await,
+            200,
+            "{v}"
+        );
+    }
+    for v in ["Basic k_read_1", "Bearerk_read_1", "k_read_1", "Bearer "] {
+        assert_eq!(
+            status_with(&app, "GET", "/v1/users/u/points", ("authorization", v)).await,
+            401,
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_in_x_api_key_is_401_and_admin_endpoints_need_admin() {
+    let app = app_with(&[]).await;
+    for wrong in ["k_wrong", "k_read_1x", "K_READ_1", " "] {
+        assert_eq!(
+            status_with(&app, "GET", "/v1/users/u/points", ("x-api-key", wrong)).await,
+            401,
+            "{wrong:?}"
+        );
+    }
+    for path in ["/v1/admin/recompute", "/v1/admin/cache/rebuild"] {
+        assert_eq!(status(&app, "POST", path, None).await, 401, "{path}");
+        for key in ["k_read_1", "k_ingest_1"] {
+            assert_eq!(
+                status(&app, "POST", path, Some(key)).await,
+                403,
+                "{path} {key}"
+            );
+            assert_eq!(
+                status_with(&app, "POST", path, ("x-api-key", key)).await,
+                403,
+                "{path} {key} in X-API-Key"
+            );
+        }
+    }
+    // The admin key gets through (a dry run changes nothing).
+    assert_eq!(
+        status_with(&app, "POST", "/v1/admin/recompute", ("x-api-key", "k_ops")).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn ingest_and_admin_rate_limits_apply_per_key_and_role() {
+    let app = app_with(&[
+        ("RATE_LIMIT_INGEST", "0.5,2"),
+        ("RATE_LIMIT_ADMIN", "0.5,1"),
+    ])
+    .await;
+    let limited = |method: &'static str, path: &'static str, key: &'static str| {
+        let app = &app;
+        async move {
+            let req = match method {
+                "DELETE" => app.client.delete(app.url(path)),
+                _ => app.client.post(app.url(path)).json(
+                    &json!({"user_id": "u", "event_type": "LOGIN", "timestamp": 1_780_000_000}),
+                ),
+            };
+            let r = req.bearer_auth(key).send().await.unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), retry)
+        }
+    };
+    // Admin: a burst of one per key.
+    assert_eq!(limited("DELETE", "/v1/users/u", "k_ops").await.0, 204);
+    let (s, retry) = limited("DELETE", "/v1/users/u", "k_ops").await;
+    assert_eq!(s, 429);
+    assert!(retry.is_some_and(|r| (1..=2).contains(&r)), "{retry:?}");
+    // The same key's ingest bucket is its own: a burst of two, then 429.
+    assert_ne!(limited("POST", "/v1/users/events", "k_ops").await.0, 429);
+    assert_ne!(limited("POST", "/v1/users/events", "k_ops").await.0, 429);
+    assert_eq!(limited("POST", "/v1/users/events", "k_ops").await.0, 429);
+    // Another ingest key has its own bucket.
+    assert_eq!(
+        limited("POST", "/v1/users/events", "k_ingest_1").await.0,
+        409,
+        "the same event again: a duplicate, not rate limited"
+    );
+    // Reads have no limit configured: unaffected by both.
+    for _ in 0..10 {
+        assert_eq!(
+            status(&app, "GET", "/v1/leaderboard", Some("k_ops")).await,
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_appear_in_logs_only_as_a_short_prefix() {
+    use common::process;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(String, String)> = common::base_env(dir.path()).into_iter().collect();
+    env.extend(common::backend_env());
+    let (admin, reader, short) = ("k_ops_SECRET_0123456789", "k_rd_SECRET_9876543210", "zq9");
+    env.push((
+        "API_KEYS".into(),
+        format!("{admin}:admin+read+ingest,{reader}:read,{short}:read"),
+    ));
+    // Debug: every line the server can write about a request.
+    env.push(("LOG_LEVEL".into(), "debug".into()));
+    let server = process::start(&env);
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.base);
+    let unknown = "k_unknown_SECRET_55555";
+    let unknown_short = "zq7";
+    let event = json!({"user_id": "u", "event_type": "LOGIN", "timestamp": 1_780_000_000});
+    let requests = [
+        client.get(url("/v1/leaderboard")).bearer_auth(unknown),
+        client
+            .get(url("/v1/leaderboard"))
+            .header("x-api-key", unknown_short),
+        client
+            .post(url("/v1/users/events"))
+            .bearer_auth(reader)
+            .json(&event),
+        client
+            .post(url("/v1/users/events"))
+            .header("x-api-key", short)
+            .json(&event),
+        client
+            .post(url("/v1/users/events"))
+            .bearer_auth(admin)
+            .json(&event),
+    ];
+    let mut answers = Vec::new();
+    for r in requests {
+        answers.push(r.send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(answers, [401, 401, 403, 403, 201]);
+    // The log lines are written before the answers; give the pipe a moment.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.log_text().contains("API key lacks the role")
+        || server.log_text().matches("unknown API key").count() < 2
+    {
+        assert!(std::time::Instant::now() < until, "{}", server.log_text());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let log = server.log_text();
+    for key in [admin, reader, short, unknown, unknown_short] {
+        assert!(!log.contains(key), "{key} in the log:\n{log}");
+    }
+    assert!(!log.contains("SECRET"), "more than a prefix logged:\n{log}");
+    for prefix in ["k_un…", "k_rd…"] {
+        assert!(log.contains(prefix), "{prefix} not logged:\n{log}");
+    }
+    // Keys under 8 characters: not even their first one.
+    for line in log.lines().filter(|l| l.contains("API key")) {
+        assert!(!line.contains("zq"), "{line}");
+    }
+}

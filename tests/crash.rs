@@ -1,21 +1,25 @@
-//! Crash safety: concurrent clients send events with unique `event_id`s and retry what
-//! was not acknowledged, while the server is killed with SIGKILL at random moments and
-//! restarted on the same data. In the end every acknowledged event is stored exactly
-//! once and every total, breakdown and leaderboard entry equals the ledger.
+//! Crash safety: concurrent clients send events with unique `event_id`s without pause and
+//! retry what was not acknowledged, while the server is killed with SIGKILL at random
+//! moments (each while sends are in flight) and restarted on the same data. In the end
+//! every acknowledged event is stored exactly once and every total, breakdown and
+//! leaderboard entry (all-time, and every day, week and month the events fall in)
+//! equals the ledger.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, Days};
 
 use common::process;
 use serde_json::{json, Value};
 
 const CLIENTS: usize = 8;
-const EVENTS_PER_CLIENT: usize = 150;
 const KILLS: usize = 5;
+const USERS: u64 = 10;
 const TYPES: [(&str, i64); 3] = [("LOGIN", 1), ("PURCHASE", 10), ("ABUSE_REPORTED", -20)];
 
 /// A small deterministic generator: the run is reproducible from its printed seed.
@@ -34,14 +38,62 @@ impl Rng {
     }
 }
 
+/// Event times span about 11.6 days across a month's end, so the day, week and month
+/// boards each have several periods to check.
 fn event(client: usize, i: usize, rng: &mut Rng) -> Value {
     let (t, _) = TYPES[rng.below(3) as usize];
     json!({
-        "user_id": format!("c{}", rng.below(10)),
+        "user_id": format!("c{}", rng.below(USERS)),
         "event_type": t,
         "timestamp": 1_780_000_000 + rng.below(1_000_000) as i64,
         "event_id": format!("ev-{client}-{i}"),
     })
+}
+
+/// What the clients and the killer share.
+struct Run {
+    base: RwLock<String>,
+    /// Set after the last restart: clients finish what they are sending and stop.
+    stop: AtomicBool,
+    /// Sends between request and answer, now.
+    in_flight: AtomicUsize,
+    /// Kills done so far; a failure is counted against the kill it came after.
+    kills: AtomicUsize,
+    /// Per kill: failed sends after it (cut off mid-request, refused while the server
+    /// was down, or answered with an error).
+    failed: [AtomicUsize; KILLS + 1],
+    /// Per kill: sends it cut off (started before it, failed after it).
+    cut: [AtomicUsize; KILLS + 1],
+    /// Events sent again because their send failed.
+    retried: AtomicUsize,
+}
+
+/// One send of `chunk`: true when the server acknowledged every event in it.
+async fn send(client: &reqwest::Client, url: &str, chunk: &[Value]) -> bool {
+    if chunk.len() == 1 {
+        return match client
+            .post(format!("{url}/v1/users/events"))
+            .json(&chunk[0])
+            .send()
+            .await
+        {
+            Ok(r) => r.status() == 201 || r.status() == 409,
+            Err(_) => false,
+        };
+    }
+    match client
+        .post(format!("{url}/v1/events/batch"))
+        .json(&json!({ "events": chunk }))
+        .send()
+        .await
+    {
+        Ok(r) if r.status() == 200 => {
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            body["rejected"] == 0
+                && body["results"].as_array().map(|a| a.len()) == Some(chunk.len())
+        }
+        _ => false,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -59,60 +111,49 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     env.push(("LOG_LEVEL".into(), "info".into()));
 
     let server = process::start(&env);
-    let base = Arc::new(RwLock::new(server.base.clone()));
+    let run = Arc::new(Run {
+        base: RwLock::new(server.base.clone()),
+        stop: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        kills: AtomicUsize::new(0),
+        failed: Default::default(),
+        cut: Default::default(),
+        retried: AtomicUsize::new(0),
+    });
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let retried = Arc::new(AtomicUsize::new(0));
 
-    // Each client sends its events in small batches, retrying a batch until it gets an
-    // answer: 201/409 single, or a 200 batch whose every result is created/duplicate.
+    // Each client sends fresh events in small batches (1 to 4, a single event on its own
+    // endpoint) without pause until told to stop, so every kill finds sends running;
+    // a chunk whose send fails is sent again until acknowledged: 201/409 single, or a
+    // 200 batch whose every result is created/duplicate.
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
-        let (base, client, retried) = (base.clone(), client.clone(), retried.clone());
+        let (run, client) = (run.clone(), client.clone());
         let mut rng = Rng(seed.wrapping_add(c as u64 * 7919) | 1);
-        let events: Vec<Value> = (0..EVENTS_PER_CLIENT)
-            .map(|i| event(c, i, &mut rng))
-            .collect();
         tasks.push(tokio::spawn(async move {
             let mut acked: Vec<String> = Vec::new();
             let mut i = 0;
-            while i < events.len() {
+            while !run.stop.load(Ordering::SeqCst) {
                 let n = 1 + rng.below(4) as usize;
-                let chunk: Vec<Value> = events[i..(i + n).min(events.len())].to_vec();
+                let chunk: Vec<Value> = (i..i + n).map(|j| event(c, j, &mut rng)).collect();
                 loop {
-                    let url = base.read().unwrap().clone();
-                    let ok = if chunk.len() == 1 {
-                        match client
-                            .post(format!("{url}/v1/users/events"))
-                            .json(&chunk[0])
-                            .send()
-                            .await
-                        {
-                            Ok(r) => r.status() == 201 || r.status() == 409,
-                            Err(_) => false,
-                        }
-                    } else {
-                        match client
-                            .post(format!("{url}/v1/events/batch"))
-                            .json(&json!({ "events": chunk }))
-                            .send()
-                            .await
-                        {
-                            Ok(r) if r.status() == 200 => {
-                                let body: Value = r.json().await.unwrap_or(Value::Null);
-                                body["rejected"] == 0
-                                    && body["results"].as_array().map(|a| a.len())
-                                        == Some(chunk.len())
-                            }
-                            _ => false,
-                        }
-                    };
+                    let url = run.base.read().unwrap().clone();
+                    let before = run.kills.load(Ordering::SeqCst);
+                    run.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let ok = send(&client, &url, &chunk).await;
+                    run.in_flight.fetch_sub(1, Ordering::SeqCst);
                     if ok {
                         break;
                     }
-                    retried.fetch_add(chunk.len(), Ordering::Relaxed);
+                    let after = run.kills.load(Ordering::SeqCst);
+                    run.failed[after].fetch_add(1, Ordering::SeqCst);
+                    if after > before {
+                        run.cut[after].fetch_add(1, Ordering::SeqCst);
+                    }
+                    run.retried.fetch_add(chunk.len(), Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 acked.extend(
@@ -120,22 +161,37 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                         .iter()
                         .map(|e| e["event_id"].as_str().unwrap().to_string()),
                 );
-                i += chunk.len();
+                i += n;
             }
             acked
         }));
     }
 
-    // The killer: SIGKILL at random moments, restart on the same data each time.
+    // The killer: SIGKILL at random moments, each while sends are in flight, and restart
+    // on the same data each time.
     let mut rng = Rng(seed);
     let mut server = server;
-    for k in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(200 + rng.below(800))).await;
+    let mut in_flight_at_kill = Vec::new();
+    for k in 1..=KILLS {
+        tokio::time::sleep(Duration::from_millis(100 + rng.below(500))).await;
+        let until = Instant::now() + Duration::from_secs(10);
+        while run.in_flight.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < until,
+                "kill {k}: no send in flight for 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        run.kills.store(k, Ordering::SeqCst);
+        in_flight_at_kill.push(run.in_flight.load(Ordering::SeqCst));
         server.signal("KILL");
         assert_eq!(server.wait(), None, "kill {k}");
         server = process::start(&env);
-        *base.write().unwrap() = server.base.clone();
+        *run.base.write().unwrap() = server.base.clone();
     }
+    // The last server takes some traffic too, then the clients finish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.stop.store(true, Ordering::SeqCst);
 
     let mut acknowledged = HashSet::new();
     for t in tasks {
@@ -147,12 +203,37 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         }
     }
 
+    // Every kill hit a server with requests in flight, and cost some of them.
+    for k in 1..=KILLS {
+        println!(
+            "kill {k}: {} sends in flight, {} cut off, {} failed sends until the next kill",
+            in_flight_at_kill[k - 1],
+            run.cut[k].load(Ordering::SeqCst),
+            run.failed[k].load(Ordering::SeqCst),
+        );
+        assert!(
+            in_flight_at_kill[k - 1] > 0,
+            "kill {k} found no send running"
+        );
+        assert!(
+            run.failed[k].load(Ordering::SeqCst) > 0,
+            "kill {k} cost no send: it did not hit the clients"
+        );
+    }
+    let cut: usize = run.cut.iter().map(|c| c.load(Ordering::SeqCst)).sum();
+    assert!(cut > 0, "no send was cut off mid-request by any kill");
+    let retried = run.retried.load(Ordering::Relaxed);
+    assert!(retried > 0, "nothing was retried");
+
     // Check the ledger against every counter, on the last server.
     let url = server.base.clone();
     let mut stored: HashMap<String, usize> = HashMap::new();
     let mut checked = 0;
+    // Per period kind, per period start: each user's points in it, from the ledger.
+    let mut periods: BTreeMap<&str, BTreeMap<String, BTreeMap<String, i64>>> = BTreeMap::new();
     let (_, board) = get(&client, &format!("{url}/v1/leaderboard?limit=100")).await;
-    for u in 0..10 {
+    let mut users_with_events = 0;
+    for u in 0..USERS {
         let user = format!("c{u}");
         let mut by_type: BTreeMap<String, (u64, i64)> = BTreeMap::new();
         let mut cursor = String::new();
@@ -166,11 +247,29 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
                 *stored
                     .entry(e["event_id"].as_str().unwrap().to_string())
                     .or_default() += 1;
+                let points = e["points"].as_i64().unwrap();
                 let t = by_type
                     .entry(e["event_type"].as_str().unwrap().to_string())
                     .or_default();
                 t.0 += 1;
-                t.1 += e["points"].as_i64().unwrap();
+                t.1 += points;
+                let at = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap())
+                    .unwrap()
+                    .date_naive();
+                let week = at - Days::new(at.weekday().num_days_from_monday().into());
+                for (kind, start) in [
+                    ("day", at),
+                    ("week", week),
+                    ("month", at.with_day(1).unwrap()),
+                ] {
+                    *periods
+                        .entry(kind)
+                        .or_default()
+                        .entry(format!("{start}T00:00:00Z"))
+                        .or_default()
+                        .entry(user.clone())
+                        .or_default() += points;
+                }
                 checked += 1;
             }
             match page["next_cursor"].as_str() {
@@ -202,23 +301,72 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             .unwrap()
             .iter()
             .find(|e| e["user_id"] == user.as_str());
+        if by_type.is_empty() {
+            assert!(entry.is_none(), "{user} has no events but is on the board");
+            continue;
+        }
+        users_with_events += 1;
         assert_eq!(
             entry.map(|e| e["points"].as_i64().unwrap()),
             Some(total),
             "{user} on the leaderboard"
         );
     }
+    assert_eq!(
+        board["entries"].as_array().unwrap().len(),
+        users_with_events,
+        "the all-time board lists exactly the users with events"
+    );
+    // Every day, week and month board the events fall in equals the ledger: the same
+    // users (a user whose events there sum to 0 is listed with 0) with the same points.
+    let mut boards_checked = 0;
+    for (kind, starts) in &periods {
+        for (start, want) in starts {
+            let (status, b) = get(
+                &client,
+                &format!("{url}/v1/leaderboard?period={kind}&at={start}&limit=100"),
+            )
+            .await;
+            assert_eq!(status, 200, "{b}");
+            assert_eq!(
+                b["start"],
+                start.replace("T00:00:00Z", "T00:00:00.000Z"),
+                "{b}"
+            );
+            let served: BTreeMap<String, i64> = b["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["user_id"].as_str().unwrap().to_string(),
+                        e["points"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(&served, want, "{kind} board from {start}");
+            boards_checked += 1;
+        }
+    }
+    assert!(periods["week"].len() >= 2 && periods["month"].len() >= 2);
     assert!(stored.values().all(|&n| n == 1), "no event stored twice");
     for id in &acknowledged {
         assert!(stored.contains_key(id), "acknowledged event {id} was lost");
     }
     assert_eq!(stored.len(), acknowledged.len());
     println!(
-        "crash test: {} kills, {} events acknowledged, {} sends retried, {} stored events checked",
+        "crash test: {} kills, {} events acknowledged, {} events retried in {} failed sends \
+         ({} cut off by a kill), {} stored events checked, {} day/week/month boards checked",
         KILLS,
         acknowledged.len(),
-        retried.load(Ordering::Relaxed),
-        checked
+        retried,
+        run.failed
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum::<usize>(),
+        cut,
+        checked,
+        boards_checked
     );
 }
 

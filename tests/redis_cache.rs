@@ -550,3 +550,182 @@ async fn writes_racing_rebuilds_are_neither_lost_nor_doubled() {
         assert_eq!(app.points(u).await, sum, "{u}");
     }
 }
+
+/// `POST /v1/admin/cache/rebuild` runs what `rebuild-cache` runs: admin only, a summary
+/// like the command's, a new live generation equal to the store; 409 while another
+/// rebuild holds the lock.
+#[tokio::test]
+async fn admin_endpoint_rebuilds_the_cache_like_the_command() {
+    let Some(url) = common::server_url("TEST_REDIS_URL") else {
+        return;
+    };
+    let mut env = redis_env(&url);
+    env.push((
+        "API_KEYS".into(),
+        "k_ops_admin_1:admin+read,k_read_only_1:read,k_ingest_only_1:ingest".into(),
+    ));
+    let app = spawn_app_with(Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    wait_for_redis(&app, "ok").await;
+    let post = |path: &str, key: Option<&str>, body: Option<Value>| {
+        let mut req = app.client.post(app.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let r = req.send().await.expect("request");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mut want = BTreeMap::new();
+    for (i, u) in ["jo", "kim", "lu"].iter().enumerate() {
+        let body = json!({"user_id": u, "event_type": "PURCHASE", "timestamp": 1_700_000_000 + i});
+        let (s, r) = post("/v1/users/events", Some("k_ingest_only_1"), Some(body)).await;
+        assert_eq!(s, 201, "{r}");
+        want.insert(u.to_string(), r["points"].as_i64().unwrap());
+    }
+    let prefix = prefix_of(&app);
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let epoch = |mut conn: redis::aio::MultiplexedConnection| {
+        let key = format!("{prefix}epoch");
+        async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .expect("GET")
+        }
+    };
+    let before = epoch(conn.clone()).await.expect("a live generation");
+
+    const REBUILD: &str = "/v1/admin/cache/rebuild";
+    assert_eq!(post(REBUILD, None, None).await.0, 401);
+    assert_eq!(post(REBUILD, Some("k_read_only_1"), None).await.0, 403);
+    let (s, body) = post(REBUILD, Some("k_ingest_only_1"), None).await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("admin"),
+        "{body}"
+    );
+    assert_eq!(epoch(conn.clone()).await.as_deref(), Some(before.as_str()));
+
+    let (s, report) = post(REBUILD, Some("k_ops_admin_1"), None).await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["users"], 3, "{report}");
+    assert!(report["elapsed_ms"].as_u64().is_some(), "{report}");
+    let after = epoch(conn.clone()).await.expect("a live generation");
+    assert_ne!(before, after, "a new generation is live");
+    for (u, p) in &want {
+        assert_eq!(cached_points(&mut conn, &prefix, u).await, Some(*p), "{u}");
+        let r = app
+            .client
+            .get(app.url(&format!("/v1/users/{u}/points")))
+            .bearer_auth("k_read_only_1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["points"], *p, "{u}");
+    }
+    // Writes after the rebuild reach the new generation.
+    let body = json!({"user_id": "kim", "event_type": "REVIEW", "timestamp": 1_700_000_100});
+    let (s, r) = post("/v1/users/events", Some("k_ingest_only_1"), Some(body)).await;
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(
+        cached_points(&mut conn, &prefix, "kim").await,
+        Some(want["kim"] + r["points"].as_i64().unwrap())
+    );
+
+    // Another rebuild holds the lock (as the command or another instance would): 409,
+    // and the live generation stays. A lock is a token whose generation names the Redis
+    // it was built on (else the probe takes it for lost data and clears it).
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    let run_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .expect("run_id")
+        .trim()
+        .to_string();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}g:someone-else:meta"))
+        .arg("run_id")
+        .arg(run_id)
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}build"))
+        .arg("someone-else")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let (s, body) = post(REBUILD, Some("k_ops_admin_1"), None).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("another rebuild"),
+        "{body}"
+    );
+    assert_eq!(epoch(conn.clone()).await.as_deref(), Some(after.as_str()));
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}build"))
+        .arg(format!("{prefix}g:someone-else:meta"))
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+}
+
+/// Without Redis there is no cache: 409, said plainly (not a 5xx: nothing failed). With
+/// a Redis that does not answer: 503 with Retry-After.
+#[tokio::test]
+async fn admin_cache_rebuild_without_a_reachable_redis() {
+    let app = spawn_app_with(Options {
+        env: vec![("REDIS_URL".into(), String::new())],
+        ..Default::default()
+    })
+    .await;
+    let (s, body) = app.post("/v1/admin/cache/rebuild", json!(null)).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("REDIS_URL"),
+        "{body}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let app = spawn_app_with(Options {
+        env: redis_env(&format!("redis://127.0.0.1:{closed}")),
+        ..Default::default()
+    })
+    .await;
+    let r = app
+        .client
+        .post(app.url("/v1/admin/cache/rebuild"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    // The store still answers.
+    assert_eq!(app.get("/v1/leaderboard").await.0, 200);
+}

@@ -167,21 +167,73 @@ impl CachedStore {
     }
 }
 
+/// Why [`rebuild_now`] did not rebuild the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildNowError {
+    #[error("another rebuild is running; it replaces the cache when done")]
+    Busy,
+    /// Redis did not answer, or failed or was invalidated during the build: try again.
+    #[error("cannot rebuild the cache now: {0}")]
+    Redis(String),
+    #[error("cannot read the store")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Setup(#[from] anyhow::Error),
+}
+
+impl From<CacheError> for RebuildNowError {
+    fn from(e: CacheError) -> Self {
+        RebuildNowError::Redis(e.to_string())
+    }
+}
+
+impl From<rebuild::RebuildError> for RebuildNowError {
+    fn from(e: rebuild::RebuildError) -> Self {
+        match e {
+            rebuild::RebuildError::Store(e) => RebuildNowError::Store(e),
+            other => RebuildNowError::Redis(other.to_string()),
+        }
+    }
+}
+
 /// Rebuilds the cache of `config` from `store` now, replacing the live generation when
-/// done (the `rebuild-cache` command). Fails if another rebuild holds the lock.
+/// done: what `eventtracker rebuild-cache` and `POST /v1/admin/cache/rebuild` run. Fails
+/// if another rebuild holds the lock.
 pub async fn rebuild_now(
     store: Arc<dyn Store>,
     config: CacheConfig,
-) -> anyhow::Result<RebuildReport> {
+) -> Result<RebuildReport, RebuildNowError> {
     let shared = Shared::connect(store, config)?;
-    let run_id = shared.ops.run_id().await.context("cannot reach Redis")?;
+    let run_id = shared
+        .ops
+        .run_id()
+        .await
+        .map_err(|e| RebuildNowError::Redis(format!("cannot reach Redis: {e}")))?;
     shared.ops.probe(run_id.as_deref()).await?;
     shared
         .health
         .advance(health::Trust::Starting, health::Trust::Trusted);
     rebuild::run(&shared, run_id.as_deref())
         .await?
-        .ok_or_else(|| anyhow!("another rebuild is running; it replaces the cache when done"))
+        .ok_or(RebuildNowError::Busy)
+}
+
+/// An on-demand rebuild bound to the store behind the cache and the cache's settings.
+#[derive(Clone)]
+pub struct Rebuilder {
+    store: Arc<dyn Store>,
+    config: CacheConfig,
+}
+
+impl Rebuilder {
+    /// `store` is the store the cache is in front of (not the cached store).
+    pub fn new(store: Arc<dyn Store>, config: CacheConfig) -> Rebuilder {
+        Rebuilder { store, config }
+    }
+
+    pub async fn run(&self) -> Result<RebuildReport, RebuildNowError> {
+        rebuild_now(self.store.clone(), self.config.clone()).await
+    }
 }
 
 #[async_trait]

@@ -11,6 +11,9 @@ use super::time::parse_json_time;
 pub const MAX_USER_ID_CHARS: usize = 128;
 pub const MAX_EVENT_ID_CHARS: usize = 128;
 pub const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
+/// Longest key an event object may have, at the top level (unknown fields are ignored,
+/// but not unbounded ones) and at any depth inside `properties`.
+pub const MAX_KEY_CHARS: usize = 256;
 /// Events may be stamped at most this far ahead of the server clock (clock skew allowance).
 pub const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
 
@@ -83,6 +86,18 @@ pub fn validate_event(
         return Err(vec![FieldError::new(name, "must be a JSON object")]);
     };
     let mut errors = Vec::new();
+
+    if obj.keys().any(|k| k.chars().count() > MAX_KEY_CHARS) {
+        let name = if prefix.is_empty() {
+            "body".to_string()
+        } else {
+            prefix.trim_end_matches('.').to_string()
+        };
+        errors.push(FieldError::new(
+            name,
+            format!("must not have keys longer than {MAX_KEY_CHARS} characters"),
+        ));
+    }
 
     let user_id = match obj.get("user_id") {
         None | Some(Value::Null) => {
@@ -158,7 +173,13 @@ pub fn validate_event(
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => {
             let text = v.to_string();
-            if text.len() > MAX_PROPERTIES_BYTES {
+            if longest_key(v) > MAX_KEY_CHARS {
+                errors.push(FieldError::new(
+                    field("properties"),
+                    format!("must not have keys longer than {MAX_KEY_CHARS} characters"),
+                ));
+                None
+            } else if text.len() > MAX_PROPERTIES_BYTES {
                 errors.push(FieldError::new(
                     field("properties"),
                     format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
@@ -192,6 +213,19 @@ pub fn validate_event(
             received_ms: now_ms,
         }),
         _ => Err(errors),
+    }
+}
+
+/// The length in characters of the longest object key anywhere inside `v`.
+fn longest_key(v: &Value) -> usize {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| k.chars().count().max(longest_key(v)))
+            .max()
+            .unwrap_or(0),
+        Value::Array(items) => items.iter().map(longest_key).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -278,6 +312,37 @@ mod tests {
         assert!(check_id("", 128).is_err());
     }
 
+    #[test]
+    fn keys_are_bounded_at_the_top_and_inside_properties() {
+        let ok = |extra: Value| {
+            let mut v = json!({"user_id": "u", "event_type": "LOGIN", "timestamp": 1});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            validate_event(&v, &rules(), NOW, "events[0].")
+        };
+        let at_limit = "k".repeat(MAX_KEY_CHARS);
+        let over = "é".repeat(MAX_KEY_CHARS + 1);
+        assert!(ok(json!({ at_limit.clone(): 1 })).is_ok());
+        assert!(ok(json!({"properties": { at_limit.clone(): {"a": [{ at_limit: 1 }]} }})).is_ok());
+        let fields = |extra: Value| -> Vec<String> {
+            ok(extra)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(fields(json!({ over.clone(): 1 })), ["events[0]"]);
+        assert_eq!(
+            fields(json!({"properties": { over.clone(): 1 }})),
+            ["events[0].properties"]
+        );
+        assert_eq!(
+            fields(json!({"properties": {"a": [{"b": { over: 1 }}]}})),
+            ["events[0].properties"]
+        );
+    }
+
     /// Any JSON at all, biased towards the shapes of an event.
     fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
         use proptest::prelude::*;
@@ -303,7 +368,9 @@ mod tests {
                         Just("timestamp".to_string()),
                         Just("event_id".to_string()),
                         Just("properties".to_string()),
-                        ".{0,10}"
+                        ".{0,10}",
+                        // Around the key length limit.
+                        ".{255,258}"
                     ],
                     inner,
                     0..8
@@ -326,6 +393,8 @@ mod tests {
                     proptest::prop_assert!(rules().get(&e.event_type).is_some());
                     proptest::prop_assert!(e.ts_ms >= 0 && e.ts_ms <= NOW + MAX_FUTURE_MS);
                     proptest::prop_assert!(e.properties.as_ref().is_none_or(|p| p.len() <= MAX_PROPERTIES_BYTES));
+                    proptest::prop_assert!(v.as_object().is_some_and(|o| o.keys().all(|k| k.chars().count() <= MAX_KEY_CHARS)));
+                    proptest::prop_assert!(v.get("properties").map_or(0, longest_key) <= MAX_KEY_CHARS);
                     proptest::prop_assert_eq!(e.points, rules().get(&e.event_type).map(|t| t.points).unwrap_or(0));
                 }
                 Err(errors) => {

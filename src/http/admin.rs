@@ -1,14 +1,17 @@
-//! Operator actions over HTTP: replaying the ledger under the rules (`recompute`).
+//! Operator actions over HTTP: replaying the ledger under the rules (`recompute`) and
+//! rebuilding the Redis cache (`cache/rebuild`, what `eventtracker rebuild-cache` does).
 
 use axum::body::Bytes;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::cache::RebuildNowError;
 use crate::recompute::{self, RecomputeError, Report};
+use crate::store::StoreError;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecomputeRequest {
@@ -82,4 +85,54 @@ fn parse(body: &[u8]) -> Result<RecomputeRequest, ApiError> {
         ));
     }
     serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// What a cache rebuild did, as `eventtracker rebuild-cache` prints it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CacheRebuildReport {
+    /// Users copied from the store into the new cache generation, now live.
+    pub users: u64,
+    pub elapsed_ms: u64,
+}
+
+#[utoipa::path(post, path = "/v1/admin/cache/rebuild", tag = "operations",
+    responses(
+        (status = 200, body = CacheRebuildReport, description = "The cache was rebuilt from the store and the new copy is live"),
+        (status = 409, body = super::error::ErrorBody, description = "No cache to rebuild (REDIS_URL is not set), or another rebuild is running (this instance's own, another instance's or the CLI's; it replaces the cache when done); the message says which"),
+        (status = 503, body = super::error::ErrorBody, description = "Redis or the store cannot be reached, or the rebuild was superseded by an outage; see Retry-After"),
+    ))]
+pub async fn rebuild_cache(
+    State(state): State<AppState>,
+) -> Result<axum::Json<CacheRebuildReport>, ApiError> {
+    // A state of the deployment, not a fault of the server: 409, not a 5xx.
+    let Some(rebuilder) = state.cache_rebuilder.clone() else {
+        return Err(ApiError::Conflict(
+            "REDIS_URL is not set: there is no cache to rebuild".into(),
+        ));
+    };
+    tracing::info!("cache rebuild requested");
+    // Its own task: a client hanging up (or REQUEST_TIMEOUT_SECS) must not stop a build
+    // half-way; it holds the rebuild lock until done.
+    let report = tokio::spawn(async move { rebuilder.run().await })
+        .await
+        .map_err(|e| {
+            ApiError::Store(StoreError::Internal(anyhow::anyhow!(
+                "cache rebuild task failed: {e}"
+            )))
+        })?
+        .map_err(|e| match e {
+            RebuildNowError::Busy => ApiError::Conflict(e.to_string()),
+            RebuildNowError::Redis(m) => {
+                tracing::warn!(error = %m, "cache rebuild failed");
+                ApiError::Unavailable(
+                    "Cannot rebuild the cache now (Redis unreachable, or the rebuild was superseded); retry later".into(),
+                )
+            }
+            RebuildNowError::Store(e) => ApiError::Store(e),
+            RebuildNowError::Setup(e) => ApiError::Store(StoreError::Internal(e)),
+        })?;
+    Ok(axum::Json(CacheRebuildReport {
+        users: report.users,
+        elapsed_ms: report.elapsed.as_millis() as u64,
+    }))
 }

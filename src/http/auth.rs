@@ -38,9 +38,12 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The first characters of a key, enough to tell keys apart in logs, never enough to use.
+/// The first characters of a key, enough to tell keys apart in logs, never enough to use:
+/// four of a key of 16 characters or more, a quarter of a shorter one, none under 8.
 pub fn key_prefix(key: &str) -> String {
-    let shown: String = key.chars().take(4).collect();
+    let n = key.chars().count();
+    let shown = if n < 8 { 0 } else { (n / 4).min(4) };
+    let shown: String = key.chars().take(shown).collect();
     format!("{shown}…")
 }
 
@@ -130,8 +133,16 @@ fn presented_key(req: &Request) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_token)
+}
+
+/// The credentials of a `Bearer` authorization; the scheme is case-insensitive (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Middleware: lets the request through only with a key holding `role`.
@@ -142,4 +153,38 @@ pub async fn require(
 ) -> Result<Response, ApiError> {
     auth.check(presented_key(&req), role)?;
     Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer k1",
+            "bearer k1",
+            "BEARER k1",
+            "bEaReR   k1 ",
+            "Bearer\tk1",
+        ] {
+            assert_eq!(bearer_token(v), Some("k1"), "{v:?}");
+        }
+        for v in ["Basic k1", "Bearerk1", "Bearer", "Bearer   ", "k1"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn logged_prefixes_never_reveal_much_of_a_key() {
+        assert_eq!(key_prefix("k_ingest_secret_1234"), "k_in…");
+        assert_eq!(key_prefix("0123456789abcdef"), "0123…");
+        assert_eq!(key_prefix("0123456789ab"), "012…");
+        assert_eq!(key_prefix("01234567"), "01…");
+        for short in ["", "a", "abcd", "abcdefg", "ééééééé"] {
+            assert_eq!(key_prefix(short), "…", "{short:?}");
+        }
+        // Multi-byte characters count as characters, never split.
+        assert_eq!(key_prefix("éééééééééééééééééééé"), "éééé…");
+    }
 }

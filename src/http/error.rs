@@ -34,6 +34,12 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("duplicate event")]
     Duplicate { id: String },
+    /// The request cannot run now because of something in progress (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency other than the store cannot serve the request now (503, Retry-After).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,6 +137,20 @@ impl IntoResponse for ApiError {
                 None,
                 Some(id),
             ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None, None),
+            ApiError::Unavailable(message) => {
+                let body = ErrorBody {
+                    message,
+                    errors: None,
+                    id: None,
+                };
+                let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+                return resp;
+            }
             ApiError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(error = format!("{cause:#}"), "store unavailable");
                 let body = ErrorBody {

@@ -37,7 +37,8 @@ pub struct EventInput {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
     )]
     event_id: Option<String>,
-    /// Any JSON object up to 8 KiB, stored and returned with the event.
+    /// Any JSON object up to 8 KiB, with keys of at most 256 characters at any depth;
+    /// stored and returned with the event.
     #[schema(value_type = Option<Object>)]
     properties: Option<Value>,
 }
@@ -267,7 +268,8 @@ pub async fn query_points(
         }
     }
     let limit = params.number("limit", 100, 1, 1000)? as u32;
-    let offset = params.number("offset", 0, 0, u64::MAX)?;
+    // The bound the OpenAPI document states, as on the leaderboard.
+    let offset = params.number("offset", 0, 0, 1_000_000_000)?;
     let data = match user_id {
         Some(user_id) => {
             let totals = state

@@ -39,6 +39,8 @@ pub struct AppState {
     pub rules: Arc<SharedRules>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,
+    /// Rebuilds the Redis cache on an admin's request; `None` without Redis.
+    pub cache_rebuilder: Option<crate::cache::Rebuilder>,
 }
 
 pub struct RouterOptions {
@@ -98,6 +100,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route(
             "/v1/admin/recompute",
             post(admin::recompute).route_layer(guard(Role::Admin)),
+        )
+        .route(
+            "/v1/admin/cache/rebuild",
+            post(admin::rebuild_cache).route_layer(guard(Role::Admin)),
         )
         .merge(
             Router::new()

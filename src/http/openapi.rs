@@ -14,7 +14,7 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
         events::record_event, events::record_batch, events::query_points,
         users::points, users::history, users::erase, users::erase_user_named_events,
         leaderboard::leaderboard, leaderboard::standing,
-        stats::daily, admin::recompute,
+        stats::daily, admin::recompute, admin::rebuild_cache,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
     modifiers(&TrailingSlashAlias, &CommonResponses),

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_eventtracker");
@@ -11,6 +11,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_eventtracker");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Every line the server has written to stdout (its log) so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 /// Starts `eventtracker serve` with `env` and waits for its "listening" line.
@@ -26,12 +28,15 @@ pub fn start(env: &[(String, String)]) -> Server {
         .expect("spawn eventtracker");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
     // Keep draining stdout for the life of the child so it never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("addr=").nth(1) {
                 let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
             }
+            kept.lock().unwrap().push(line);
         }
     });
     let addr = rx
@@ -40,10 +45,16 @@ pub fn start(env: &[(String, String)]) -> Server {
     Server {
         child,
         base: format!("http://{addr}"),
+        log,
     }
 }
 
 impl Server {
+    /// The server's log so far, one line per line.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([format!("-{sig}"), self.child.id().to_string()])
