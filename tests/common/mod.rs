@@ -66,10 +66,26 @@ pub fn server_url(var: &str) -> Option<String> {
             panic!("{var} must be set when CI=true: the test needs that server")
         }
         _ => {
-            eprintln!("SKIPPED: {var} is not set, so this test cannot reach its server");
+            report_skip(&format!(
+                "{var} is not set, so this test cannot reach its server"
+            ));
             None
         }
     }
+}
+
+/// Prints `SKIPPED: <test>: <reason>` where `cargo test` shows it. libtest captures only
+/// what the print macros write (and shows it only for failing tests), so this writes to
+/// the process's stderr directly, past the capture.
+pub fn report_skip(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let line = match thread.name() {
+        // libtest names each test's thread after the test.
+        Some(test) if test != "main" => format!("SKIPPED: {test}: {reason}"),
+        _ => format!("SKIPPED: {reason}"),
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// `TEST_MONGO_URL` with a fresh database name spliced into its path.
