@@ -30,6 +30,8 @@ pub struct TestApp {
     pub backend: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Set when the app is the real binary in a child process ([`spawn_process_with`]).
+    process: Option<process::Server>,
 }
 
 #[derive(Default)]
@@ -99,9 +101,8 @@ pub fn mongo_url_with_fresh_db(base: &str) -> String {
 
 /// The store variables for `TEST_BACKEND`.
 pub fn backend_env() -> Vec<(String, String)> {
-    let backend = std::env::var("TEST_BACKEND").unwrap_or_default();
     let mut env = Vec::new();
-    let wants = |name: &str| backend.split('+').any(|b| b == name);
+    let wants = backend_has;
     if wants("mongo") {
         let base = server_url("TEST_MONGO_URL").expect("TEST_BACKEND=mongo needs TEST_MONGO_URL");
         env.push(("MONGO_URL".into(), mongo_url_with_fresh_db(&base)));
@@ -135,7 +136,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(opts: Options) -> TestApp {
+/// Whether `TEST_BACKEND` includes `name` (`sqlite`, `mongo`, `redis`).
+pub fn backend_has(name: &str) -> bool {
+    std::env::var("TEST_BACKEND")
+        .unwrap_or_default()
+        .split('+')
+        .any(|b| b == name)
+}
+
+/// What starting an app from `Options` needs.
+struct Prepared {
+    dir: Arc<tempfile::TempDir>,
+    /// The whole environment.
+    env: HashMap<String, String>,
+    /// Its store part (see [`TestApp::backend`]).
+    backend: Vec<(String, String)>,
+}
+
+fn prepare(opts: Options) -> Prepared {
     let dir = opts
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
@@ -144,6 +162,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     backend.retain(|(k, _)| !opts.env.iter().any(|(o, _)| o == k));
     backend.extend(opts.env.iter().cloned());
     env.extend(backend.iter().cloned());
+    Prepared { dir, env, backend }
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let Prepared { dir, env, backend } = prepare(opts);
     let config = Config::from_map(&env).expect("test config");
     let clock = Arc::new(FixedClock::new(now_ms()));
     let app = Application::build_with_clock(config, clock.clone())
@@ -162,6 +185,25 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         backend,
         shutdown: Some(tx),
         task: Some(task),
+        process: None,
+    }
+}
+
+/// Like [`spawn_app_with`], but runs the real binary (`eventtracker serve`) in a child
+/// process, as a deployment does. Its clock is the wall clock: `clock` does not drive it.
+pub fn spawn_process_with(opts: Options) -> TestApp {
+    let Prepared { dir, env, backend } = prepare(opts);
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let server = process::start(&env);
+    TestApp {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+        clock: Arc::new(FixedClock::new(now_ms())),
+        dir,
+        backend,
+        shutdown: None,
+        task: None,
+        process: Some(server),
     }
 }
 
@@ -172,6 +214,13 @@ impl TestApp {
 
     /// Graceful stop: waits until the server drained and the store closed.
     pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+        if let Some(server) = self.process.take() {
+            server.signal("TERM");
+            let code = tokio::task::spawn_blocking(move || server.wait())
+                .await
+                .expect("join");
+            assert_eq!(code, Some(0), "the server exits cleanly on SIGTERM");
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
