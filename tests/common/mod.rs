@@ -99,6 +99,25 @@ pub fn mongo_url_with_fresh_db(base: &str) -> String {
     }
 }
 
+/// `standalone` or `replset` for the server at `url`, decided as the store decides
+/// between its journaled and its transaction write paths (`hello`: `setName`, or a
+/// mongos). A standalone server's totals lag the history after a crash until recovery.
+pub async fn mongo_server_mode(url: &str) -> &'static str {
+    let client = mongodb::Client::with_uri_str(url)
+        .await
+        .expect("mongo client");
+    let hello = client
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "hello": 1 })
+        .await
+        .expect("hello");
+    if hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid") {
+        "replset"
+    } else {
+        "standalone"
+    }
+}
+
 /// The store variables for `TEST_BACKEND`.
 pub fn backend_env() -> Vec<(String, String)> {
     let mut env = Vec::new();
