@@ -161,7 +161,7 @@ pub struct MongoConfig {
     pub database: String,
     /// `MONGO_WRITE_CONCERN`: `majority` (default) or a number of nodes.
     pub write_concern: WriteConcern,
-    /// `MONGO_READ_CONCERN`: `local`, `majority` (default) or `linearizable`.
+    /// `MONGO_READ_CONCERN`: `local`, `majority` (default), `linearizable` or `available`.
     pub read_concern: String,
 }
 
@@ -363,10 +363,18 @@ fn mongo_config<'a>(
     }
     let write_concern = match get("MONGO_WRITE_CONCERN") {
         None | Some("majority") => WriteConcern::Majority,
-        Some(v) => v
-            .parse::<u32>()
-            .map(WriteConcern::Nodes)
-            .map_err(|_| invalid("MONGO_WRITE_CONCERN", v, "majority or a number of nodes"))?,
+        // `w: 0` would be unacknowledged (and MongoDB rejects it with `j: true`): a
+        // client must never get 201 for a write MongoDB did not confirm.
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1 => WriteConcern::Nodes(n),
+            _ => {
+                return Err(invalid(
+                    "MONGO_WRITE_CONCERN",
+                    v,
+                    "majority or a number of nodes (1 or more)",
+                ))
+            }
+        },
     };
     let read_concern = match get("MONGO_READ_CONCERN") {
         None => "majority".to_string(),
@@ -655,6 +663,58 @@ mod tests {
                 .var,
             "MONGO_URL"
         );
+    }
+
+    fn mongo(extra: &[(&str, &str)]) -> Result<MongoConfig, ConfigError> {
+        let mut pairs = vec![("MONGO_URL", "mongodb://db:27017/points")];
+        pairs.extend_from_slice(extra);
+        Config::from_map(&map(&pairs)).map(|c| c.mongo.expect("MONGO_URL set"))
+    }
+
+    #[test]
+    fn mongo_write_concern_is_majority_or_a_positive_node_count() {
+        assert_eq!(mongo(&[]).unwrap().write_concern, WriteConcern::Majority);
+        assert_eq!(
+            mongo(&[("MONGO_WRITE_CONCERN", "majority")])
+                .unwrap()
+                .write_concern,
+            WriteConcern::Majority
+        );
+        for (v, n) in [("1", 1), ("2", 2), ("5", 5)] {
+            assert_eq!(
+                mongo(&[("MONGO_WRITE_CONCERN", v)]).unwrap().write_concern,
+                WriteConcern::Nodes(n),
+                "{v}"
+            );
+        }
+        // Empty counts as unset, like every variable.
+        assert_eq!(
+            mongo(&[("MONGO_WRITE_CONCERN", "")]).unwrap().write_concern,
+            WriteConcern::Majority
+        );
+        for bad in ["0", "-1", "all", "MAJORITY", "1.5", "2 nodes"] {
+            let e = mongo(&[("MONGO_WRITE_CONCERN", bad)]).unwrap_err();
+            assert_eq!(e.var, "MONGO_WRITE_CONCERN", "{bad:?}");
+            assert!(e.to_string().starts_with("MONGO_WRITE_CONCERN: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn mongo_read_concern_accepts_the_four_levels_and_names_itself_otherwise() {
+        assert_eq!(mongo(&[]).unwrap().read_concern, "majority");
+        for level in ["local", "majority", "linearizable", "available"] {
+            assert_eq!(
+                mongo(&[("MONGO_READ_CONCERN", level)])
+                    .unwrap()
+                    .read_concern,
+                level
+            );
+        }
+        for bad in ["snapshot", "Majority", "strong", "local,majority"] {
+            let e = mongo(&[("MONGO_READ_CONCERN", bad)]).unwrap_err();
+            assert_eq!(e.var, "MONGO_READ_CONCERN", "{bad:?}");
+            assert!(e.to_string().starts_with("MONGO_READ_CONCERN: "), "{e}");
+        }
     }
 
     #[test]

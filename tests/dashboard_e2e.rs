@@ -244,7 +244,7 @@ fn browser_paths() -> Option<(PathBuf, PathBuf)> {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("CI=true needs the browser: {why}");
     }
-    eprintln!("SKIPPED: the dashboard's browser test: {why}");
+    common::report_skip(&format!("the dashboard's browser test: {why}"));
     None
 }
 

@@ -2,6 +2,12 @@
 //! (staged directly in the database, in the layout docs/scaling.md describes) converge
 //! after a restart with every point counted exactly once, and concurrent requests share
 //! group commits. Needs `TEST_MONGO_URL` (scripts/mongo-test-server.sh); skipped without.
+//!
+//! Which recovery path runs depends on the server: on a replica set the store recovers
+//! each batch in a transaction, on a standalone server by re-applying it through the
+//! per-batch guards (the journal path). scripts/test.sh runs this file against both and
+//! sets `TEST_MONGO_MODE` (`replset` or `standalone`) so that a server of the wrong kind
+//! fails the run instead of silently testing the other path.
 
 mod common;
 
@@ -90,6 +96,21 @@ async fn stage_counters(db: &Database, batch: &str, events: &[&NewEvent], period
     }
 }
 
+/// The kind of server at `url` (see `common::mongo_server_mode`), checked against
+/// `TEST_MONGO_MODE` when that is set.
+async fn server_mode(url: &str) -> &'static str {
+    let mode = common::mongo_server_mode(url).await;
+    if let Ok(want) = std::env::var("TEST_MONGO_MODE") {
+        if !want.is_empty() {
+            assert_eq!(
+                mode, want,
+                "TEST_MONGO_URL is not the kind of server TEST_MONGO_MODE says"
+            );
+        }
+    }
+    mode
+}
+
 async fn assert_ledger(app: &TestApp, user: &str, points: i64, events: usize) {
     assert_eq!(
         app.ledger_sum(user).await,
@@ -115,6 +136,8 @@ async fn writes_cut_short_converge_after_a_restart() {
     app.stop().await;
 
     let db = database(&url).await;
+    let mode = server_mode(&url).await;
+    println!("mongo_recovery: recovering staged crash states on the {mode} path");
     let events = db.collection::<EventDoc>(EVENTS);
     let old = common::now_ms() - RECOVERY_GRACE_MS - 5_000;
 
@@ -130,6 +153,9 @@ async fn writes_cut_short_converge_after_a_restart() {
     let w2 = event("c2", "w", "LOGIN", 1, "2026-11-02T11:00:00Z");
     // A batch of a writer that may still be running: recovery must leave it alone.
     let v1 = event("d1", "v", "LOGIN", 1, MON);
+    // Crash after the events stopped being pending, before the guards were pulled: the
+    // stray guard ids must neither count the batch again nor block later batches.
+    let s1 = event("e1", "s", "PURCHASE", 10, MON);
     let docs = vec![
         EventDoc::new(&x1, pending("batch-a", old)),
         EventDoc::new(&x2, pending("batch-a", old)),
@@ -139,6 +165,7 @@ async fn writes_cut_short_converge_after_a_restart() {
         EventDoc::new(&w1, None),
         EventDoc::new(&w2, pending("batch-c", old)),
         EventDoc::new(&v1, pending("batch-d", common::now_ms())),
+        EventDoc::new(&s1, None),
     ];
     events.insert_many(docs).await.expect("stage events");
     stage_counters(&db, "batch-b", &[&z1, &z2], false).await;
@@ -147,6 +174,7 @@ async fn writes_cut_short_converge_after_a_restart() {
         .await
         .expect("stage z all-time");
     stage_counters(&db, "batch-c", &[&w1, &w2], true).await;
+    stage_counters(&db, "batch-e", &[&s1], true).await;
     // An erasure cut short after the leaderboard entries went.
     db.collection::<Document>(PERIODS)
         .delete_many(doc! { "user_id": "gone" })
@@ -175,10 +203,12 @@ async fn writes_cut_short_converge_after_a_restart() {
         json!([
             {"rank": 1, "user_id": "x", "points": 15},
             {"rank": 2, "user_id": "z", "points": 11},
-            {"rank": 3, "user_id": "w", "points": 2},
-            {"rank": 4, "user_id": "y", "points": 1},
+            {"rank": 3, "user_id": "s", "points": 10},
+            {"rank": 4, "user_id": "w", "points": 2},
+            {"rank": 5, "user_id": "y", "points": 1},
         ])
     );
+    assert_ledger(&app, "s", 10, 1).await;
     assert_eq!(app.points("gone").await, 0);
     assert_eq!(app.get("/v1/users/gone/events").await.1["data"], json!([]));
     // The young batch is untouched: its event is stored, its points not yet counted.
@@ -206,12 +236,20 @@ async fn writes_cut_short_converge_after_a_restart() {
         .expect("count");
     assert_eq!(markers, 0);
 
+    // New writes to counters holding a stray guard count normally.
+    let (status, body) = app
+        .event("s", "PURCHASE", json!("2026-11-04T10:00:00Z"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ledger(&app, "s", 20, 2).await;
+
     // Recovery ran once: a second restart changes nothing.
     app.stop().await;
     let app = app_on(&url).await;
     assert_ledger(&app, "x", 16, 3).await;
     assert_ledger(&app, "z", 11, 2).await;
     assert_ledger(&app, "w", 2, 2).await;
+    assert_ledger(&app, "s", 20, 2).await;
     app.stop().await;
     db.drop().await.expect("drop test database");
 }

@@ -1,9 +1,13 @@
-//! Two instances on one store and one Redis: concurrent and duplicate events sent to
-//! both, and every read on either instance agrees with the ledger. An event answered
-//! 201 by one instance is in every later read of the other.
+//! Two instances on one store: concurrent and duplicate events sent to both, and every
+//! read on either instance agrees with the ledger. An event answered 201 by one instance
+//! is in every later read of the other.
 //!
-//! Runs with any `TEST_BACKEND` when `TEST_REDIS_URL` is set (adding Redis to a backend
-//! without it); with SQLite both instances share one database file.
+//! On MongoDB (`TEST_BACKEND=mongo` or `mongo+redis`) the instances are two real
+//! `eventtracker serve` processes on one database, and on one Redis when the backend has
+//! it: the deployment docs/scaling.md describes. On SQLite, where one process per
+//! database file is the supported deployment, they are two apps in this test process on
+//! one file, sharing a Redis (added when the backend has none), so that the cache's
+//! cross-instance protocol is still exercised; that needs `TEST_REDIS_URL`.
 
 mod common;
 
@@ -11,44 +15,62 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{spawn_app_with, unique_name, Options, TestApp};
+use common::{spawn_app_with, spawn_process_with, unique_name, Options, TestApp};
 use serde_json::{json, Value};
 
-/// Both instances, ready and serving from Redis.
+/// Whether the instances share a Redis (and so must report it ready).
+fn with_redis(a: &TestApp) -> bool {
+    a.backend.iter().any(|(k, _)| k == "REDIS_URL")
+}
+
+/// Both instances, ready (and serving from Redis when they have it).
 async fn two_instances() -> Option<(TestApp, TestApp)> {
-    let mut env = Vec::new();
-    if !common::backend_env().iter().any(|(k, _)| k == "REDIS_URL") {
-        env.push(("REDIS_URL".into(), common::server_url("TEST_REDIS_URL")?));
-        env.push((
-            "REDIS_KEY_PREFIX".into(),
-            format!("{}:", unique_name("et_multi")),
-        ));
-    }
-    let a = spawn_app_with(Options {
-        env,
-        ..Default::default()
-    })
-    .await;
-    let b = spawn_app_with(Options {
-        env: a.backend.clone(),
-        dir: Some(a.dir.clone()),
-    })
-    .await;
-    for app in [&a, &b] {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, body) = app.get("/readyz").await;
-            if body["redis"] == "ok" {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "the cache never became ready: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let (a, b) = if common::backend_has("mongo") {
+        let a = spawn_process_with(Options::default());
+        let b = spawn_process_with(Options {
+            env: a.backend.clone(),
+            dir: Some(a.dir.clone()),
+        });
+        (a, b)
+    } else {
+        let mut env = Vec::new();
+        if !common::backend_has("redis") {
+            env.push(("REDIS_URL".into(), common::server_url("TEST_REDIS_URL")?));
+            env.push((
+                "REDIS_KEY_PREFIX".into(),
+                format!("{}:", unique_name("et_multi")),
+            ));
         }
+        let a = spawn_app_with(Options {
+            env,
+            ..Default::default()
+        })
+        .await;
+        let b = spawn_app_with(Options {
+            env: a.backend.clone(),
+            dir: Some(a.dir.clone()),
+        })
+        .await;
+        (a, b)
+    };
+    for app in [&a, &b] {
+        wait_for_redis(app).await;
     }
     Some((a, b))
+}
+
+/// Waits until `/readyz` answers 200 and, when the app has Redis, reports it `ok`.
+async fn wait_for_redis(app: &TestApp) {
+    let redis = with_redis(app);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = app.get("/readyz").await;
+        if status == 200 && (!redis || body["redis"] == "ok") {
+            return;
+        }
+        assert!(Instant::now() < until, "never became ready: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn points_body(app: &TestApp, user: &str) -> Value {
@@ -93,6 +115,8 @@ async fn an_event_acknowledged_by_one_instance_is_read_by_the_other() {
     assert_eq!(b.points("ryw").await, 0);
     let (_, rank) = b.get("/v1/leaderboard/users/ryw").await;
     assert_eq!(rank["rank"], Value::Null);
+    a.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]
@@ -211,7 +235,18 @@ async fn concurrent_duplicate_events_on_two_instances_match_the_ledger() {
         month["entries"], lb_a["entries"],
         "every event is in November 2026"
     );
-    for app in [a, b] {
-        assert_eq!(app.get("/readyz").await.1["redis"], "ok");
+    if with_redis(a) {
+        // The cache ends healthy on both. A Redis call that timed out on a busy machine
+        // marks it degraded (answers then come from the store, as checked above) until
+        // it is rebuilt in the background, so allow for that.
+        for app in [a, b] {
+            wait_for_redis(app).await;
+        }
     }
+    // Two processes: both still serving, neither crashed along the way.
+    let Ok([a, b]) = Arc::try_unwrap(apps) else {
+        panic!("every task finished");
+    };
+    a.stop().await;
+    b.stop().await;
 }

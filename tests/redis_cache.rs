@@ -40,7 +40,7 @@ impl RedisChild {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("cannot start redis-server: {e}");
             }
-            eprintln!("SKIPPED: cannot start redis-server ({e})");
+            common::report_skip(&format!("cannot start redis-server ({e})"));
             return None;
         }
         Some(r)

@@ -32,7 +32,7 @@ impl Tmpfs {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("cannot mount a tmpfs: these tests need root");
         }
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root), disk-full tests not run");
+        common::report_skip("cannot mount a tmpfs (needs root), disk-full tests not run");
         None
     }
 

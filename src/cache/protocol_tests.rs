@@ -24,7 +24,13 @@ impl Fixture {
                 panic!("TEST_REDIS_URL must be set when CI=true")
             }
             _ => {
-                eprintln!("SKIPPED: TEST_REDIS_URL is not set");
+                // Straight to stderr: libtest captures the print macros' output.
+                use std::io::Write;
+                let test = std::thread::current().name().unwrap_or("?").to_owned();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: {test}: TEST_REDIS_URL is not set"
+                );
                 return None;
             }
         };

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub backend: Vec<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Set when the app is the real binary in a child process ([`spawn_process_with`]).
+    process: Option<process::Server>,
 }
 
 #[derive(Default)]
@@ -66,10 +68,26 @@ pub fn server_url(var: &str) -> Option<String> {
             panic!("{var} must be set when CI=true: the test needs that server")
         }
         _ => {
-            eprintln!("SKIPPED: {var} is not set, so this test cannot reach its server");
+            report_skip(&format!(
+                "{var} is not set, so this test cannot reach its server"
+            ));
             None
         }
     }
+}
+
+/// Prints `SKIPPED: <test>: <reason>` where `cargo test` shows it. libtest captures only
+/// what the print macros write (and shows it only for failing tests), so this writes to
+/// the process's stderr directly, past the capture.
+pub fn report_skip(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let line = match thread.name() {
+        // libtest names each test's thread after the test.
+        Some(test) if test != "main" => format!("SKIPPED: {test}: {reason}"),
+        _ => format!("SKIPPED: {reason}"),
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// `TEST_MONGO_URL` with a fresh database name spliced into its path.
@@ -81,11 +99,29 @@ pub fn mongo_url_with_fresh_db(base: &str) -> String {
     }
 }
 
+/// `standalone` or `replset` for the server at `url`, decided as the store decides
+/// between its journaled and its transaction write paths (`hello`: `setName`, or a
+/// mongos). A standalone server's totals lag the history after a crash until recovery.
+pub async fn mongo_server_mode(url: &str) -> &'static str {
+    let client = mongodb::Client::with_uri_str(url)
+        .await
+        .expect("mongo client");
+    let hello = client
+        .database("admin")
+        .run_command(mongodb::bson::doc! { "hello": 1 })
+        .await
+        .expect("hello");
+    if hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid") {
+        "replset"
+    } else {
+        "standalone"
+    }
+}
+
 /// The store variables for `TEST_BACKEND`.
 pub fn backend_env() -> Vec<(String, String)> {
-    let backend = std::env::var("TEST_BACKEND").unwrap_or_default();
     let mut env = Vec::new();
-    let wants = |name: &str| backend.split('+').any(|b| b == name);
+    let wants = backend_has;
     if wants("mongo") {
         let base = server_url("TEST_MONGO_URL").expect("TEST_BACKEND=mongo needs TEST_MONGO_URL");
         env.push(("MONGO_URL".into(), mongo_url_with_fresh_db(&base)));
@@ -119,7 +155,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(opts: Options) -> TestApp {
+/// Whether `TEST_BACKEND` includes `name` (`sqlite`, `mongo`, `redis`).
+pub fn backend_has(name: &str) -> bool {
+    std::env::var("TEST_BACKEND")
+        .unwrap_or_default()
+        .split('+')
+        .any(|b| b == name)
+}
+
+/// What starting an app from `Options` needs.
+struct Prepared {
+    dir: Arc<tempfile::TempDir>,
+    /// The whole environment.
+    env: HashMap<String, String>,
+    /// Its store part (see [`TestApp::backend`]).
+    backend: Vec<(String, String)>,
+}
+
+fn prepare(opts: Options) -> Prepared {
     let dir = opts
         .dir
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
@@ -128,6 +181,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     backend.retain(|(k, _)| !opts.env.iter().any(|(o, _)| o == k));
     backend.extend(opts.env.iter().cloned());
     env.extend(backend.iter().cloned());
+    Prepared { dir, env, backend }
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let Prepared { dir, env, backend } = prepare(opts);
     let config = Config::from_map(&env).expect("test config");
     let clock = Arc::new(FixedClock::new(now_ms()));
     let app = Application::build_with_clock(config, clock.clone())
@@ -146,6 +204,25 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         backend,
         shutdown: Some(tx),
         task: Some(task),
+        process: None,
+    }
+}
+
+/// Like [`spawn_app_with`], but runs the real binary (`eventtracker serve`) in a child
+/// process, as a deployment does. Its clock is the wall clock: `clock` does not drive it.
+pub fn spawn_process_with(opts: Options) -> TestApp {
+    let Prepared { dir, env, backend } = prepare(opts);
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let server = process::start(&env);
+    TestApp {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+        clock: Arc::new(FixedClock::new(now_ms())),
+        dir,
+        backend,
+        shutdown: None,
+        task: None,
+        process: Some(server),
     }
 }
 
@@ -156,6 +233,13 @@ impl TestApp {
 
     /// Graceful stop: waits until the server drained and the store closed.
     pub async fn stop(mut self) -> Arc<tempfile::TempDir> {
+        if let Some(server) = self.process.take() {
+            server.signal("TERM");
+            let code = tokio::task::spawn_blocking(move || server.wait())
+                .await
+                .expect("join");
+            assert_eq!(code, Some(0), "the server exits cleanly on SIGTERM");
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -51,7 +51,7 @@ async fn apply_in(
         .filter(|(e, r)| changed(e, r))
         .map(|(e, r)| {
             let set = doc! { "points": r.points, "base_points": r.base_points, "rules_version": rules.version() };
-            (e.id.clone(), doc! { "q": { "_id": &e.id }, "u": { "$set": set } })
+            (e.id.clone(), doc! { "q": { "_id": &e.id, "user_id": user_id }, "u": { "$set": set } })
         })
         .collect();
     ops::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;

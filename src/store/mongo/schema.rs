@@ -145,7 +145,10 @@ impl Deltas {
             .map(|(id, (user, ty, events, points))| {
                 let inc = doc! { "events": events, "points": points };
                 let on_insert = doc! { "user_id": user, "event_type": ty };
-                (id.clone(), statement(id, inc, on_insert, guard, upsert))
+                (
+                    id.clone(),
+                    statement(id, user, inc, on_insert, guard, upsert),
+                )
             })
             .collect()
     }
@@ -161,7 +164,10 @@ impl Deltas {
                     inc.insert("seq", 1_i64);
                 }
                 let on_insert = doc! { "user_id": user, "period": period };
-                (id.clone(), statement(id, inc, on_insert, guard, upsert))
+                (
+                    id.clone(),
+                    statement(id, user, inc, on_insert, guard, upsert),
+                )
             })
             .collect()
     }
@@ -186,14 +192,19 @@ impl Deltas {
     }
 }
 
+/// The filter carries `user_id`, the shard key, besides `_id`: on a sharded cluster an
+/// upsert must name the full shard key, and a targeted update reaches one shard. (An
+/// upsert copies the filter's equality fields into the document it inserts; the same
+/// value in `$setOnInsert` is allowed and keeps the document whole on any server.)
 fn statement(
     id: &str,
+    user_id: &str,
     inc: Document,
     on_insert: Document,
     guard: Option<&str>,
     upsert: bool,
 ) -> Document {
-    let mut q = doc! { "_id": id };
+    let mut q = doc! { "_id": id, "user_id": user_id };
     let mut u = doc! { "$inc": inc, "$setOnInsert": on_insert };
     if let Some(batch) = guard {
         q.insert(GUARD, doc! { "$ne": batch });

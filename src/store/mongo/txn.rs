@@ -1,6 +1,10 @@
 //! Running a unit of work in a multi-document transaction with the retries the
 //! MongoDB transaction protocol calls for.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
 use futures_util::future::BoxFuture;
 use mongodb::error::{
     Error, Result, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT,
@@ -10,7 +14,18 @@ use mongodb::ClientSession;
 use super::error::{reply_error, ReplyError};
 use super::Ctx;
 
-const MAX_TRANSACTION_ATTEMPTS: u32 = 4;
+/// Attempts at a commit whose outcome is unknown (the commit itself is retried).
+const MAX_COMMIT_ATTEMPTS: u32 = 4;
+/// A transaction that failed transiently is retried until this much time has gone. The
+/// usual cause is another instance's group commit writing the same user's counters at
+/// the same moment: with several instances on hot users that happens again and again,
+/// so a fixed small number of attempts turned it into 503s. The writer's own deadline
+/// (20 s) bounds a group in any case.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+/// Pause before the first retry; it doubles up to [`MAX_BACKOFF`], each pause drawn at
+/// random from its upper half so that two writers that collided stop colliding.
+const FIRST_BACKOFF: Duration = Duration::from_millis(4);
+const MAX_BACKOFF: Duration = Duration::from_millis(256);
 /// Code reported when a transaction lost a race it can win on a retry.
 const WRITE_CONFLICT: i32 = 112;
 
@@ -22,9 +37,9 @@ pub async fn in_transaction<A: Sync, T>(
     body: impl for<'s> Fn(&'s mut ClientSession, &'s A) -> BoxFuture<'s, Result<T>>,
 ) -> Result<T> {
     let mut session = ctx.client.start_session().await?;
-    let mut attempt = 0;
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
     loop {
-        attempt += 1;
         session
             .start_transaction()
             .with_options(ctx.transaction.clone())
@@ -38,10 +53,21 @@ pub async fn in_transaction<A: Sync, T>(
             }
         };
         match result {
-            Err(e) if attempt < MAX_TRANSACTION_ATTEMPTS && worth_retrying(&e) => continue,
+            Err(e) if worth_retrying(&e) && started.elapsed() < RETRY_FOR => {
+                metrics::counter!("store_transaction_retries_total").increment(1);
+                tokio::time::sleep(jittered(backoff)).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
             other => return other,
         }
     }
+}
+
+/// A pause between `pause / 2` and `pause`.
+fn jittered(pause: Duration) -> Duration {
+    let random = RandomState::new().build_hasher().finish();
+    let half = pause / 2;
+    half + Duration::from_nanos(random % (half.as_nanos() as u64 + 1))
 }
 
 async fn commit(session: &mut ClientSession) -> Result<()> {
@@ -50,7 +76,7 @@ async fn commit(session: &mut ClientSession) -> Result<()> {
         attempt += 1;
         match session.commit_transaction().await {
             Err(e)
-                if attempt < MAX_TRANSACTION_ATTEMPTS
+                if attempt < MAX_COMMIT_ATTEMPTS
                     && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) =>
             {
                 continue
