@@ -805,7 +805,7 @@ async fn a_bad_rank_is_a_400_naming_it() {
 #[tokio::test]
 async fn two_instances_on_one_mongodb_send_each_delivery_once_in_order() {
     if !std::env::var("TEST_BACKEND").is_ok_and(|b| b.contains("mongo")) {
-        eprintln!("SKIPPED: runs with TEST_BACKEND=mongo");
+        common::report_skip("runs with TEST_BACKEND=mongo");
         return;
     }
     let receiver = Receiver::start().await;

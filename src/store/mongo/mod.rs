@@ -398,5 +398,15 @@ impl Store for MongoStore {
                 tracing::error!(error = %e, "mongodb writer task failed");
             }
         }
+        // Stops the driver's background tasks while the runtime still runs them: left to
+        // the client's drop at exit, they could panic on a runtime already shutting down.
+        // Bounded, since a shutdown waits for sessions and cursors still held elsewhere.
+        let shutdown = self.ctx.client.clone().shutdown();
+        if tokio::time::timeout(Duration::from_secs(5), shutdown)
+            .await
+            .is_err()
+        {
+            tracing::warn!("mongodb client shutdown timed out");
+        }
     }
 }
