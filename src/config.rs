@@ -344,6 +344,10 @@ fn webhooks_config<'a>(
                 as u32,
             retry_base: ms("WEBHOOK_RETRY_BASE_MS", 1000)?,
             timeout: ms("WEBHOOK_TIMEOUT_MS", 10_000)?,
+            retention: match number(get, "WEBHOOK_LOG_RETENTION_SECS", 30 * 86_400, 0)? {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
         },
     })
 }
@@ -780,6 +784,20 @@ mod tests {
         let c = Config::from_map(&HashMap::new()).unwrap();
         assert!(c.webhooks.subscriptions.is_empty());
         assert_eq!(c.webhooks.delivery.max_attempts, 8);
+        assert_eq!(
+            c.webhooks.delivery.retention,
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        let keep = map(&[("WEBHOOK_LOG_RETENTION_SECS", "0")]);
+        assert_eq!(
+            Config::from_map(&keep).unwrap().webhooks.delivery.retention,
+            None
+        );
+        let bad = map(&[("WEBHOOK_LOG_RETENTION_SECS", "a week")]);
+        assert_eq!(
+            Config::from_map(&bad).unwrap_err().var,
+            "WEBHOOK_LOG_RETENTION_SECS"
+        );
         for var in [
             "WEBHOOK_MAX_ATTEMPTS",
             "WEBHOOK_RETRY_BASE_MS",

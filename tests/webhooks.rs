@@ -859,3 +859,54 @@ async fn two_instances_on_one_mongodb_send_each_delivery_once_in_order() {
         assert_eq!(totals, [10, 20, 30, 40, 50, 60], "{user}");
     }
 }
+
+/// `WEBHOOK_LOG_RETENTION_SECS`: delivered and failed deliveries leave the log once
+/// older than it; a pending one (here: in flight to a receiver that does not answer)
+/// stays, whatever its age.
+#[tokio::test]
+async fn the_log_forgets_finished_deliveries_after_the_retention() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[Answer::Status(500)]);
+    let app = app_for(
+        &receiver,
+        &[
+            ("WEBHOOK_LOG_RETENTION_SECS", "1"),
+            ("WEBHOOK_MAX_ATTEMPTS", "1"),
+            ("WEBHOOK_TIMEOUT_MS", "30000"),
+        ],
+    )
+    .await;
+    let sub = subscription_id(&app).await;
+    for user in [
+        unique_name("hook_prune_failed"),
+        unique_name("hook_prune_ok"),
+    ] {
+        let (status, _) = app.event(&user, "PURCHASE", json!(TS)).await;
+        assert_eq!(status, 201);
+        receiver
+            .wait_for(receiver.hits().len() + 1, "an attempt")
+            .await;
+    }
+    // One failed (500, one attempt allowed), one delivered: both go.
+    let mut rows = log(&app, &sub).await;
+    for _ in 0..300 {
+        if rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = log(&app, &sub).await;
+    }
+    assert_eq!(rows, Vec::<Value>::new(), "finished deliveries pruned");
+
+    receiver.set_stall_all(true);
+    let (status, _) = app
+        .event(&unique_name("hook_prune_pending"), "PURCHASE", json!(TS))
+        .await;
+    assert_eq!(status, 201);
+    receiver.wait_for(3, "the stalled attempt").await;
+    // Three prune passes (one a second) later, the pending one is still there.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let rows = log(&app, &sub).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["status"], "pending");
+}

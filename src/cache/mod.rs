@@ -430,6 +430,10 @@ impl Store for CachedStore {
             .await
     }
 
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.shared.store.prune_deliveries(before_ms).await
+    }
+
     async fn record_attempt(
         &self,
         delivery_id: &str,

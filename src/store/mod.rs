@@ -281,6 +281,10 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Replay, StoreError>;
 
+    /// Removes delivered and failed deliveries last updated before `before_ms` from
+    /// the log; pending ones stay whatever their age. Returns how many went.
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -24,6 +24,9 @@ pub struct DeliveryConfig {
     pub retry_base: Duration,
     /// `WEBHOOK_TIMEOUT_MS` (default 10000): a receiver slower than this failed the attempt.
     pub timeout: Duration,
+    /// `WEBHOOK_LOG_RETENTION_SECS` (default 30 days; 0 keeps everything): delivered and
+    /// failed deliveries last updated longer ago than this leave the log.
+    pub retention: Option<Duration>,
 }
 
 impl Default for DeliveryConfig {
@@ -32,6 +35,7 @@ impl Default for DeliveryConfig {
             max_attempts: 8,
             retry_base: Duration::from_millis(1000),
             timeout: Duration::from_millis(10_000),
+            retention: Some(Duration::from_secs(30 * 86_400)),
         }
     }
 }
@@ -72,7 +76,14 @@ impl Worker {
     /// Sends due deliveries until aborted. Whatever is in flight when it is aborted stays
     /// pending and is sent again.
     pub async fn run(self) {
+        let mut next_prune = tokio::time::Instant::now();
         loop {
+            if let Some(retention) = self.config.retention {
+                if tokio::time::Instant::now() >= next_prune {
+                    self.prune(retention).await;
+                    next_prune = tokio::time::Instant::now() + prune_every(retention);
+                }
+            }
             match self
                 .store
                 .due_deliveries(now_ms(), BATCH, self.claim_ms())
@@ -98,6 +109,23 @@ impl Worker {
         let rounds = BATCH.div_ceil(CONCURRENCY as u32);
         let attempts = self.config.timeout * rounds;
         i64::try_from(attempts.as_millis()).unwrap_or(i64::MAX / 2) + 5_000
+    }
+
+    /// Drops delivered and failed deliveries older than `retention` from the log.
+    async fn prune(&self, retention: Duration) {
+        let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .prune_deliveries(now_ms().saturating_sub(keep))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("webhook_deliveries_pruned_total").increment(n);
+                tracing::info!(deliveries = n, "pruned the webhook delivery log");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot prune the webhook delivery log"),
+        }
     }
 
     async fn attempt(&self, due: DueDelivery) {
@@ -162,6 +190,12 @@ impl Worker {
             error,
         }
     }
+}
+
+/// How often the log is pruned: hourly, or more often for a retention shorter than a
+/// few hours, so that nothing outlives it by more than a quarter.
+fn prune_every(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 /// The wait after `attempts` failed attempts: `base * 2^(attempts-1)`, capped, then

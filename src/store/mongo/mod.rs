@@ -349,6 +349,10 @@ impl Store for MongoStore {
             .await
     }
 
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.read(webhooks::prune(&self.ctx.db, before_ms)).await
+    }
+
     async fn record_attempt(
         &self,
         delivery_id: &str,

@@ -277,6 +277,18 @@ pub async fn record_attempt(
     Ok(())
 }
 
+/// Deletes delivered and failed deliveries last updated before `before_ms`.
+pub async fn prune(db: &Database, before_ms: i64) -> Result<u64> {
+    let gone = db
+        .collection::<Document>(DELIVERIES)
+        .delete_many(doc! {
+            "status": { "$in": ["delivered", "failed"] },
+            "updated_ms": { "$lt": before_ms },
+        })
+        .await?;
+    Ok(gone.deleted_count)
+}
+
 /// Queues the listed deliveries (or, without a list, every failed one) of the
 /// subscription again with a fresh set of attempts; pending ones are left as they are.
 pub async fn replay(

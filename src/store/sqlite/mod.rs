@@ -432,6 +432,11 @@ impl Store for SqliteStore {
         self.read(move |c| webhooks::due(c, now_ms, limit)).await
     }
 
+    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.write_aside(move |c| webhooks::prune(c, before_ms))
+            .await
+    }
+
     async fn record_attempt(
         &self,
         delivery_id: &str,

@@ -166,6 +166,24 @@ pub fn record_attempt(
     Ok(())
 }
 
+/// Deletes delivered and failed deliveries last updated before `before_ms`, in chunks
+/// so that the writer is never kept waiting long.
+pub fn prune(conn: &mut Connection, before_ms: i64) -> rusqlite::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = conn.execute(
+            "DELETE FROM webhook_deliveries WHERE rowid IN (
+                 SELECT rowid FROM webhook_deliveries
+                 WHERE status != 'pending' AND updated_ms < ?1 LIMIT 5000)",
+            [before_ms],
+        )?;
+        total += n as u64;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}
+
 /// Queues the listed deliveries (or, without a list, every failed one) of the
 /// subscription again with a fresh set of attempts; pending ones are left as they are.
 pub fn replay(
