@@ -910,3 +910,66 @@ async fn the_log_forgets_finished_deliveries_after_the_retention() {
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["status"], "pending");
 }
+
+/// A recompute that changes a user's balance tells subscribers with `points.changed`
+/// (no event ids, `reason: "recompute"`), after the user's earlier deliveries.
+#[tokio::test]
+async fn an_applied_recompute_sends_points_changed() {
+    let receiver = Receiver::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let rules = dir.path().join("events.yaml");
+    std::fs::write(&rules, "events:\n  - {name: PURCHASE, point: 10}\n").unwrap();
+    let mut env = webhook_env(
+        dir.path(),
+        &receiver,
+        &[("RULES_RELOAD_INTERVAL_SECS", "1")],
+    );
+    env.push(("EVENTS_POINTS_PATH".into(), rules.display().to_string()));
+    let app = spawn_app_with(Options {
+        env,
+        dir: Some(dir.clone()),
+    })
+    .await;
+    let user = unique_name("hook_recompute");
+    let (status, _) = app.event(&user, "PURCHASE", json!(TS)).await;
+    assert_eq!(status, 201);
+    receiver.wait_for(1, "the write's delivery").await;
+
+    let tmp = dir.path().join("events.yaml.tmp");
+    std::fs::write(&tmp, "events:\n  - {name: PURCHASE, point: 15}\n").unwrap();
+    std::fs::rename(&tmp, &rules).unwrap();
+    let mut version = Value::Null;
+    for _ in 0..150 {
+        let (_, types) = app.get("/v1/event-types").await;
+        if types["data"][0]["points"] == 15 {
+            version = types["rules_version"]["version"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(version.is_i64(), "the new rules never came into force");
+    let (status, report) = app
+        .post("/v1/admin/recompute", json!({"dry_run": false}))
+        .await;
+    if status == 501 {
+        // A standalone MongoDB applies no recompute (no transactions): nothing to send.
+        common::report_skip(&format!("recompute not applied here: {report}"));
+        return;
+    }
+    assert_eq!(status, 200, "{report}");
+    let hits = receiver.wait_for(2, "the recompute's delivery").await;
+    let data: Vec<Value> = hits.iter().map(|h| h.json()["data"].clone()).collect();
+    assert_eq!(data[0]["points"], 10);
+    assert_eq!(
+        data[1],
+        json!({"user_id": user, "points": 15, "delta": 5, "event_ids": [],
+               "reason": "recompute", "rules_version": version})
+    );
+    // Nothing changes on a second run, so nothing more is sent.
+    let (status, _) = app
+        .post("/v1/admin/recompute", json!({"dry_run": false}))
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.hits().len(), 2);
+}

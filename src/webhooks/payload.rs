@@ -54,6 +54,24 @@ pub fn points_changed(user_id: &str, total: i64, delta: i64, event_ids: &[&str])
     })
 }
 
+/// `points.changed` after a recompute rewrote the user's ledger under `rules_version`:
+/// no events were created, so `event_ids` is empty and `reason` says why.
+pub fn points_recomputed(
+    user_id: &str,
+    total: i64,
+    delta: i64,
+    rules_version: Option<i64>,
+) -> Value {
+    json!({
+        "user_id": user_id,
+        "points": total,
+        "delta": delta,
+        "event_ids": [],
+        "reason": "recompute",
+        "rules_version": rules_version,
+    })
+}
+
 /// The JSON body of delivery `id`: `{id, type, created_at, data}`.
 pub fn body(id: &str, kind: &str, at_ms: i64, data: &Value) -> String {
     json!({

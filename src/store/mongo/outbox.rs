@@ -29,6 +29,7 @@ use super::schema::{period_id, DELIVERIES, PERIODS};
 use super::Ctx;
 use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
+use crate::store::UserRecompute;
 use crate::webhooks::payload::{self, CapReached};
 use crate::webhooks::{RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
 
@@ -216,6 +217,48 @@ impl Subscribers {
         }
         Ok(subs)
     }
+}
+
+/// `points.changed` for a recompute that changed the user's total, in its transaction
+/// (after it rewrote the user's counters).
+pub async fn queue_recompute(
+    ctx: &Ctx,
+    s: &mut ClientSession,
+    user_id: &str,
+    report: &UserRecompute,
+    rules_version: Option<i64>,
+) -> Result<()> {
+    let delta = report.recomputed - report.current;
+    if delta == 0 {
+        return Ok(());
+    }
+    let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
+    if subs.points.is_empty() {
+        return Ok(());
+    }
+    let seq = standings(ctx, Some(&mut *s), &BTreeSet::from([user_id]))
+        .await?
+        .get(user_id)
+        .map_or(0, |p| p.1);
+    let notice = Notice {
+        kind: POINTS_CHANGED,
+        subs: &subs.points,
+        user: user_id,
+        key: user_id.to_owned(),
+        seq,
+        n: 0,
+        at_ms: commit_ms(),
+        data: payload::points_recomputed(user_id, report.recomputed, delta, rules_version),
+    };
+    let batch = uuid::Uuid::now_v7().simple().to_string();
+    let docs: Vec<Document> = subs
+        .points
+        .iter()
+        .map(|sub| notice.delivery(&batch, sub))
+        .collect();
+    let coll = ctx.db.collection::<Document>(DELIVERIES);
+    ops::insert_new(&coll, &docs, Some(s)).await?;
+    Ok(())
 }
 
 /// Each user's total and delivery sequence as this commit leaves them (it has already

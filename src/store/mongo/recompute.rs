@@ -12,6 +12,7 @@ use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
 use super::ops::{self, find_all};
+use super::outbox;
 use super::schema::{period_id, total_id, Deltas, EVENTS, PERIODS, TOTALS};
 use super::txn::in_transaction;
 use super::Ctx;
@@ -109,6 +110,7 @@ async fn apply_in(
             .session(&mut *s)
             .await?;
     }
+    outbox::queue_recompute(ctx, s, user_id, &result, rules.version()).await?;
     Ok(result)
 }
 

@@ -19,7 +19,7 @@ use super::read;
 use crate::domain::event::NewEvent;
 use crate::domain::period::Period;
 use crate::domain::ranking::RankedEntry;
-use crate::store::RecordOutcome;
+use crate::store::{RecordOutcome, UserRecompute};
 use crate::webhooks::payload;
 pub use crate::webhooks::payload::CapReached;
 use crate::webhooks::{rank, RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
@@ -90,6 +90,23 @@ impl Outbox {
             self.insert(tx, POINTS_CHANGED, user, at, data)?;
         }
         Ok(())
+    }
+
+    /// `points.changed` for a recompute that changed the user's total.
+    pub fn queue_recompute(
+        &mut self,
+        tx: &rusqlite::Transaction,
+        user_id: &str,
+        report: &UserRecompute,
+        rules_version: Option<i64>,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let delta = report.recomputed - report.current;
+        if delta == 0 || self.subscribers(tx, POINTS_CHANGED)?.is_empty() {
+            return Ok(());
+        }
+        let data = payload::points_recomputed(user_id, report.recomputed, delta, rules_version);
+        self.insert(tx, POINTS_CHANGED, user_id, at_ms, data)
     }
 
     pub fn queue_caps(

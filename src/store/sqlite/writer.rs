@@ -213,9 +213,10 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
                 // The replay reads the counters' source, the ledger, which pending
                 // deltas do not change; but it rewrites the counters, so they land first.
                 deltas.flush(&tx, &mut outbox)?;
-                done.push(Done::Recompute(super::recompute::user(
-                    &tx, user_id, rules, true,
-                )?));
+                let report = super::recompute::user(&tx, user_id, rules, true)?;
+                let now = chrono::Utc::now().timestamp_millis();
+                outbox.queue_recompute(&tx, user_id, &report, rules.version(), now)?;
+                done.push(Done::Recompute(report));
                 outbox.totals.clear();
             }
         }
