@@ -708,15 +708,7 @@ async fn health_readiness_metrics_and_openapi() {
     assert_eq!(ready["store"], "ok");
     app.event("m1", "LOGIN", json!(MON)).await;
     app.get("/v1/users/m1/points").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"route="/v1/users/{user_id}/points""#),
         "route pattern label"

@@ -136,15 +136,7 @@ async fn the_all_period_has_neither_start_nor_end() {
 
 /// The value of one `events_total` series; 0 before it exists.
 async fn events_total(app: &TestApp, outcome: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let series = format!("events_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))

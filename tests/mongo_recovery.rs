@@ -262,15 +262,7 @@ async fn concurrent_requests_share_commits_and_count_once() {
     let url = mongo_url_with_fresh_db(&base);
     let app = app_on(&url).await;
     let commits = || async {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let text = app.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix("store_commit_batch_events_count "))
             .and_then(|n| n.trim().parse::<f64>().ok())

@@ -166,15 +166,7 @@ async fn an_invalid_file_is_rejected_and_the_version_in_force_stays() {
         1,
         "nothing registered: {rules}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

@@ -135,6 +135,24 @@ pub enum AttemptResult {
     },
 }
 
+impl AttemptResult {
+    /// What the delivery's record becomes: status, next attempt, last HTTP status and
+    /// last error.
+    pub fn columns(&self) -> (&'static str, Option<i64>, Option<u16>, Option<&str>) {
+        match self {
+            AttemptResult::Delivered { status } => ("delivered", None, Some(*status), None),
+            AttemptResult::Retry {
+                at_ms,
+                status,
+                error,
+            } => ("pending", Some(*at_ms), *status, Some(error.as_str())),
+            AttemptResult::Failed { status, error } => {
+                ("failed", None, *status, Some(error.as_str()))
+            }
+        }
+    }
+}
+
 /// Which deliveries a replay queued again, by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replay {

@@ -248,15 +248,7 @@ pub async fn record_attempt(
     result: &AttemptResult,
     now_ms: i64,
 ) -> Result<()> {
-    let (status, next, last_status, last_error) = match result {
-        AttemptResult::Delivered { status } => ("delivered", None, Some(*status), None),
-        AttemptResult::Retry {
-            at_ms,
-            status,
-            error,
-        } => ("pending", Some(*at_ms), *status, Some(error.as_str())),
-        AttemptResult::Failed { status, error } => ("failed", None, *status, Some(error.as_str())),
-    };
+    let (status, next, last_status, last_error) = result.columns();
     ctx.db
         .collection::<Document>(DELIVERIES)
         .update_one(

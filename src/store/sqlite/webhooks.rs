@@ -148,15 +148,7 @@ pub fn record_attempt(
     result: &AttemptResult,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    let (status, next, last_status, last_error) = match result {
-        AttemptResult::Delivered { status } => ("delivered", None, Some(*status), None),
-        AttemptResult::Retry {
-            at_ms,
-            status,
-            error,
-        } => ("pending", Some(*at_ms), *status, Some(error.as_str())),
-        AttemptResult::Failed { status, error } => ("failed", None, *status, Some(error.as_str())),
-    };
+    let (status, next, last_status, last_error) = result.columns();
     conn.execute(
         "UPDATE webhook_deliveries SET status = ?2, next_attempt_ms = ?3, last_status = ?4,
              last_error = ?5, attempts = attempts + 1, updated_ms = ?6
