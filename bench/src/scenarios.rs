@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 
 use crate::load::{alternate, closed_loop, open_loop, Conn, MakeReq, Req, Shape, Stats};
 use crate::procs::{Binaries, Perf, Proc};
-use crate::report::{thousands, BackendResult, History, MemoryResult, Naive, Scenario, Settings};
+use crate::report::{
+    thousands, BackendResult, History, MemoryResult, Naive, NotMeasured, Scenario, Settings,
+};
 use crate::workload::{self, Stamps};
 
 /// Events per seeding request: the server's batch maximum.
@@ -75,10 +77,20 @@ pub async fn run_backend(
     );
     // Let start-up allocations settle before reading the idle footprint.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = server.memory()?;
+    let idle = server.memory();
     let stamps = Arc::new(Stamps::new());
     let shape = run.shape;
     let mut scenarios = Vec::new();
+    // A scenario whose seed or run fails is reported as such; the others still run.
+    let mut skipped = Vec::new();
+    let mut skip = |id: &str, name: &str, e: anyhow::Error| {
+        say(&b.name, format!("{id} not measured: {e:#}"));
+        skipped.push(NotMeasured {
+            id: id.to_string(),
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        });
+    };
 
     let cases: [(u8, &str, MakeReq); 3] = [
         (
@@ -95,13 +107,104 @@ pub async fn run_backend(
     ];
     for (id, name, make) in cases {
         let perf = profile_path(run, &b.name, id);
-        scenarios.push(pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await?);
+        match pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await {
+            Ok(sc) => scenarios.push(sc),
+            Err(e) => skip(&id.to_string(), name, e),
+        }
     }
 
-    let users = run.settings.leaderboard_users;
+    let name = "GET /v1/leaderboard?period=week&limit=10";
+    match leaderboard_seed(&b.name, &server, run.settings).await {
+        Ok(()) => match pair(
+            &b.name,
+            4,
+            name,
+            &ceiling,
+            &server,
+            shape,
+            workload::leaderboard_get(),
+            profile_path(run, &b.name, 4),
+        )
+        .await
+        {
+            Ok(sc) => scenarios.push(sc),
+            Err(e) => skip("4", name, e),
+        },
+        Err(e) => skip("4", name, e),
+    }
+    let after = server.memory();
+
+    let name = "POST /v1/users/events, open loop at ½ of 1's max";
+    match scenarios.iter().find(|sc| sc.id == 1) {
+        Some(first) => {
+            let rate = (first.server.rps / 2.0).max(1.0);
+            say(&b.name, format!("5 open loop at {} req/s", thousands(rate)));
+            let make = workload::single_post(stamps.clone());
+            let c = open_loop(ceiling.addr, shape, rate, make.clone()).await;
+            say(&b.name, format!("  ceiling: {}", line(&c)));
+            let s = open_loop(server.addr, shape, rate, make).await;
+            say(&b.name, format!("  server:  {}", line(&s)));
+            scenarios.push(Scenario::new(5, name, s, c, Some(rate)));
+        }
+        None => skip(
+            "5",
+            name,
+            anyhow!("its rate is half of scenario 1's maximum, and scenario 1 was not measured"),
+        ),
+    }
+
+    let history = match history(&b.name, &server, &stamps, run.settings).await {
+        Ok(h) => Some(h),
+        Err(e) => {
+            skip(
+                "6",
+                "GET points: user with a long history / user with a short one",
+                e,
+            );
+            None
+        }
+    };
+    let at_end = server.memory();
+    let memory = match (idle, after, at_end) {
+        (Ok(idle), Ok(after), Ok(at_end)) => Some(MemoryResult::new(idle, after, at_end)),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            skip("7", "memory: VmRSS idle / VmHWM peak during 1–4", e);
+            None
+        }
+    };
+
+    let naive_mongo = match &b.mongo_url {
+        Some(url) => {
+            let server_stats =
+                |id: u8| scenarios.iter().find(|sc| sc.id == id).map(|sc| &sc.server);
+            match naive(&b.name, url, shape).await {
+                Ok(stats) => Some(Naive::new(stats, server_stats(1), server_stats(2))),
+                Err(e) => {
+                    skip("naive", "naive insert_one writer", e);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    drop(server);
+    drop(ceiling);
+    Ok(BackendResult {
+        name: b.name.clone(),
+        scenarios,
+        history,
+        memory,
+        naive_mongo,
+        not_measured: skipped,
+    })
+}
+
+/// Seeds this week's leaderboard for scenario 4.
+async fn leaderboard_seed(backend: &str, server: &Proc, settings: &Settings) -> anyhow::Result<()> {
+    let users = settings.leaderboard_users;
     let now = workload::now_ms();
     say(
-        &b.name,
+        backend,
         format!(
             "seeding the week's leaderboard with {} users",
             thousands(users as f64)
@@ -114,64 +217,17 @@ pub async fn run_backend(
     })
     .await
     .context("leaderboard seed")?;
-    let name = "GET /v1/leaderboard?period=week&limit=10";
-    scenarios.push(
-        pair(
-            &b.name,
-            4,
-            name,
-            &ceiling,
-            &server,
-            shape,
-            workload::leaderboard_get(),
-            profile_path(run, &b.name, 4),
-        )
-        .await?,
-    );
-    let after = server.memory()?;
+    Ok(())
+}
 
-    let rate = (scenarios[0].server.rps / 2.0).max(1.0);
-    say(&b.name, format!("5 open loop at {} req/s", thousands(rate)));
-    let make = workload::single_post(stamps.clone());
-    let c = open_loop(ceiling.addr, shape, rate, make.clone()).await;
-    say(&b.name, format!("  ceiling: {}", line(&c)));
-    let s = open_loop(server.addr, shape, rate, make).await;
-    say(&b.name, format!("  server:  {}", line(&s)));
-    scenarios.push(Scenario::new(
-        5,
-        "POST /v1/users/events, open loop at ½ of 1's max",
-        s,
-        c,
-        Some(rate),
-    ));
-
-    let history = history(&b.name, &server, &stamps, run.settings).await?;
-    let at_end = server.memory()?;
-
-    let naive_mongo = match &b.mongo_url {
-        Some(url) => {
-            say(&b.name, "naive insert_one writer");
-            let client = crate::naive::client(url).await?;
-            let db = format!("et_bench_naive_{}", std::process::id());
-            let stats = crate::naive::insert_one_per_event(&client, &db, shape).await?;
-            say(&b.name, format!("  naive: {}", line(&stats)));
-            Some(Naive::new(
-                stats,
-                &scenarios[0].server,
-                &scenarios[1].server,
-            ))
-        }
-        None => None,
-    };
-    drop(server);
-    drop(ceiling);
-    Ok(BackendResult {
-        name: b.name.clone(),
-        scenarios,
-        history,
-        memory: MemoryResult::new(idle, after, at_end),
-        naive_mongo,
-    })
+/// The MongoDB baseline: one insert_one per event, straight to the database.
+async fn naive(backend: &str, url: &str, shape: Shape) -> anyhow::Result<Stats> {
+    say(backend, "naive insert_one writer");
+    let client = crate::naive::client(url).await?;
+    let db = format!("et_bench_naive_{}", std::process::id());
+    let stats = crate::naive::insert_one_per_event(&client, &db, shape).await?;
+    say(backend, format!("  naive: {}", line(&stats)));
+    Ok(stats)
 }
 
 /// Where the server's profile of scenario `id` goes, when profiling.
@@ -220,7 +276,7 @@ async fn seed(
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let make = Arc::new(make);
-    let workers: Vec<_> = (0..SEED_CONNECTIONS)
+    let mut workers: Vec<_> = (0..SEED_CONNECTIONS)
         .map(|_| {
             let (next, make) = (next.clone(), make.clone());
             tokio::spawn(async move {
@@ -250,10 +306,23 @@ async fn seed(
             })
         })
         .collect();
-    for w in workers {
-        w.await.context("seed task failed")??;
+    // The first failure ends the seed: the other workers are stopped, not left posting
+    // into the scenarios that run next.
+    let mut result = Ok(());
+    for w in &mut workers {
+        let outcome = match w.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::Error::new(e).context("seed task failed")),
+        };
+        if let Err(e) = outcome {
+            result = Err(e);
+            break;
+        }
     }
-    Ok(started.elapsed())
+    for w in &workers {
+        w.abort();
+    }
+    result.map(|()| started.elapsed())
 }
 
 /// Scenario 6: a user with a long history against one with a short one.
