@@ -214,6 +214,8 @@ pub struct NotMeasured {
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendResult {
     pub name: String,
+    /// Events per request of this backend's leaderboard and history seeds.
+    pub seed_batch: u64,
     /// The scenarios that ran; those that did not are in `not_measured`.
     pub scenarios: Vec<Scenario>,
     pub history: Option<History>,
@@ -439,9 +441,10 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
     let mut notes = Vec::new();
     if let Some(h) = &b.history {
         notes.push(format!(
-            "History seed: {} events in {:.1} s via the batch endpoint.",
+            "History seed: {} events in {:.1} s via the batch endpoint ({} per request).",
             thousands(h.big_user_events as f64),
-            h.seed_seconds
+            h.seed_seconds,
+            thousands(b.seed_batch as f64)
         ));
     }
     if let Some(sc) = open_loop {
@@ -539,6 +542,7 @@ mod tests {
             settings,
             backends: vec![BackendResult {
                 name: "mongo".into(),
+                seed_batch: 100,
                 scenarios: vec![Scenario::new(
                     1,
                     "POST one",

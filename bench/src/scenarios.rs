@@ -18,8 +18,13 @@ use crate::report::{
 };
 use crate::workload::{self, Stamps};
 
-/// Events per seeding request: the server's batch maximum.
-const SEED_BATCH: u64 = 1000;
+/// Events per seeding request on SQLite: the server's batch maximum, the fastest seed.
+pub const SQLITE_SEED_BATCH: u64 = 1000;
+/// Events per seeding request on MongoDB. A 1,000-event batch took 6 s alone on
+/// SecantusDB (a Python MongoDB-protocol server) and timed out at the server's 30 s
+/// REQUEST_TIMEOUT_SECS with four seed connections at once; 100 take about 0.35 s
+/// there, so each request stays far inside the timeout even on a slow server.
+pub const MONGO_SEED_BATCH: u64 = 100;
 const SEED_CONNECTIONS: usize = 4;
 const SMALL_HISTORY: u64 = 10;
 
@@ -29,6 +34,8 @@ pub struct Backend {
     pub env: Vec<(String, String)>,
     /// Set for MongoDB backends: the URL the naive writer uses.
     pub mongo_url: Option<String>,
+    /// Events per request of the leaderboard and history seeds.
+    pub seed_batch: u64,
 }
 
 pub struct Run<'a> {
@@ -114,7 +121,7 @@ pub async fn run_backend(
     }
 
     let name = "GET /v1/leaderboard?period=week&limit=10";
-    match leaderboard_seed(&b.name, &server, run.settings).await {
+    match leaderboard_seed(b, &server, run.settings).await {
         Ok(()) => match pair(
             &b.name,
             4,
@@ -153,7 +160,7 @@ pub async fn run_backend(
         ),
     }
 
-    let history = match history(&b.name, &server, &stamps, run.settings).await {
+    let history = match history(b, &server, &stamps, run.settings).await {
         Ok(h) => Some(h),
         Err(e) => {
             skip(
@@ -192,6 +199,7 @@ pub async fn run_backend(
     Ok(BackendResult {
         name: b.name.clone(),
         scenarios,
+        seed_batch: b.seed_batch,
         history,
         memory,
         naive_mongo,
@@ -200,20 +208,21 @@ pub async fn run_backend(
 }
 
 /// Seeds this week's leaderboard for scenario 4.
-async fn leaderboard_seed(backend: &str, server: &Proc, settings: &Settings) -> anyhow::Result<()> {
+async fn leaderboard_seed(b: &Backend, server: &Proc, settings: &Settings) -> anyhow::Result<()> {
+    let (backend, per) = (b.name.as_str(), b.seed_batch);
     let users = settings.leaderboard_users;
     let now = workload::now_ms();
     say(
         backend,
         format!(
-            "seeding the week's leaderboard with {} users",
+            "seeding the week's leaderboard with {} users, {per} per request",
             thousands(users as f64)
         ),
     );
-    let batches = users.div_ceil(SEED_BATCH);
+    let batches = users.div_ceil(per);
     seed(server.addr, batches, move |i| {
-        let body = workload::leaderboard_batch(i, SEED_BATCH, users, now);
-        (body, SEED_BATCH.min(users - i * SEED_BATCH))
+        let body = workload::leaderboard_batch(i, per, users, now);
+        (body, per.min(users - i * per))
     })
     .await
     .context("leaderboard seed")?;
@@ -327,20 +336,24 @@ async fn seed(
 
 /// Scenario 6: a user with a long history against one with a short one.
 async fn history(
-    backend: &str,
+    b: &Backend,
     server: &Proc,
     stamps: &Stamps,
     settings: &Settings,
 ) -> anyhow::Result<History> {
+    let (backend, per) = (b.name.as_str(), b.seed_batch);
     let big = settings.history_events;
     say(
         backend,
-        format!("6 seeding one user with {} events", thousands(big as f64)),
+        format!(
+            "6 seeding one user with {} events, {per} per request",
+            thousands(big as f64)
+        ),
     );
     let first = stamps.take(big as i64);
-    let seeded = seed(server.addr, big.div_ceil(SEED_BATCH), move |i| {
-        let count = SEED_BATCH.min(big - i * SEED_BATCH);
-        let body = workload::history_batch("hist-big", first + (i * SEED_BATCH) as i64, count);
+    let seeded = seed(server.addr, big.div_ceil(per), move |i| {
+        let count = per.min(big - i * per);
+        let body = workload::history_batch("hist-big", first + (i * per) as i64, count);
         (body, count)
     })
     .await
