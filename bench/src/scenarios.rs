@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 
-use crate::load::{alternate, closed_loop, open_loop, Conn, MakeReq, Req, Shape, Stats};
+use crate::load::{alternate, closed_loop, exchange, open_loop, Conn, MakeReq, Req, Shape, Stats};
 use crate::procs::{Binaries, Perf, Proc};
 use crate::report::{
     thousands, BackendResult, History, MemoryResult, Naive, NotMeasured, Scenario, Settings,
@@ -26,6 +26,8 @@ pub const SQLITE_SEED_BATCH: u64 = 1000;
 /// there, so each request stays far inside the timeout even on a slow server.
 pub const MONGO_SEED_BATCH: u64 = 100;
 const SEED_CONNECTIONS: usize = 4;
+/// How long [`settle`] waits for writes queued by an earlier scenario to be committed.
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
 const SMALL_HISTORY: u64 = 10;
 
 pub struct Backend {
@@ -114,14 +116,24 @@ pub async fn run_backend(
     ];
     for (id, name, make) in cases {
         let perf = profile_path(run, &b.name, id);
-        match pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await {
+        let measured = async {
+            if id > 1 {
+                settle(&b.name, &server, &stamps).await?;
+            }
+            pair(&b.name, id, name, &ceiling, &server, shape, make, perf).await
+        };
+        match measured.await {
             Ok(sc) => scenarios.push(sc),
             Err(e) => skip(&id.to_string(), name, e),
         }
     }
 
     let name = "GET /v1/leaderboard?period=week&limit=10";
-    match leaderboard_seed(b, &server, run.settings).await {
+    let seeded = async {
+        settle(&b.name, &server, &stamps).await?;
+        leaderboard_seed(b, &server, run.settings).await
+    };
+    match seeded.await {
         Ok(()) => match pair(
             &b.name,
             4,
@@ -142,9 +154,14 @@ pub async fn run_backend(
     let after = server.memory();
 
     let name = "POST /v1/users/events, open loop at ½ of 1's max";
-    match scenarios.iter().find(|sc| sc.id == 1) {
-        Some(first) => {
-            let rate = (first.server.rps / 2.0).max(1.0);
+    let first = scenarios
+        .iter()
+        .find(|sc| sc.id == 1)
+        .map(|sc| sc.server.rps);
+    let settled = settle(&b.name, &server, &stamps).await;
+    match (first, settled) {
+        (Some(rps), Ok(())) => {
+            let rate = (rps / 2.0).max(1.0);
             say(&b.name, format!("5 open loop at {} req/s", thousands(rate)));
             let make = workload::single_post(stamps.clone());
             let c = open_loop(ceiling.addr, shape, rate, make.clone()).await;
@@ -153,14 +170,19 @@ pub async fn run_backend(
             say(&b.name, format!("  server:  {}", line(&s)));
             scenarios.push(Scenario::new(5, name, s, c, Some(rate)));
         }
-        None => skip(
+        (None, _) => skip(
             "5",
             name,
             anyhow!("its rate is half of scenario 1's maximum, and scenario 1 was not measured"),
         ),
+        (_, Err(e)) => skip("5", name, e),
     }
 
-    let history = match history(b, &server, &stamps, run.settings).await {
+    let measured = async {
+        settle(&b.name, &server, &stamps).await?;
+        history(b, &server, &stamps, run.settings).await
+    };
+    let history = match measured.await {
         Ok(h) => Some(h),
         Err(e) => {
             skip(
@@ -184,7 +206,12 @@ pub async fn run_backend(
         Some(url) => {
             let server_stats =
                 |id: u8| scenarios.iter().find(|sc| sc.id == id).map(|sc| &sc.server);
-            match naive(&b.name, url, shape).await {
+            let measured = async {
+                // The naive writer shares the database with the server's queued writes.
+                settle(&b.name, &server, &stamps).await?;
+                naive(&b.name, url, shape).await
+            };
+            match measured.await {
                 Ok(stats) => Some(Naive::new(stats, server_stats(1), server_stats(2))),
                 Err(e) => {
                     skip("naive", "naive insert_one writer", e);
@@ -205,6 +232,44 @@ pub async fn run_backend(
         naive_mongo,
         not_measured: skipped,
     })
+}
+
+/// Waits until the server has committed the writes an earlier scenario left queued.
+///
+/// A request the server answered 408 (REQUEST_TIMEOUT_SECS) stays in its writer's
+/// queue and is still written; on a slow database a flood of batches (scenario 2) can
+/// leave minutes of work behind, which the next scenario would otherwise measure, and
+/// which made the seeds that followed time out. Writes are committed in the order they
+/// were queued, so the first single-event probe answered 201 means everything queued
+/// before it is done. Gives up after [`SETTLE_LIMIT`].
+async fn settle(backend: &str, server: &Proc, stamps: &Stamps) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut conn = None;
+    let mut probes = 0u32;
+    loop {
+        probes += 1;
+        let probe = workload::single_event("bench-settle", stamps.take(1));
+        match exchange(&mut conn, server.addr, &probe).await {
+            Ok(()) => break,
+            Err(e) if started.elapsed() >= SETTLE_LIMIT => bail!(
+                "the server was still busy with writes queued by earlier scenarios after {:.0} s \
+                 ({probes} probe writes, last: {e})",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let waited = started.elapsed();
+    if waited >= Duration::from_secs(1) {
+        say(
+            backend,
+            format!(
+                "waited {:.1} s for writes queued by earlier scenarios",
+                waited.as_secs_f64()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Seeds this week's leaderboard for scenario 4.
