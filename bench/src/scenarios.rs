@@ -335,6 +335,17 @@ async fn pair(
     if let Some(r) = recorder {
         say(backend, format!("  profile: {}", r.finish()?.display()));
     }
+    if s.requests + s.errors == 0 {
+        // Only requests sent inside the window count, and each connection was still
+        // waiting for the answer to the one it sent during the warm-up.
+        bail!(
+            "no request was sent in the measured {:.1} s: every connection's first request \
+             took longer than the {:.1} s warm-up plus the window to be answered \
+             (a longer --duration would measure it)",
+            shape.duration.as_secs_f64(),
+            shape.warmup.as_secs_f64()
+        );
+    }
     let mut scenario = Scenario::new(id, name, s, c, None);
     scenario.disk_bytes_per_event = (events >= 1.0).then(|| written as f64 / events);
     Ok(scenario)
