@@ -17,7 +17,7 @@ use clap::Parser;
 
 use crate::load::Shape;
 use crate::report::{Report, Settings};
-use crate::scenarios::{Backend, Run};
+use crate::scenarios::{Backend, Run, MONGO_SEED_BATCH, SQLITE_SEED_BATCH};
 
 #[derive(Parser)]
 #[command(
@@ -93,6 +93,7 @@ fn backends(cli: &Cli) -> Vec<Backend> {
             name: "sqlite".into(),
             env: vec![],
             mongo_url: None,
+            seed_batch: SQLITE_SEED_BATCH,
         });
     }
     if let Some(url) = &cli.mongo_url {
@@ -104,6 +105,7 @@ fn backends(cli: &Cli) -> Vec<Backend> {
                 with_database(url, &format!("et_bench_{pid}")),
             )],
             mongo_url: Some(url.clone()),
+            seed_batch: MONGO_SEED_BATCH,
         });
         if let Some(redis) = &cli.redis_url {
             out.push(Backend {
@@ -117,6 +119,7 @@ fn backends(cli: &Cli) -> Vec<Backend> {
                     ("REDIS_KEY_PREFIX".into(), format!("etbench:{pid}:")),
                 ],
                 mongo_url: Some(url.clone()),
+                seed_batch: MONGO_SEED_BATCH,
             });
         }
     }

@@ -174,36 +174,55 @@ impl MemoryResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct Naive {
     pub insert_one: Stats,
-    /// Scenario 1 events/s of the server over the naive writer's.
-    pub single_post_factor: f64,
-    pub batch_factor: f64,
+    /// Scenario 1 events/s of the server over the naive writer's (None when scenario 1
+    /// was not measured).
+    pub single_post_factor: Option<f64>,
+    /// The same for scenario 2 (None when scenario 2 was not measured).
+    pub batch_factor: Option<f64>,
     pub check: Check,
 }
 
 impl Naive {
-    pub fn new(insert_one: Stats, single: &Stats, batch: &Stats) -> Naive {
-        let factor = single.eps / insert_one.eps.max(1e-9);
+    /// `single` and `batch`: the server's scenario 1 and 2 figures, when measured.
+    pub fn new(insert_one: Stats, single: Option<&Stats>, batch: Option<&Stats>) -> Naive {
+        let factor = |s: &Stats| s.eps / insert_one.eps.max(1e-9);
+        let single_post_factor = single.map(factor);
+        let batch_factor = batch.map(factor);
+        let target = "server single POST ≥10× naive insert_one events/s";
+        let check = match single_post_factor {
+            Some(f) => self::check(target, format!("{f:.1}×"), f >= 10.0),
+            None => self::check(target, "– (scenario 1 not measured)".into(), false),
+        };
         Naive {
-            check: check(
-                "server single POST ≥10× naive insert_one events/s",
-                format!("{factor:.1}×"),
-                factor >= 10.0,
-            ),
-            single_post_factor: factor,
-            batch_factor: batch.eps / insert_one.eps.max(1e-9),
+            check,
+            single_post_factor,
+            batch_factor,
             insert_one,
         }
     }
 }
 
+/// A scenario of a backend that has no figures, and why: its seed or its run failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotMeasured {
+    /// "1" to "7" as in the scenario table, or "naive" for the insert_one baseline.
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendResult {
     pub name: String,
+    /// Events per request of this backend's leaderboard and history seeds.
+    pub seed_batch: u64,
+    /// The scenarios that ran; those that did not are in `not_measured`.
     pub scenarios: Vec<Scenario>,
-    pub history: History,
-    pub memory: MemoryResult,
+    pub history: Option<History>,
+    pub memory: Option<MemoryResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub naive_mongo: Option<Naive>,
+    pub not_measured: Vec<NotMeasured>,
 }
 
 #[derive(Debug, Serialize)]
@@ -266,13 +285,62 @@ pub fn markdown(r: &Report) -> String {
     out
 }
 
+/// `text` on one line and bounded, for a note under a table.
+fn one_line(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(400) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+/// `text` made safe for one Markdown table cell: one line, no bare pipes, bounded.
+fn cell(text: &str) -> String {
+    one_line(text).replace('|', "\\|")
+}
+
+fn not_measured_row(columns: usize, id: &str, name: &str, reason: &str) -> String {
+    // `columns` cells in all: id, name, dashes, then the reason in the last one.
+    let dashes = vec!["–"; columns.saturating_sub(3)].join(" | ");
+    format!(
+        "| {id} | {name} | {dashes} | **not measured**: {} |",
+        cell(reason)
+    )
+}
+
 fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
     let _ = writeln!(out, "## {}\n", b.name);
+    let mut measured: Vec<String> = b.scenarios.iter().map(|sc| sc.id.to_string()).collect();
+    if b.history.is_some() {
+        measured.push("6".into());
+    }
+    if b.memory.is_some() {
+        measured.push("7".into());
+    }
+    if b.naive_mongo.is_some() {
+        measured.push("naive insert_one".into());
+    }
+    let missing: Vec<&str> = b.not_measured.iter().map(|n| n.id.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Measured: {}. Not measured: {}.\n",
+        if measured.is_empty() {
+            "none".to_string()
+        } else {
+            measured.join(", ")
+        },
+        if missing.is_empty() {
+            "none".to_string()
+        } else {
+            missing.join(", ")
+        },
+    );
     let _ = writeln!(
         out,
         "| # | Scenario | req/s | events/s | p50 ms | p99 ms | p99.9 ms | ceiling req/s | ceiling p99 ms | vs ceiling | errors | Target | Met |"
     );
     let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|");
+    let mut rows: Vec<(String, String)> = Vec::new();
     for sc in &b.scenarios {
         let v = &sc.server;
         let vs = match sc.rate {
@@ -284,8 +352,7 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
             .iter()
             .map(|c| format!("{} ({})", c.target, c.measured))
             .collect();
-        let _ = writeln!(
-            out,
+        let row = format!(
             "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} | {} | {} | {} |",
             sc.id,
             sc.name,
@@ -301,65 +368,96 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
             targets.join("; "),
             verdict(&sc.checks.iter().collect::<Vec<_>>()),
         );
+        rows.push((sc.id.to_string(), row));
     }
-    let h = &b.history;
-    let m = &b.memory;
+    for n in &b.not_measured {
+        if matches!(n.id.as_str(), "1" | "2" | "3" | "4" | "5") {
+            rows.push((
+                n.id.clone(),
+                not_measured_row(13, &n.id, &n.name, &n.reason),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, row) in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    let skipped = |id: &str| b.not_measured.iter().find(|n| n.id == id);
     let _ = writeln!(out, "\n| # | Measure | Value | Target | Met |");
     let _ = writeln!(out, "|---|---|--:|---|---|");
-    let _ = writeln!(
-        out,
-        "| 6 | GET points p50: user with {} events / user with {} ({:.3} ms / {:.3} ms, {} rounds) | {:.2} | {} | {} |",
-        thousands(h.big_user_events as f64),
-        h.small_user_events,
-        h.big.p50_ms,
-        h.small.p50_ms,
-        s.history_rounds,
-        h.ratio,
-        h.check.target,
-        verdict(&[&h.check])
-    );
-    let _ = writeln!(
-        out,
-        "| 7 | VmRSS idle after start | {:.1} MiB | {} | {} |",
-        m.idle.rss_mib,
-        m.checks[0].target,
-        verdict(&[&m.checks[0]])
-    );
-    let _ = writeln!(
-        out,
-        "| 7 | VmHWM peak during 1–4 (VmRSS then {:.1} MiB; VmHWM at end {:.1} MiB) | {:.1} MiB | {} | {} |",
-        m.after_scenarios_1_to_4.rss_mib,
-        m.at_end.hwm_mib,
-        m.after_scenarios_1_to_4.hwm_mib,
-        m.checks[1].target,
-        verdict(&[&m.checks[1]])
-    );
-    if let Some(n) = &b.naive_mongo {
+    if let Some(h) = &b.history {
         let _ = writeln!(
             out,
-            "| – | naive insert_one writer: {} events/s (batch endpoint {:.1}× it) | {} | {} | {} |",
+            "| 6 | GET points p50: user with {} events / user with {} ({:.3} ms / {:.3} ms, {} rounds) | {:.2} | {} | {} |",
+            thousands(h.big_user_events as f64),
+            h.small_user_events,
+            h.big.p50_ms,
+            h.small.p50_ms,
+            s.history_rounds,
+            h.ratio,
+            h.check.target,
+            verdict(&[&h.check])
+        );
+    }
+    if let Some(m) = &b.memory {
+        let _ = writeln!(
+            out,
+            "| 7 | VmRSS idle after start | {:.1} MiB | {} | {} |",
+            m.idle.rss_mib,
+            m.checks[0].target,
+            verdict(&[&m.checks[0]])
+        );
+        let _ = writeln!(
+            out,
+            "| 7 | VmHWM peak during 1–4 (VmRSS then {:.1} MiB; VmHWM at end {:.1} MiB) | {:.1} MiB | {} | {} |",
+            m.after_scenarios_1_to_4.rss_mib,
+            m.at_end.hwm_mib,
+            m.after_scenarios_1_to_4.hwm_mib,
+            m.checks[1].target,
+            verdict(&[&m.checks[1]])
+        );
+    }
+    if let Some(n) = &b.naive_mongo {
+        let batch = match n.batch_factor {
+            Some(f) => format!("batch endpoint {f:.1}× it"),
+            None => "scenario 2 not measured".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| – | naive insert_one writer: {} events/s ({batch}) | {} | {} | {} |",
             thousands(n.insert_one.eps),
-            n.batch_factor,
             n.check.measured,
             n.check.target,
             verdict(&[&n.check])
         );
     }
-    let _ = writeln!(
-        out,
-        "\nHistory seed: {} events in {:.1} s via the batch endpoint. Open loop (5): {} req/s scheduled, generator timer-lag p99 {:.2} ms.\n",
-        thousands(h.big_user_events as f64),
-        h.seed_seconds,
-        b.scenarios
-            .iter()
-            .find_map(|sc| sc.rate)
-            .map(thousands)
-            .unwrap_or_default(),
-        b.scenarios
-            .iter()
-            .find_map(|sc| sc.server.timer_lag_p99_ms)
-            .unwrap_or(0.0),
-    );
+    for id in ["6", "7", "naive"] {
+        if let Some(n) = skipped(id) {
+            let shown = if id == "naive" { "–" } else { id };
+            let _ = writeln!(out, "{}", not_measured_row(5, shown, &n.name, &n.reason));
+        }
+    }
+    let open_loop = b.scenarios.iter().find(|sc| sc.rate.is_some());
+    let mut notes = Vec::new();
+    if let Some(h) = &b.history {
+        notes.push(format!(
+            "History seed: {} events in {:.1} s via the batch endpoint ({} per request).",
+            thousands(h.big_user_events as f64),
+            h.seed_seconds,
+            thousands(b.seed_batch as f64)
+        ));
+    }
+    if let Some(sc) = open_loop {
+        notes.push(format!(
+            "Open loop (5): {} req/s scheduled, generator timer-lag p99 {:.2} ms.",
+            sc.rate.map(thousands).unwrap_or_default(),
+            sc.server.timer_lag_p99_ms.unwrap_or(0.0)
+        ));
+    }
+    let _ = writeln!(out);
+    if !notes.is_empty() {
+        let _ = writeln!(out, "{}\n", notes.join(" "));
+    }
     let disk: Vec<String> = b
         .scenarios
         .iter()
@@ -378,10 +476,16 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
     for sc in &b.scenarios {
         for (who, st) in [("server", &sc.server), ("ceiling", &sc.ceiling)] {
             if let Some(e) = &st.first_error {
-                let _ = writeln!(out, "- scenario {} {who}: first error: `{e}`", sc.id);
+                let _ = writeln!(
+                    out,
+                    "- scenario {} {who}: first error: `{}`",
+                    sc.id,
+                    one_line(e)
+                );
             }
         }
     }
+    let _ = writeln!(out);
 }
 
 /// Writes `latest.md` and `latest.json` into `dir`.
@@ -399,7 +503,92 @@ pub fn write(dir: &Path, report: &Report) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::*;
+
+    fn stats(rps: f64) -> Stats {
+        Stats {
+            requests: 10,
+            events: 10,
+            errors: 0,
+            seconds: 1.0,
+            rps,
+            eps: rps,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+            max_ms: 4.0,
+            mean_ms: 1.0,
+            first_error: None,
+            timer_lag_p99_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_backend_with_missing_scenarios_keeps_the_others() {
+        let settings = Settings {
+            duration_s: 2.0,
+            warmup_s: 0.3,
+            connections: 64,
+            batch_events: 500,
+            leaderboard_users: 5000,
+            history_events: 20000,
+            history_rounds: 200,
+            quick: true,
+        };
+        let report = Report {
+            generated_at: "now".into(),
+            git_commit: None,
+            cpus: 2,
+            settings,
+            backends: vec![BackendResult {
+                name: "mongo".into(),
+                seed_batch: 100,
+                scenarios: vec![Scenario::new(
+                    1,
+                    "POST one",
+                    stats(100.0),
+                    stats(1000.0),
+                    None,
+                )],
+                history: None,
+                memory: None,
+                naive_mongo: Some(Naive::new(stats(50.0), Some(&stats(100.0)), None)),
+                not_measured: vec![
+                    NotMeasured {
+                        id: "4".into(),
+                        name: "GET leaderboard".into(),
+                        reason: "leaderboard seed: seed batch 3: 408 | timed out\nline two".into(),
+                    },
+                    NotMeasured {
+                        id: "6".into(),
+                        name: "history".into(),
+                        reason: "history seed: refused".into(),
+                    },
+                ],
+            }],
+            not_measured: vec![],
+        };
+        let md = markdown(&report);
+        assert!(
+            md.contains("Measured: 1, naive insert_one. Not measured: 4, 6."),
+            "{md}"
+        );
+        assert!(md.contains(
+            "| 4 | GET leaderboard | – | – | – | – | – | – | – | – | – | – | **not measured**: \
+             leaderboard seed: seed batch 3: 408 \\| timed out line two |"
+        ), "{md}");
+        assert!(
+            md.contains("| 6 | history | – | – | **not measured**: history seed: refused |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("naive insert_one writer: 50 events/s (scenario 2 not measured) | 2.0×"),
+            "{md}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["backends"][0]["not_measured"][0]["id"], "4");
+        assert!(json["backends"][0]["history"].is_null());
+    }
 
     #[test]
     fn thousands_groups_digits() {

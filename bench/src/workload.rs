@@ -60,20 +60,22 @@ pub fn batch_body<'a>(events: impl Iterator<Item = (String, &'a str, i64)>) -> B
     Bytes::from(out)
 }
 
-/// Scenario 1: one PURCHASE (10 points, as the ceiling answers) by a random user.
+/// `POST /v1/users/events` of one PURCHASE (10 points, as the ceiling answers).
+pub fn single_event(user: &str, ts_ms: i64) -> Req {
+    let mut body = String::with_capacity(96);
+    push_event(&mut body, user, "PURCHASE", ts_ms);
+    Req {
+        method: Method::POST,
+        path: "/v1/users/events".into(),
+        body: Bytes::from(body),
+        expect: StatusCode::CREATED,
+        events: 1,
+    }
+}
+
+/// Scenario 1: one PURCHASE by a random user.
 pub fn single_post(stamps: Arc<Stamps>) -> MakeReq {
-    Arc::new(move |rng: &mut Rng| {
-        let mut body = String::with_capacity(96);
-        let user = format!("u{}", rng.below(USERS));
-        push_event(&mut body, &user, "PURCHASE", stamps.take(1));
-        Req {
-            method: Method::POST,
-            path: "/v1/users/events".into(),
-            body: Bytes::from(body),
-            expect: StatusCode::CREATED,
-            events: 1,
-        }
-    })
+    Arc::new(move |rng: &mut Rng| single_event(&format!("u{}", rng.below(USERS)), stamps.take(1)))
 }
 
 /// Scenario 2: `size` PURCHASE events by random users per request.
