@@ -138,32 +138,10 @@ impl IntoResponse for ApiError {
                 Some(id),
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None, None),
-            ApiError::Unavailable(message) => {
-                let body = ErrorBody {
-                    message,
-                    errors: None,
-                    id: None,
-                };
-                let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-                resp.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECS),
-                );
-                return resp;
-            }
+            ApiError::Unavailable(message) => return unavailable(message),
             ApiError::Store(StoreError::Unavailable(cause)) => {
                 tracing::warn!(error = format!("{cause:#}"), "store unavailable");
-                let body = ErrorBody {
-                    message: "Service temporarily unavailable, retry later".into(),
-                    errors: None,
-                    id: None,
-                };
-                let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-                resp.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECS),
-                );
-                return resp;
+                return unavailable("Service temporarily unavailable, retry later".into());
             }
             // A limit of the deployment (e.g. no transactions), not of the request.
             ApiError::Store(StoreError::Unsupported(message)) => {
@@ -189,4 +167,19 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// 503 with `Retry-After`: the client should come back, the request was fine.
+fn unavailable(message: String) -> Response {
+    let body = ErrorBody {
+        message,
+        errors: None,
+        id: None,
+    };
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    resp
 }
