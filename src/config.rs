@@ -64,6 +64,12 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// `MAX_HEADER_BYTES` (default 16384): larger headers and URL get 431.
     pub max_header_bytes: usize,
+    /// `HEADER_READ_TIMEOUT_SECS` (default 5): a connection that has not sent a whole
+    /// request head this long after it opened, or after the next head began, is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// `KEEP_ALIVE_TIMEOUT_SECS` (default 60): an idle keep-alive connection is closed
+    /// after this long without a new request.
+    pub keep_alive_timeout: std::time::Duration,
 }
 
 /// What an API key may do.
@@ -311,6 +317,18 @@ impl Config {
                 )?),
                 max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1)? as usize,
                 max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 1024)? as usize,
+                header_read_timeout: std::time::Duration::from_secs(number(
+                    &get,
+                    "HEADER_READ_TIMEOUT_SECS",
+                    5,
+                    1,
+                )?),
+                keep_alive_timeout: std::time::Duration::from_secs(number(
+                    &get,
+                    "KEEP_ALIVE_TIMEOUT_SECS",
+                    60,
+                    1,
+                )?),
             },
             auth: auth_config(&get, app_env)?,
             webhooks: webhooks_config(&get)?,

@@ -13,7 +13,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
 use crate::http::auth::Auth;
-use crate::http::limits::LimitedListener;
 use crate::http::{self, AppState, RouterOptions};
 use crate::rules_reload::Reloader;
 use crate::store::sqlite::SqliteStore;
@@ -21,7 +20,8 @@ use crate::store::{Store, StoreError};
 use crate::webhooks::worker::Worker;
 
 pub struct Application {
-    listener: LimitedListener,
+    listener: TcpListener,
+    limits: crate::config::ServerLimits,
     router: axum::Router,
     state: AppState,
     reloader: Reloader,
@@ -130,7 +130,8 @@ impl Application {
             )
         })?;
         Ok(Application {
-            listener: LimitedListener::new(listener, config.limits.max_connections),
+            listener,
+            limits: config.limits,
             router,
             state,
             reloader,
@@ -140,7 +141,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        axum::serve::Listener::local_addr(&self.listener)
+        self.listener.local_addr()
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight and flushes
@@ -153,16 +154,25 @@ impl Application {
         tracing::info!(%addr, "listening");
         let reload = tokio::spawn(self.reloader.run(self.reload_interval));
         let webhooks = tokio::spawn(self.webhooks.run());
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let deadlines = http::server::Deadlines {
+            header_read: self.limits.header_read_timeout,
+            keep_alive: self.limits.keep_alive_timeout,
+        };
+        http::server::serve(
+            self.listener,
+            self.router,
+            self.limits.max_connections,
+            deadlines,
+            shutdown,
+        )
+        .await;
         reload.abort();
         // Deliveries in flight stay pending and are sent again after a restart.
         webhooks.abort();
         let _ = webhooks.await;
         self.state.store.close().await;
         tracing::info!("stopped");
-        served.context("server error")
+        Ok(())
     }
 }
 

@@ -183,6 +183,26 @@ async fn a_rule_change_is_reported_by_a_dry_run_and_made_consistent_by_apply() {
         err["message"].as_str().unwrap().contains("dry_run"),
         "{err}"
     );
+
+    // The body is optional: none and `null` are a dry run, as the OpenAPI document says;
+    // white space alone is not JSON.
+    for (body, status) in [("", 200), ("null", 200), ("  \n", 400)] {
+        let r = app
+            .client
+            .post(app.url("/v1/admin/recompute"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body:?}");
+        let answer: Value = r.json().await.unwrap();
+        if status == 200 {
+            assert_eq!(answer["applied"], false, "{body:?}: {answer}");
+        } else {
+            assert!(answer["message"].is_string(), "{answer}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ fn yes() -> bool {
 }
 
 #[utoipa::path(post, path = "/v1/admin/recompute", tag = "operations",
-    request_body(content = Option<RecomputeRequest>, description = "Optional; an empty body is a dry run under the rules in force"),
+    request_body(content = Option<RecomputeRequest>, description = "Optional; an empty body or `null` is a dry run under the rules in force"),
     responses(
         (status = 200, body = Report, description = "Per user and in total, how balances differ under the replayed rules"),
         (status = 400, body = super::error::ErrorBody, description = "A malformed body, or a rules_version the store does not have"),
@@ -57,15 +57,22 @@ pub async fn recompute(
     Ok(axum::Json(report))
 }
 
+/// An empty body and a JSON `null` ask for the defaults (a dry run under the rules in
+/// force), as the OpenAPI document says; anything else must be a JSON object, so a body
+/// of only white space is malformed JSON like any other.
 fn parse(body: &[u8]) -> Result<RecomputeRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RecomputeRequest {
-            dry_run: true,
-            rules_version: None,
-        });
+    let defaults = RecomputeRequest {
+        dry_run: true,
+        rules_version: None,
+    };
+    if body.is_empty() {
+        return Ok(defaults);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    if value.is_null() {
+        return Ok(defaults);
+    }
     let Value::Object(map) = &value else {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     };

@@ -3,7 +3,7 @@
 //! step and cannot drift from the server it ships with. The page holds no data, so it
 //! is served without a key; the API calls it makes carry the key the operator enters.
 
-use axum::extract::Path;
+use super::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 

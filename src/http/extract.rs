@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -23,6 +24,30 @@ impl From<JsonRejection> for ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
             _ => ApiError::BadRequest(format!("Malformed JSON body: {}", rejection.body_text())),
+        }
+    }
+}
+
+/// Path parameters; one that cannot be read (invalid UTF-8 once percent-decoded) is a
+/// 400 in our format naming the parameter.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => {
+                    ApiError::field(key, "must be valid UTF-8 once percent-decoded")
+                }
+                ErrorKind::ParseErrorAtKey { key, .. }
+                | ErrorKind::DeserializeError { key, .. } => {
+                    ApiError::field(key, "is not valid here")
+                }
+                other => ApiError::BadRequest(format!("Malformed path: {other}")),
+            },
+            other => ApiError::BadRequest(format!("Malformed path: {}", other.body_text())),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Period leaderboards and a user's place on them.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{path_user_id, Params};
+use super::extract::{path_user_id, Params, Path};
 use super::AppState;
 use crate::domain::period::{Period, PeriodKey};
 use crate::domain::ranking::RankedEntry;

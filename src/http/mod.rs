@@ -28,6 +28,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod server;
 pub mod stats;
 pub mod users;
 pub mod webhooks;

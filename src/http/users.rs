@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{path_user_id, Params};
+use super::extract::{path_user_id, Params, Path};
 use super::AppState;
 use crate::domain::time::format_millis;
 use crate::store::{HistoryCursor, HistoryQuery, TimeRange};
