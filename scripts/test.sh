@@ -60,6 +60,8 @@ echo "== SQLite: unit and integration tests"
 cargo test --all-targets
 # The crash test reports what it checked; show it.
 cargo test --test crash -- --show-output
+# The minute-long soak is ignored by a plain `cargo test`; CI runs it here.
+cargo test --test soak -- --ignored
 
 echo "== Schemathesis against /openapi.json"
 scripts/schemathesis.sh
