@@ -240,6 +240,9 @@ fn has_request_id(v: &Value, id: &str) -> bool {
     }
 }
 
+/// The user whose points the log tests ask for: their id must not be logged.
+const LOGGED_USER: &str = "log-user-5d1e";
+
 async fn logs_with_request_id(app_env: &str, id: &str) -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut env = env_for(dir.path());
@@ -252,7 +255,7 @@ async fn logs_with_request_id(app_env: &str, id: &str) -> (Vec<String>, String) 
     ]);
     let (logged, base) = Logged::start(&env);
     let r = reqwest::Client::new()
-        .get(format!("{base}/healthz"))
+        .get(format!("{base}/v1/users/{LOGGED_USER}/points"))
         .header("x-request-id", id)
         .send()
         .await
@@ -274,6 +277,15 @@ async fn production_logs_json_lines_with_the_request_id() {
     }
     let v: Value = serde_json::from_str(&line).unwrap();
     assert!(has_request_id(&v, id), "request_id field: {line}");
+    // The request's span names the route pattern, never the raw path with the user id.
+    assert!(
+        line.contains(r#""route":"/v1/users/{user_id}/points""#),
+        "route field: {line}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains(LOGGED_USER)),
+        "a log line holds the user id: {lines:?}"
+    );
 }
 
 #[tokio::test]

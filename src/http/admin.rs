@@ -129,12 +129,10 @@ pub async fn rebuild_cache(
         })?
         .map_err(|e| match e {
             RebuildNowError::Busy => ApiError::Conflict(e.to_string()),
-            RebuildNowError::Redis(m) => {
-                tracing::warn!(error = %m, "cache rebuild failed");
-                ApiError::Unavailable(
-                    "Cannot rebuild the cache now (Redis unreachable, or the rebuild was superseded); retry later".into(),
-                )
-            }
+            RebuildNowError::Redis(m) => ApiError::Unavailable {
+                message: "Cannot rebuild the cache now (Redis unreachable, or the rebuild was superseded); retry later".into(),
+                cause: anyhow::anyhow!("cache rebuild failed: {m}"),
+            },
             RebuildNowError::Store(e) => ApiError::Store(e),
             RebuildNowError::Setup(e) => ApiError::Store(StoreError::Internal(e)),
         })?;

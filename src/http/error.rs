@@ -38,8 +38,11 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     /// A dependency other than the store cannot serve the request now (503, Retry-After).
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        cause: anyhow::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,106 +83,208 @@ impl ApiError {
 }
 
 /// Seconds a client should wait before retrying when the store is unavailable.
-const RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: u64 = 1;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message, errors, id) = match self {
-            ApiError::Validation { message, errors } => {
-                (StatusCode::BAD_REQUEST, message, Some(errors), None)
-            }
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m, None, None),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json".into(),
-                None,
-                None,
-            ),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request body is too large".into(),
-                None,
-                None,
-            ),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found".into(), None, None),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "Method Not Allowed".into(),
-                None,
-                None,
-            ),
-            ApiError::Unauthorized(m) => {
-                let body = ErrorBody {
-                    message: m.to_string(),
-                    errors: None,
-                    id: None,
-                };
-                let mut resp = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-                resp.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                return resp;
-            }
-            e @ ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, e.to_string(), None, None),
-            ApiError::TooManyRequests { retry_after_secs } => {
-                let body = ErrorBody {
-                    message: "Rate limit exceeded, retry later".into(),
-                    errors: None,
-                    id: None,
-                };
-                let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                return resp;
-            }
-            ApiError::Duplicate { id } => (
-                StatusCode::CONFLICT,
-                "User event already exists".into(),
-                None,
-                Some(id),
-            ),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, m, None, None),
-            ApiError::Unavailable(message) => return unavailable(message),
-            ApiError::Store(StoreError::Unavailable(cause)) => {
-                tracing::warn!(error = format!("{cause:#}"), "store unavailable");
-                return unavailable("Service temporarily unavailable, retry later".into());
-            }
-            // A limit of the deployment (e.g. no transactions), not of the request.
-            ApiError::Store(StoreError::Unsupported(message)) => {
-                (StatusCode::NOT_IMPLEMENTED, message, None, None)
-            }
-            ApiError::Store(StoreError::Internal(cause)) => {
-                tracing::error!(error = format!("{cause:#}"), "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal server error".into(),
-                    None,
-                    None,
-                )
-            }
-        };
-        (
+/// The cause of an error answer, kept on the response for [`log_errors`] to log once:
+/// never sent to the client.
+#[derive(Debug, Clone)]
+pub struct ErrorCause {
+    pub level: tracing::Level,
+    pub what: &'static str,
+    /// The cause with its whole chain (`{:#}`).
+    pub chain: String,
+}
+
+/// One error answer: status, body and the header that goes with it, if any.
+struct Answer {
+    status: StatusCode,
+    body: ErrorBody,
+    header: Option<(header::HeaderName, HeaderValue)>,
+    cause: Option<ErrorCause>,
+}
+
+impl Answer {
+    fn new(status: StatusCode, message: impl Into<String>) -> Answer {
+        Answer {
             status,
-            axum::Json(ErrorBody {
-                message,
-                errors,
-                id,
-            }),
-        )
-            .into_response()
+            body: ErrorBody {
+                message: message.into(),
+                errors: None,
+                id: None,
+            },
+            header: None,
+            cause: None,
+        }
+    }
+
+    fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Answer {
+        self.header = Some((name, value));
+        self
+    }
+
+    /// 503 with `Retry-After`: the client should come back, the request was fine.
+    fn unavailable(message: impl Into<String>) -> Answer {
+        Answer::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS))
+    }
+
+    fn caused_by(
+        mut self,
+        level: tracing::Level,
+        what: &'static str,
+        cause: &anyhow::Error,
+    ) -> Answer {
+        self.cause = Some(ErrorCause {
+            level,
+            what,
+            chain: format!("{cause:#}"),
+        });
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body)).into_response();
+        if let Some((name, value)) = self.header {
+            resp.headers_mut().insert(name, value);
+        }
+        if let Some(cause) = self.cause {
+            resp.extensions_mut().insert(cause);
+        }
+        resp
     }
 }
 
-/// 503 with `Retry-After`: the client should come back, the request was fine.
-fn unavailable(message: String) -> Response {
-    let body = ErrorBody {
-        message,
-        errors: None,
-        id: None,
-    };
-    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECS),
-    );
-    resp
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let answer = match self {
+            ApiError::Validation { message, errors } => {
+                let mut a = Answer::new(StatusCode::BAD_REQUEST, message);
+                a.body.errors = Some(errors);
+                a
+            }
+            ApiError::BadRequest(m) => Answer::new(StatusCode::BAD_REQUEST, m),
+            ApiError::UnsupportedMediaType => Answer::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/json",
+            ),
+            ApiError::PayloadTooLarge => {
+                Answer::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+            }
+            ApiError::NotFound => Answer::new(StatusCode::NOT_FOUND, "Not Found"),
+            ApiError::MethodNotAllowed => {
+                Answer::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            }
+            ApiError::Unauthorized(m) => Answer::new(StatusCode::UNAUTHORIZED, m)
+                .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            e @ ApiError::Forbidden(_) => Answer::new(StatusCode::FORBIDDEN, e.to_string()),
+            ApiError::TooManyRequests { retry_after_secs } => Answer::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded, retry later",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs)),
+            ApiError::Duplicate { id } => {
+                let mut a = Answer::new(StatusCode::CONFLICT, "User event already exists");
+                a.body.id = Some(id);
+                a
+            }
+            ApiError::Conflict(m) => Answer::new(StatusCode::CONFLICT, m),
+            ApiError::Unavailable { message, cause } => Answer::unavailable(message).caused_by(
+                tracing::Level::WARN,
+                "dependency unavailable",
+                &cause,
+            ),
+            ApiError::Store(StoreError::Unavailable(cause)) => Answer::unavailable(
+                "Service temporarily unavailable, retry later",
+            )
+            .caused_by(tracing::Level::WARN, "store unavailable", &cause),
+            // A limit of the deployment (e.g. no transactions), not of the request.
+            ApiError::Store(StoreError::Unsupported(message)) => {
+                Answer::new(StatusCode::NOT_IMPLEMENTED, message)
+            }
+            ApiError::Store(StoreError::Internal(cause)) => Answer::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            )
+            .caused_by(tracing::Level::ERROR, "internal error", &cause),
+        };
+        answer.into_response()
+    }
+}
+
+/// Middleware, inside the request's span: logs the cause of an error answer, once, with
+/// its chain. Handlers and `IntoResponse` only build answers.
+pub async fn log_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    if let Some(cause) = response.extensions().get::<ErrorCause>() {
+        let status = response.status().as_u16();
+        if cause.level == tracing::Level::ERROR {
+            tracing::error!(status, error = %cause.chain, "{}", cause.what);
+        } else {
+            tracing::warn!(status, error = %cause.chain, "{}", cause.what);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+    use tracing::instrument::WithSubscriber;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_is_logged_once_with_its_chain_and_never_sent() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    let cause = anyhow::anyhow!("disk I/O error").context("writing the ledger");
+                    Err::<(), _>(ApiError::Store(StoreError::Internal(cause)))
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_errors));
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .with_subscriber(subscriber)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("disk"), "internal text sent: {body}");
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("internal error").count(), 1, "{logs}");
+        assert!(
+            logs.contains("writing the ledger: disk I/O error"),
+            "{logs}"
+        );
+    }
 }

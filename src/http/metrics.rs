@@ -1,5 +1,6 @@
 //! Prometheus metrics: one process-wide recorder, and a middleware that labels
-//! requests by route pattern (never the raw URL, which would explode cardinality).
+//! requests, and their log span, by route pattern (never the raw URL, which would
+//! explode cardinality and put user ids in every log line).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -41,6 +42,8 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    // The request's span (opened before routing) gets the pattern now that it is known.
+    tracing::Span::current().record("route", route.as_str());
     let method = req.method().to_string();
     let start = Instant::now();
     let response = next.run(req).await;

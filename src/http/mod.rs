@@ -148,12 +148,15 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                             .get("x-request-id")
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
-                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+                        // The route pattern is recorded once routing has matched
+                        // ([`metrics::track`]): raw paths carry user ids.
+                        tracing::info_span!("request", method = %req.method(), route = tracing::field::Empty, request_id)
                     })
                     // Per-request lines at debug: at info they would cost more than a request.
                     .on_request(())
                     .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(tower_http::LatencyUnit::Micros)),
             )
+            .layer(axum::middleware::from_fn(error::log_errors))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(axum::middleware::from_fn_with_state(
                 options.limits.max_header_bytes,
