@@ -20,6 +20,17 @@ use std::time::Duration;
 use common::{server_url, spawn_app_with, Options};
 use serde_json::{json, Value};
 
+/// Polls `done` until it holds, for at most 60 s.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -103,9 +114,15 @@ async fn writes_fail_cleanly_while_mongodb_is_down_and_recover_after() {
     // Clients keep sending distinct events, retrying each until it is acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
+    let acked_count = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for c in 0..4 {
-        let (app, stop, refused) = (app.clone(), stop.clone(), refused.clone());
+        let (app, stop, refused, acked_count) = (
+            app.clone(),
+            stop.clone(),
+            refused.clone(),
+            acked_count.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut i = 0;
@@ -125,18 +142,29 @@ async fn writes_fail_cleanly_while_mongodb_is_down_and_recover_after() {
                     }
                 }
                 acked.push(id);
+                acked_count.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
             acked
         }));
     }
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    server.kill().unwrap(); // connections drop in the middle of writes
+    // Load is flowing before the kill, so connections drop in the middle of writes.
+    wait_until("events acknowledged before the outage", || {
+        acked_count.load(Ordering::Relaxed) >= 20
+    })
+    .await;
+    server.kill().unwrap();
     server.wait().unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let (status, ready) = app.get("/readyz").await;
-    assert_eq!(status, 503, "not ready while MongoDB is gone: {ready}");
+    let mut not_ready = false;
+    for _ in 0..120 {
+        if app.get("/readyz").await.0 == 503 {
+            not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(not_ready, "not ready while MongoDB is gone");
     // A write in flight gives up after the store's write deadline; wait that long at most.
     for _ in 0..60 {
         if refused.load(Ordering::Relaxed) > 0 {
@@ -158,7 +186,12 @@ async fn writes_fail_cleanly_while_mongodb_is_down_and_recover_after() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(ready, "ready again by itself once MongoDB is back");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Writes go through again, not only the health check.
+    let before = acked_count.load(Ordering::Relaxed);
+    wait_until("events acknowledged after the outage", || {
+        acked_count.load(Ordering::Relaxed) >= before + 20
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut acknowledged = HashSet::new();
     for c in clients {
