@@ -1,18 +1,22 @@
-//! What tools read: `/metrics` agrees with docs/api.md and with the code.
+//! What tools read: `/metrics` and `/openapi.json` agree with docs/api.md, with the
+//! code, and with what the running server does.
 //!
 //! - Every metric the source emits is described (help text, type) in the crate's table,
 //!   the table and docs/api.md list the same metrics, and a live `/metrics` has `# HELP`
 //!   and `# TYPE` for every family it exports, each of them documented, with every
 //!   documented metric present from when the docs say.
+//! - Every operation in `/openapi.json` has a summary and declares the role the router
+//!   really enforces (`x-required-role`, both security schemes), or is really open.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{spawn_process_with, Options};
+use common::{spawn_app_with, spawn_process_with, Options};
 use eventtracker::http::metrics::{Initial, Kind, METRICS};
-use serde_json::json;
+use eventtracker::http::openapi::{API_KEY_SCHEME, BEARER_SCHEME, REQUIRED_ROLE};
+use serde_json::{json, Value};
 
 /// One row of the metrics table of docs/api.md.
 #[derive(Debug)]
@@ -241,4 +245,111 @@ async fn live_metrics_have_help_and_type_and_match_the_docs() {
         assert_eq!(kind.as_deref(), Some(d.kind.as_str()), "{name}: # TYPE");
     }
     app.stop().await;
+}
+
+/// The path of an operation with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{user_id}", "u_described")
+        .replace("{id}", "no_such_subscription")
+}
+
+#[tokio::test]
+async fn every_operation_declares_the_role_the_router_enforces() {
+    let keys = [
+        ("ingest", "k_described_ingest"),
+        ("read", "k_described_read"),
+        ("admin", "k_described_admin"),
+    ];
+    let api_keys: Vec<String> = keys.iter().map(|(r, k)| format!("{k}:{r}")).collect();
+    let app = spawn_app_with(Options {
+        env: vec![("API_KEYS".into(), api_keys.join(","))],
+        ..Default::default()
+    })
+    .await;
+    // Open by default (PUBLIC_OPENAPI=true), as its operation says.
+    let (s, doc) = app.get("/openapi.json").await;
+    assert_eq!(s, 200, "{doc}");
+
+    assert!(
+        doc["servers"].as_array().is_some_and(|s| !s.is_empty()),
+        "servers: {}",
+        doc["servers"]
+    );
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes[BEARER_SCHEME]["type"], "http");
+    assert_eq!(schemes[BEARER_SCHEME]["scheme"], "bearer");
+    assert_eq!(schemes[API_KEY_SCHEME]["type"], "apiKey");
+    assert_eq!(schemes[API_KEY_SCHEME]["in"], "header");
+    assert_eq!(schemes[API_KEY_SCHEME]["name"], "X-API-Key");
+    // Either scheme: two alternative requirements, not one requiring both.
+    let both: Value = serde_json::from_str(&format!(
+        r#"[{{"{BEARER_SCHEME}": []}}, {{"{API_KEY_SCHEME}": []}}]"#
+    ))
+    .expect("json");
+
+    let mut checked = 0;
+    let mut open = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if !["get", "post", "delete", "put", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            let what = format!("{} {path}", method.to_uppercase());
+            assert!(
+                op["summary"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty() && !s.contains('\n')),
+                "{what}: a one-line summary: {}",
+                op["summary"]
+            );
+            let send = |key: Option<&str>| {
+                let url = app.url(&concrete(path));
+                let mut req = match method.as_str() {
+                    "post" => app.client.post(url).json(&json!({})),
+                    "delete" => app.client.delete(url),
+                    _ => app.client.get(url),
+                };
+                if let Some(k) = key {
+                    req = req.header("x-api-key", k);
+                }
+                async move { req.send().await.expect("request").status().as_u16() }
+            };
+            match op[REQUIRED_ROLE].as_str() {
+                None => {
+                    assert_eq!(op["security"], json!([]), "{what}: open, so security []");
+                    let s = send(None).await;
+                    assert!(
+                        s != 401 && s != 403,
+                        "{what} is documented open, answers {s}"
+                    );
+                    open.insert(path.clone());
+                }
+                Some(role) => {
+                    assert_eq!(op["security"], both, "{what}: either scheme");
+                    assert!(
+                        op["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains(&format!("`{role}` role"))),
+                        "{what}: the description names the role: {}",
+                        op["description"]
+                    );
+                    assert_eq!(send(None).await, 401, "{what} without a key");
+                    for (r, key) in keys {
+                        let s = send(Some(key)).await;
+                        if r == role {
+                            assert!(s != 401 && s != 403, "{what} with a {r} key: {s}");
+                        } else {
+                            assert_eq!(s, 403, "{what} (needs {role}) with a {r} key");
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "operations checked: {checked}");
+    let expected_open: BTreeSet<String> = ["/version", "/healthz", "/readyz", "/openapi.json"]
+        .map(String::from)
+        .into();
+    assert_eq!(open, expected_open);
 }
