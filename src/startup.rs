@@ -82,6 +82,8 @@ impl Application {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Application> {
+        // First, so what start-up emits (the rules version) is recorded.
+        let metrics = http::metrics::recorder()?;
         let rules = Rules::load(&config.events_points_path)?;
         let uncached = open_store(&config).await?;
         let cache_rebuilder = cache_rebuilder(&uncached, &config);
@@ -98,7 +100,7 @@ impl Application {
             store,
             rules: reloader.rules.clone(),
             clock,
-            metrics: http::metrics::recorder()?,
+            metrics,
             cache_rebuilder,
         };
         let router = http::router(

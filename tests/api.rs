@@ -718,7 +718,11 @@ async fn health_readiness_metrics_and_openapi() {
         "never the raw URL"
     );
     assert!(text.contains("http_request_duration_seconds_bucket"));
-    assert!(text.contains(r#"events_total{outcome="created"}"#));
+    // Exported at 0 from the start: the event makes it at least 1.
+    assert!(text
+        .lines()
+        .filter_map(|l| l.strip_prefix(r#"events_total{outcome="created"} "#))
+        .any(|v| v.trim().parse::<f64>().is_ok_and(|n| n >= 1.0)));
     assert!(text.contains("store_commit_batch_events"));
 
     let (s, doc) = app.get("/openapi.json").await;

@@ -28,6 +28,8 @@ fn yes() -> bool {
 }
 
 #[utoipa::path(post, path = "/v1/admin/recompute", tag = "operations",
+    summary = "Replay the ledger under a rules version",
+    extensions(("x-required-role" = json!("admin"))),
     request_body(content = Option<RecomputeRequest>, description = "Optional; an empty body or `null` is a dry run under the rules in force"),
     responses(
         (status = 200, body = Report, description = "Per user and in total, how balances differ under the replayed rules"),
@@ -103,6 +105,8 @@ pub struct CacheRebuildReport {
 }
 
 #[utoipa::path(post, path = "/v1/admin/cache/rebuild", tag = "operations",
+    summary = "Rebuild the Redis cache from the store",
+    extensions(("x-required-role" = json!("admin"))),
     responses(
         (status = 200, body = CacheRebuildReport, description = "The cache was rebuilt from the store and the new copy is live"),
         (status = 409, body = super::error::ErrorBody, description = "No cache to rebuild (REDIS_URL is not set), or another rebuild is running (this instance's own, another instance's or the CLI's; it replaces the cache when done); the message says which"),

@@ -70,6 +70,8 @@ fn count(outcome: &'static str, n: usize) {
 }
 
 #[utoipa::path(post, path = "/v1/users/events", tag = "events",
+    summary = "Record one event",
+    extensions(("x-required-role" = json!("ingest"))),
     request_body = EventInput,
     responses(
         (status = 201, body = EventCreated),
@@ -148,6 +150,8 @@ pub struct BatchItem {
 }
 
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events",
+    summary = "Record up to 1000 events at once",
+    extensions(("x-required-role" = json!("ingest"))),
     request_body = BatchInput,
     responses(
         (status = 200, body = BatchResponse, description = "Per-event results in request order"),
@@ -242,6 +246,8 @@ pub struct UserPointsItem {
 
 /// Compatible query: one user's points (optionally of one type), or users by points.
 #[utoipa::path(get, path = "/v1/users/events", tag = "compatible",
+    summary = "One user's points, or users by points",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("user_id" = Option<String>, Query, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$", description = "One user; without it, users by points, highest first"),
         ("event_type" = Option<String>, Query, description = "Count only this type's points"),

@@ -33,6 +33,8 @@ pub struct LeaderboardResponse {
 }
 
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "leaderboard",
+    summary = "The leaderboard of a period",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("period" = Option<Period>, Query, description = "all (default), day, week (ISO, from Monday) or month; UTC"),
         ("at" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$", description = "A time inside the wanted period (default now)"),
@@ -67,6 +69,8 @@ pub struct StandingResponse {
 }
 
 #[utoipa::path(get, path = "/v1/leaderboard/users/{user_id}", tag = "leaderboard",
+    summary = "A user's rank and neighbours on a leaderboard",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         ("period" = Option<Period>, Query), ("at" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"),

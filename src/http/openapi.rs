@@ -1,6 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations so it cannot drift.
 
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
@@ -8,7 +11,10 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "EventTracker", description = "Records user events and awards points for them."),
+    info(title = "EventTracker", description = "Records user events and awards points for them.\n\nWhen API keys are configured (`API_KEYS`), each operation needs a key holding the role named in its description and in `x-required-role`, sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`; without keys every operation is open."),
+    // Relative: the server that served this document, wherever it runs, so clients
+    // (and Schemathesis) call the instance they read it from.
+    servers((url = "/", description = "The server that served this document")),
     paths(
         ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types, ops::rules,
         events::record_event, events::record_batch, events::query_points,
@@ -17,10 +23,14 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
         stats::daily, admin::recompute, admin::rebuild_cache,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
-    modifiers(&TrailingSlashAlias, &CommonResponses),
+    // Security after the alias, so the alias operations get theirs too.
+    modifiers(&TrailingSlashAlias, &CommonResponses, &Security),
     tags(
         (name = "compatible", description = "Endpoints kept as the original service had them"),
-        (name = "events"), (name = "users"), (name = "leaderboard"), (name = "operations"),
+        (name = "events", description = "Recording events, and the event types and rules that price them"),
+        (name = "users", description = "A user's points, history and erasure"),
+        (name = "leaderboard", description = "Ranks by points over calendar periods"),
+        (name = "operations", description = "Health, metrics, this document and administration"),
         (name = "stats", description = "Aggregates for the dashboard"),
         (name = "webhooks", description = "Notifications to other systems when points change (admin)"),
     )
@@ -39,6 +49,7 @@ impl Modify for TrailingSlashAlias {
         let alias = |op: &Option<Operation>| {
             op.clone().map(|mut op| {
                 op.operation_id = op.operation_id.map(|id| format!("{id}_trailing_slash"));
+                op.summary = op.summary.map(|s| format!("{s} (trailing slash)"));
                 let note =
                     "The same as without the trailing slash (the original service answered both).";
                 op.description = Some(match op.description.take() {
@@ -101,6 +112,76 @@ impl Modify for CommonResponses {
                         .entry(code.to_string())
                         .or_insert_with(|| error(description));
                 }
+            }
+        }
+    }
+}
+
+/// The names of the two ways to present an API key (src/http/auth.rs), as
+/// `components.securitySchemes` calls them.
+pub const BEARER_SCHEME: &str = "bearerAuth";
+pub const API_KEY_SCHEME: &str = "apiKeyAuth";
+
+/// The extension naming the role an operation needs when keys are configured; the
+/// handlers' annotations set it, and it must agree with the router's `guard(Role::...)`
+/// (tests/api_description.rs checks every operation against the running server).
+pub const REQUIRED_ROLE: &str = "x-required-role";
+
+/// Describes the API keys: both schemes, and on each operation which role it needs. An
+/// operation with a role takes either scheme (two alternative requirements); one without
+/// is open, which `security: []` states explicitly (linters and clients cannot tell an
+/// open operation from an undescribed one otherwise).
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `Authorization: Bearer <key>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key: `X-API-Key: <key>`",
+            ))),
+        );
+        for item in openapi.paths.paths.values_mut() {
+            let ops: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.put,
+            ];
+            for op in ops.into_iter().flatten() {
+                let role = op
+                    .extensions
+                    .as_ref()
+                    .and_then(|e| e.get(REQUIRED_ROLE))
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned);
+                let Some(role) = role else {
+                    op.security = Some(Vec::new());
+                    continue;
+                };
+                let empty: [&str; 0] = [];
+                op.security = Some(vec![
+                    SecurityRequirement::new(BEARER_SCHEME, empty),
+                    SecurityRequirement::new(API_KEY_SCHEME, empty),
+                ]);
+                let note = format!(
+                    "Needs an API key with the `{role}` role when API keys are configured."
+                );
+                op.description = Some(match op.description.take() {
+                    Some(d) => format!("{d}\n\n{note}"),
+                    None => note,
+                });
             }
         }
     }

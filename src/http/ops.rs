@@ -11,6 +11,7 @@ use super::AppState;
 use crate::domain::rules::{EventType, RulesVersion};
 
 #[utoipa::path(get, path = "/version", tag = "compatible",
+    summary = "The API version, as text",
     responses((status = 200, body = String, content_type = "text/plain", example = "v1")))]
 pub async fn version() -> &'static str {
     "v1"
@@ -22,6 +23,7 @@ pub struct Health {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations",
+    summary = "Liveness: the process is up",
     responses((status = 200, body = Health, description = "The process is up")))]
 pub async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
@@ -39,6 +41,7 @@ pub struct Readiness {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
+    summary = "Readiness: whether the store answers",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let redis = match state.store.cache_status().await {
@@ -73,6 +76,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Prometheus text format; docs/api.md lists the metrics. By default (`PUBLIC_METRICS=false`) it needs the role below; `PUBLIC_METRICS=true` opens it to anyone.",
+    extensions(("x-required-role" = json!("read"))),
     responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -89,6 +95,8 @@ pub struct EventTypes {
 }
 
 #[utoipa::path(get, path = "/v1/event-types", tag = "events",
+    summary = "The configured event types and their points",
+    extensions(("x-required-role" = json!("read"))),
     responses((status = 200, body = EventTypes)))]
 pub async fn event_types(State(state): State<AppState>) -> axum::Json<EventTypes> {
     let rules = state.rules.current();
@@ -107,6 +115,8 @@ pub struct RulesVersions {
 }
 
 #[utoipa::path(get, path = "/v1/rules", tag = "events",
+    summary = "Every registered rules version, newest first",
+    extensions(("x-required-role" = json!("read"))),
     responses((status = 200, body = RulesVersions)))]
 pub async fn rules(State(state): State<AppState>) -> Result<axum::Json<RulesVersions>, ApiError> {
     Ok(axum::Json(RulesVersions {
@@ -116,6 +126,8 @@ pub async fn rules(State(state): State<AppState>) -> Result<axum::Json<RulesVers
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    summary = "This OpenAPI document",
+    description = "Open to anyone by default (`PUBLIC_OPENAPI=true`); `PUBLIC_OPENAPI=false` makes it need an API key with the `read` role.",
     responses((status = 200, description = "This document")))]
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(super::openapi::ApiDoc::openapi())

@@ -87,6 +87,8 @@ fn window(params: &Params, now_ms: i64) -> Result<(i64, i64), ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/stats/daily", tag = "stats",
+    summary = "Events and points per UTC day and event type",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("from" = Option<String>, Query, description = "First day, inclusive: YYYY-MM-DD or a time (Unix s/ms or RFC 3339; its UTC day). Default 30 days before `to`"),
         ("to" = Option<String>, Query, description = "End, exclusive: YYYY-MM-DD (that day is left out) or a time (its day is kept). Default the end of today (UTC). At most 366 days after `from`"),

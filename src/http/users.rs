@@ -45,6 +45,8 @@ pub fn time_range(params: &Params) -> Result<TimeRange, ApiError> {
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/points", tag = "users",
+    summary = "A user's points, by event type",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         ("from" = Option<String>, Query, pattern = r"^([0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$", description = "Event time, inclusive (Unix s/ms or RFC 3339)"),
@@ -119,6 +121,8 @@ fn decode_cursor(s: &str) -> Option<HistoryCursor> {
 }
 
 #[utoipa::path(get, path = "/v1/users/{user_id}/events", tag = "users",
+    summary = "A user's events, newest first",
+    extensions(("x-required-role" = json!("read"))),
     params(
         ("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         ("event_type" = Option<String>, Query),
@@ -179,6 +183,8 @@ pub async fn history(
 }
 
 #[utoipa::path(delete, path = "/v1/users/{user_id}", tag = "users",
+    summary = "Erase a user's events, totals and ranks",
+    extensions(("x-required-role" = json!("admin"))),
     params(("user_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     responses((status = 204, description = "The user's events, totals and leaderboard entries are gone"),
               (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -192,6 +198,8 @@ pub async fn erase(
 /// `DELETE /v1/users/events`: the fixed compatible route `/v1/users/events` hides
 /// `/v1/users/{user_id}` for the user whose id is `events`, so this erases that user.
 #[utoipa::path(delete, path = "/v1/users/events", tag = "users",
+    summary = "Erase the user whose id is `events`",
+    extensions(("x-required-role" = json!("admin"))),
     description = "Erasure of the user whose id is `events` (that path is also the compatible events endpoint)",
     responses((status = 204, description = "The user's events, totals and leaderboard entries are gone"),
               (status = 503, body = ErrorBody)))]

@@ -132,6 +132,8 @@ pub struct DeliveryList {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    summary = "List the webhook subscriptions",
+    extensions(("x-required-role" = json!("admin"))),
     responses((status = 200, body = WebhookList, description = "Every subscription, oldest first, secrets redacted")))]
 pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookList>, ApiError> {
     let subs = state.store.webhooks().await?;
@@ -141,6 +143,8 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookLis
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    summary = "Subscribe a URL to notifications",
+    extensions(("x-required-role" = json!("admin"))),
     request_body = WebhookRequest,
     responses((status = 201, body = WebhookView, description = "Subscribed; a URL already subscribed gets the new secret and events"),
               (status = 400, body = ErrorBody, description = "A bad field, named in `errors`"),
@@ -255,6 +259,8 @@ fn parse_rank(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Ran
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    summary = "Unsubscribe",
+    extensions(("x-required-role" = json!("admin"))),
     params(("id" = String, Path, description = "Subscription id")),
     responses((status = 204, description = "Unsubscribed (or was not subscribed); its pending deliveries and log are gone")))]
 pub async fn delete(
@@ -268,6 +274,8 @@ pub async fn delete(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    summary = "A subscription's delivery log, newest first",
+    extensions(("x-required-role" = json!("admin"))),
     params(
         ("id" = String, Path, description = "Subscription id"),
         ("status" = Option<String>, Query, pattern = "^(pending|delivered|failed)$", description = "Only deliveries in this state"),
@@ -320,6 +328,8 @@ pub struct ReplayResponse {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/replay", tag = "webhooks",
+    summary = "Send deliveries again",
+    extensions(("x-required-role" = json!("admin"))),
     params(("id" = String, Path, description = "Subscription id")),
     request_body(content = Option<ReplayRequest>, description = "Optional; an empty body replays every failed delivery"),
     responses((status = 200, body = ReplayResponse, description = "What was queued again, by id"),
