@@ -143,13 +143,16 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookLis
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
     request_body = WebhookRequest,
     responses((status = 201, body = WebhookView, description = "Subscribed; a URL already subscribed gets the new secret and events"),
-              (status = 400, body = ErrorBody, description = "A bad field, named in `errors`"),
+              (status = 400, body = ErrorBody, description = "A bad field, named in `errors`; a `url` with credentials, or one naming or resolving to a non-public address unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS allows it"),
               (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn create(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<WebhookView>), ApiError> {
     let new = parse(&body)?;
+    crate::webhooks::target::check_registration(&new.url, &state.webhook_targets)
+        .await
+        .map_err(|e| ApiError::fields(vec![e]))?;
     let sub = state
         .store
         .upsert_webhook(new, state.clock.now_ms())
