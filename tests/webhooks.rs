@@ -459,8 +459,6 @@ async fn failed_deliveries_show_in_the_log_and_can_be_replayed() {
     assert_eq!(replayed["queued"], json!([]));
     let (status, _) = app.post(&replay, json!({"delivery_ids": "x"})).await;
     assert_eq!(status, 400);
-    let (status, body) = app.get("/v1/webhooks/nope/deliveries").await;
-    assert_eq!((status, body["data"].clone()), (200, json!([])));
 }
 
 #[tokio::test]
@@ -1089,7 +1087,7 @@ async fn targets_inside_the_network_are_refused_at_registration() {
     let (_, list) = app.get("/v1/webhooks").await;
     assert_eq!(list["data"], json!([]), "nothing was subscribed");
 
-    // A public address is a target.
+    // A public address is a target (never sent to: no event is written).
     let (status, body) = app
         .post(
             "/v1/webhooks",
@@ -1247,4 +1245,95 @@ async fn a_redirect_is_a_failure_and_is_not_followed() {
         0,
         "not followed"
     );
+}
+
+/// The delivery log and replay of a subscription that does not exist (any more) are
+/// 404 in our error format. (The subscription is never sent to: no event is written.)
+#[tokio::test]
+async fn an_unknown_subscription_is_404() {
+    let app = spawn_app_with(Options {
+        env: vec![],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let (status, created) = app
+        .post(
+            "/v1/webhooks",
+            json!({"url": "https://8.8.8.8/hook", "secret": SECRET, "events": ["points.changed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let known = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = app.get(&format!("/v1/webhooks/{known}/deliveries")).await;
+    assert_eq!((status, body), (200, json!({"data": []})));
+    let (status, body) = app
+        .post(
+            &format!("/v1/webhooks/{known}/deliveries/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/v1/webhooks/{known}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    for id in ["nope", known.as_str()] {
+        let (status, body) = app.get(&format!("/v1/webhooks/{id}/deliveries")).await;
+        assert_eq!(status, 404, "{id}: {body}");
+        assert!(body["message"].is_string(), "our error format: {body}");
+        let replay = format!("/v1/webhooks/{id}/deliveries/replay");
+        for request in [json!({}), json!({"delivery_ids": ["x"]})] {
+            let (status, body) = app.post(&replay, request).await;
+            assert_eq!(status, 404, "{id}: {body}");
+            assert!(body["message"].is_string(), "our error format: {body}");
+        }
+    }
+}
+
+/// No body and `null` are "no options" (as the OpenAPI schema says): every failed
+/// delivery is replayed. Whitespace alone is not JSON, and is refused as such.
+#[tokio::test]
+async fn replay_takes_no_body_or_null_and_refuses_whitespace() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[Answer::Status(500), Answer::Status(500)]);
+    let app = app_for(&receiver, &[("WEBHOOK_MAX_ATTEMPTS", "1")]).await;
+    let sub = subscription_id(&app).await;
+    let replay = app.url(&format!("/v1/webhooks/{sub}/deliveries/replay"));
+    let send = |body: &'static str| {
+        let req = app
+            .client
+            .post(&replay)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, _) = app
+        .event(&unique_name("hook_replay_null"), "LOGIN", json!(TS))
+        .await;
+    assert_eq!(status, 201);
+    let failed = wait_log(&app, &sub, "failed", 1).await[0]["id"].clone();
+
+    for body in [" ", "\n\t ", "[]", "1"] {
+        let (status, answer) = send(body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert!(answer["message"].is_string(), "{body:?}: {answer}");
+    }
+    let (status, answer) = send("null").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["queued"], json!([failed]), "{answer}");
+    // It fails again (the second 500); then no body at all replays it.
+    wait_log(&app, &sub, "failed", 1).await;
+    let (status, answer) = send("").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["queued"], json!([failed]), "{answer}");
+    wait_log(&app, &sub, "delivered", 1).await;
+    assert_eq!(receiver.hits().len(), 3);
 }

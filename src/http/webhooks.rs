@@ -276,8 +276,9 @@ pub async fn delete(
         ("status" = Option<String>, Query, pattern = "^(pending|delivered|failed)$", description = "Only deliveries in this state"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 100, at most 1000"),
     ),
-    responses((status = 200, body = DeliveryList, description = "The delivery log, newest first (empty for an unknown or deleted subscription)"),
-              (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryList, description = "The delivery log, newest first"),
+              (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "No such subscription")))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -295,7 +296,7 @@ pub async fn deliveries(
         .store
         .webhook_deliveries(&id, status, limit)
         .await?
-        .unwrap_or_default();
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(DeliveryList {
         data: log.into_iter().map(DeliveryView::from).collect(),
     }))
@@ -324,9 +325,10 @@ pub struct ReplayResponse {
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/replay", tag = "webhooks",
     params(("id" = String, Path, description = "Subscription id")),
-    request_body(content = Option<ReplayRequest>, description = "Optional; an empty body replays every failed delivery"),
+    request_body(content = Option<ReplayRequest>, description = "Optional: no body (or an empty one), `null`, `{}` or `{\"delivery_ids\": null}` replays every failed delivery. A body of only whitespace is not JSON (400)"),
     responses((status = 200, body = ReplayResponse, description = "What was queued again, by id"),
               (status = 400, body = ErrorBody, description = "A malformed body"),
+              (status = 404, body = ErrorBody, description = "No such subscription"),
               (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn replay(
     State(state): State<AppState>,
@@ -336,7 +338,11 @@ pub async fn replay(
     let ids = parse_replay(&body)?;
     // Wall time, like the worker that compares it with its own.
     let now = chrono::Utc::now().timestamp_millis();
-    let r = state.store.replay_deliveries(&id, ids, now).await?;
+    let r = state
+        .store
+        .replay_deliveries(&id, ids, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tracing::info!(subscription = %id, queued = r.queued.len(), "webhook deliveries replayed");
     Ok(axum::Json(ReplayResponse {
         queued: r.queued,
@@ -345,14 +351,23 @@ pub async fn replay(
     }))
 }
 
+/// No body and `null` both mean "no options", as the OpenAPI schema (an optional,
+/// nullable body) says. Anything else must be JSON: whitespace alone is not, and is
+/// refused like any other malformed body rather than guessed at.
 fn parse_replay(body: &[u8]) -> Result<Option<Vec<String>>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    let map = match value {
+        Value::Null => return Ok(None),
+        Value::Object(map) => map,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body must be a JSON object (or null)".into(),
+            ))
+        }
     };
     match map.get("delivery_ids") {
         None | Some(Value::Null) => Ok(None),
