@@ -54,10 +54,15 @@ pub struct WebhookList {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the body; it is read field by field
 pub struct WebhookRequest {
-    /// Where deliveries are POSTed: an http:// or https:// URL.
+    /// Where deliveries are POSTed: an http:// or https:// URL without credentials, at
+    /// a public address (unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS
+    /// allows others).
+    // The pattern describes names only (the last label starts with a letter, so the
+    // URL parser never reads the host as an IPv4 address): URLs generated from this
+    // document, by Schemathesis for one, must not aim deliveries at real addresses.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
     )]
     url: String,
     /// Key of the HMAC-SHA256 signature, 16 to 512 characters.
