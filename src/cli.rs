@@ -141,6 +141,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let rules = Rules::load(&config.events_points_path)?;
+            crate::webhooks::target::check_file(
+                &config.webhooks.subscriptions,
+                &config.webhooks.targets,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
             println!(
                 "configuration is valid: {} event types in {}, environment {}",
                 rules.types().len(),

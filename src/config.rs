@@ -53,6 +53,9 @@ pub struct WebhooksConfig {
     /// alongside those created over the API.
     pub subscriptions: Vec<crate::webhooks::NewSubscription>,
     pub delivery: crate::webhooks::worker::DeliveryConfig,
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`, `WEBHOOK_ALLOWED_TARGETS`: which addresses
+    /// deliveries may go to (by default public ones only).
+    pub targets: crate::webhooks::target::TargetPolicy,
 }
 
 /// Protections of the server itself.
@@ -355,8 +358,19 @@ fn webhooks_config<'a>(
         }
     };
     let ms = |var, default| number(get, var, default, 1).map(std::time::Duration::from_millis);
+    let allowed = match get("WEBHOOK_ALLOWED_TARGETS") {
+        None => Vec::new(),
+        Some(v) => crate::webhooks::target::parse_allowed(v).map_err(|p| ConfigError {
+            var: "WEBHOOK_ALLOWED_TARGETS".into(),
+            problem: format!("{p}: expected addresses or CIDR ranges separated by commas"),
+        })?,
+    };
     Ok(WebhooksConfig {
         subscriptions,
+        targets: crate::webhooks::target::TargetPolicy {
+            allow_private: flag(get, "WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
+            allowed,
+        },
         delivery: crate::webhooks::worker::DeliveryConfig {
             max_attempts: number(get, "WEBHOOK_MAX_ATTEMPTS", 8, 1)?.min(u64::from(u32::MAX))
                 as u32,
@@ -844,6 +858,27 @@ mod tests {
         let e =
             Config::from_map(&map(&[("WEBHOOKS_PATH", "/nonexistent/hooks.yaml")])).unwrap_err();
         assert_eq!(e.var, "WEBHOOKS_PATH");
+    }
+
+    #[test]
+    fn webhook_targets_are_public_unless_allowed() {
+        let c = Config::from_map(&HashMap::new()).unwrap();
+        assert_eq!(c.webhooks.targets, Default::default());
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!c.webhooks.targets.permits(loopback));
+        let c = Config::from_map(&map(&[("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")])).unwrap();
+        assert!(c.webhooks.targets.permits(loopback));
+        let c =
+            Config::from_map(&map(&[("WEBHOOK_ALLOWED_TARGETS", "127.0.0.0/8,fd00::/8")])).unwrap();
+        assert!(c.webhooks.targets.permits(loopback));
+        assert_eq!(c.webhooks.targets.allowed.len(), 2);
+        for (var, value) in [
+            ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "sometimes"),
+            ("WEBHOOK_ALLOWED_TARGETS", "10.0.0.0/8,intranet.local"),
+        ] {
+            let e = Config::from_map(&map(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+        }
     }
 
     #[test]

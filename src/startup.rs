@@ -95,9 +95,11 @@ impl Application {
             clock: clock.clone(),
         };
         reloader.rules.replace(reloader.register(rules).await);
-        let webhooks = start_webhooks(&store, &config, clock.now_ms()).await?;
+        let webhook_targets = Arc::new(config.webhooks.targets.clone());
+        let webhooks = start_webhooks(&store, &config, &webhook_targets, clock.now_ms()).await?;
         let state = AppState {
             store,
+            webhook_targets,
             rules: reloader.rules.clone(),
             clock,
             metrics,
@@ -182,8 +184,13 @@ impl Application {
 async fn start_webhooks(
     store: &Arc<dyn Store>,
     config: &Config,
+    targets: &Arc<crate::webhooks::target::TargetPolicy>,
     now_ms: i64,
 ) -> anyhow::Result<Worker> {
+    // Checked like a registration over the API, before any is stored.
+    crate::webhooks::target::check_file(&config.webhooks.subscriptions, targets)
+        .await
+        .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
     for sub in &config.webhooks.subscriptions {
         match store.upsert_webhook(sub.clone(), now_ms).await {
             Ok(_) => {}
@@ -198,7 +205,7 @@ async fn start_webhooks(
             }
         }
     }
-    Worker::new(store.clone(), config.webhooks.delivery)
+    Worker::new(store.clone(), config.webhooks.delivery, targets.clone())
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -59,6 +59,28 @@ fn check_config_names_the_file_and_entry_at_fault() {
 }
 
 #[test]
+fn check_config_refuses_a_webhook_inside_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("hooks.yaml");
+    std::fs::write(
+        &hooks,
+        "webhooks:\n  - {url: 'https://8.8.8.8/ok', secret: 0123456789abcdef, events: [points.changed]}\n  - {url: 'http://169.254.169.254/latest/', secret: 0123456789abcdef, events: [points.changed]}\n",
+    )
+    .unwrap();
+    let path = hooks.to_str().unwrap();
+    let (code, _, err) = run(&["check-config"], &[("WEBHOOKS_PATH", path)]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("WEBHOOKS_PATH: webhooks[1]: url resolves to a non-public address"),
+        "{err}"
+    );
+    let allow = ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true");
+    let (code, out, err) = run(&["check-config"], &[("WEBHOOKS_PATH", path), allow]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+}
+
+#[test]
 fn an_invalid_variable_stops_start_up_with_its_name() {
     for (var, value) in [
         ("API_SERVER_PORT", "http"),

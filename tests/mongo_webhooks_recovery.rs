@@ -22,6 +22,8 @@ async fn app_on(url: &str) -> TestApp {
             ("MONGO_URL".into(), url.into()),
             // Attempts (to a closed port) wait long between tries: the log stays put.
             ("WEBHOOK_RETRY_BASE_MS".into(), "600000".into()),
+            // The subscription is on loopback, refused by default.
+            ("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
         ],
         ..Default::default()
     })

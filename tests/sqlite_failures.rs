@@ -152,6 +152,8 @@ async fn read_only_file_system_serves_reads_refuses_writes_and_recovers() {
                 fs.path().join("et.db").to_string_lossy().into_owned(),
             ),
             ("WEBHOOKS_PATH".into(), file.to_string_lossy().into_owned()),
+            // The subscription is on loopback, refused by default.
+            ("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into()),
         ],
         ..Default::default()
     })

@@ -50,6 +50,8 @@ struct Inner {
     script: Mutex<VecDeque<Answer>>,
     stall_all: Mutex<bool>,
     hits: Mutex<Vec<Hit>>,
+    /// Requests to where a 3xx answer pointed: a sender that followed it.
+    redirected: Mutex<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -65,6 +67,7 @@ impl Receiver {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let router = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
+            .route("/elsewhere", axum::routing::any(redirected))
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         Receiver { url, inner }
@@ -95,7 +98,17 @@ impl Receiver {
     }
 }
 
-async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: String) -> StatusCode {
+async fn redirected(State(inner): State<Arc<Inner>>) -> StatusCode {
+    *inner.redirected.lock().unwrap() += 1;
+    StatusCode::OK
+}
+
+async fn receive(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let answer = match inner.script.lock().unwrap().pop_front() {
         Some(a) => a,
         None if *inner.stall_all.lock().unwrap() => Answer::Stall,
@@ -116,10 +129,16 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Stri
         answer,
     });
     match answer {
-        Answer::Status(s) => StatusCode::from_u16(s).unwrap(),
+        // A redirect points at the receiver's other route, which counts what arrives.
+        Answer::Status(s) if (300..400).contains(&s) => (
+            StatusCode::from_u16(s).unwrap(),
+            [(axum::http::header::LOCATION, "/elsewhere")],
+        )
+            .into_response(),
+        Answer::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
         Answer::Stall => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
         }
     }
 }
@@ -155,6 +174,11 @@ fn webhook_env(
     .unwrap();
     let mut env = vec![
         ("WEBHOOKS_PATH".to_string(), file.display().to_string()),
+        // The receiver is on loopback, which is refused by default.
+        (
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS".to_string(),
+            "true".to_string(),
+        ),
         ("WEBHOOK_RETRY_BASE_MS".to_string(), "50".to_string()),
         ("WEBHOOK_TIMEOUT_MS".to_string(), "500".to_string()),
     ];
@@ -435,8 +459,6 @@ async fn failed_deliveries_show_in_the_log_and_can_be_replayed() {
     assert_eq!(replayed["queued"], json!([]));
     let (status, _) = app.post(&replay, json!({"delivery_ids": "x"})).await;
     assert_eq!(status, 400);
-    let (status, body) = app.get("/v1/webhooks/nope/deliveries").await;
-    assert_eq!((status, body["data"].clone()), (200, json!([])));
 }
 
 #[tokio::test]
@@ -972,4 +994,346 @@ async fn an_applied_recompute_sends_points_changed() {
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.hits().len(), 2);
+}
+
+/// What the delivery log records of a refused target (`webhooks::target::REFUSED`).
+const REFUSED: &str = "target refused: resolves to a non-public address";
+
+fn error_fields(body: &Value) -> Vec<&str> {
+    body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// By default a subscription may not point inside the network, in any spelling of the
+/// address; the answer names `url` and the setting that allows it.
+#[tokio::test]
+async fn targets_inside_the_network_are_refused_at_registration() {
+    let app = spawn_app_with(Options {
+        env: vec![],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let own_admin = app.url("/v1/admin/recompute");
+    let urls = [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:6379/",
+        "http://[::1]:22/",
+        "http://0.0.0.0/",
+        "http://[::]/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://127.0.0.1./",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[64:ff9b::10.0.0.1]/", // NAT64 of a private address
+        "http://[2002:a00:1::1]/",     // 6to4 of 10.0.0.1
+        "http://[fe80::1]/",
+        "http://[fd00::1]/",
+        "http://[ff02::1]/",
+        "http://10.0.0.1/",
+        "http://172.16.0.1/",
+        "http://192.168.1.1/",
+        "http://100.64.0.1/",
+        "http://192.0.2.1/",
+        "http://198.18.0.1/",
+        "http://224.0.0.1/",
+        "http://255.255.255.255/",
+        "https://localhost:8443/hook", // a name, resolved (from /etc/hosts) to loopback
+        own_admin.as_str(),
+    ];
+    for url in urls {
+        let (status, body) = app
+            .post(
+                "/v1/webhooks",
+                json!({"url": url, "secret": SECRET, "events": ["points.changed"]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(error_fields(&body), ["url"], "{url}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("url resolves to a non-public address")
+                && message.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"),
+            "{url}: {body}"
+        );
+    }
+
+    // Credentials are refused, and not repeated in the answer.
+    for url in [
+        "https://alice:pw-s3cret-42@hooks.example.com/et",
+        "https://alice@hooks.example.com/et",
+    ] {
+        let r = app
+            .client
+            .post(app.url("/v1/webhooks"))
+            .json(&json!({"url": url, "secret": SECRET, "events": ["points.changed"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let text = r.text().await.unwrap();
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error_fields(&body), ["url"], "{text}");
+        assert!(text.contains("credentials"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("alice"),
+            "{text}"
+        );
+    }
+    let (_, list) = app.get("/v1/webhooks").await;
+    assert_eq!(list["data"], json!([]), "nothing was subscribed");
+
+    // A public address is a target (never sent to: no event is written).
+    let (status, body) = app
+        .post(
+            "/v1/webhooks",
+            json!({"url": "https://8.8.8.8/hook", "secret": SECRET, "events": ["points.changed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// The settings that open internal receivers: every address, or listed ranges only.
+#[tokio::test]
+async fn the_settings_allow_internal_receivers() {
+    let open = spawn_app_with(Options {
+        env: vec![("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into())],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let listed = spawn_app_with(Options {
+        env: vec![("WEBHOOK_ALLOWED_TARGETS".into(), "127.0.0.0/8".into())],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let subscribe = |app: &TestApp, url: &str| {
+        let body = json!({"url": url, "secret": SECRET, "events": ["points.changed"]});
+        let req = app.client.post(app.url("/v1/webhooks")).json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]:9/",
+        "http://10.1.2.3/",
+    ] {
+        assert_eq!(subscribe(&open, url).await, 201, "{url}");
+    }
+    assert_eq!(subscribe(&listed, "http://127.0.0.1:9/hook").await, 201);
+    assert_eq!(subscribe(&listed, "http://2130706433:9/").await, 201);
+    for url in [
+        "http://[::1]:9/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/",
+    ] {
+        assert_eq!(subscribe(&listed, url).await, 400, "{url} is not listed");
+    }
+}
+
+/// `WEBHOOKS_PATH` entries are checked like registrations: one pointing inside the
+/// network stops start-up, naming the variable and the entry.
+#[tokio::test]
+async fn a_file_subscription_inside_the_network_stops_start_up() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = common::base_env(dir.path());
+    env.extend(common::backend_env());
+    env.extend(webhook_env(dir.path(), &receiver, &[]));
+    env.remove("WEBHOOK_ALLOW_PRIVATE_TARGETS");
+    let config = eventtracker::config::Config::from_map(&env).unwrap();
+    let e = match eventtracker::startup::Application::build(config).await {
+        Ok(_) => panic!("started with a loopback subscription in WEBHOOKS_PATH"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.starts_with("WEBHOOKS_PATH: webhooks[0]: url resolves to a non-public address")
+            && e.contains("WEBHOOK_ALLOW_PRIVATE_TARGETS"),
+        "{e}"
+    );
+    assert!(receiver.hits().is_empty());
+}
+
+/// A subscription stored while internal targets were allowed (or whose name now
+/// resolves inside the network) is refused on every attempt, on the address the
+/// connection would go to: the receiver gets nothing, and the log says only that the
+/// target was refused. An address in the URL fails at once; a name is retried.
+#[tokio::test]
+async fn a_stored_subscription_inside_the_network_is_refused_at_delivery_time() {
+    let receiver = Receiver::start().await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let allowed = spawn_app_with(Options {
+        env: vec![("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into())],
+        dir: Some(dir),
+    })
+    .await;
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    let mut subs = Vec::new();
+    for url in [receiver.url.as_str(), by_name.as_str()] {
+        let (status, body) = allowed
+            .post(
+                "/v1/webhooks",
+                json!({"url": url, "secret": SECRET, "events": ["points.changed"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        subs.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let mut env = allowed.backend.clone();
+    env.retain(|(k, _)| k != "WEBHOOK_ALLOW_PRIVATE_TARGETS");
+    env.extend([
+        ("WEBHOOK_MAX_ATTEMPTS".to_string(), "2".to_string()),
+        ("WEBHOOK_RETRY_BASE_MS".to_string(), "20".to_string()),
+    ]);
+    let dir = allowed.stop().await;
+    let app = spawn_app_with(Options {
+        env,
+        dir: Some(dir),
+    })
+    .await;
+    let (status, _) = app
+        .event(&unique_name("hook_refused"), "PURCHASE", json!(TS))
+        .await;
+    assert_eq!(status, 201);
+
+    // Both end failed: the address at its first attempt, the name after its retry.
+    for (sub, attempts) in [(&subs[0], 1), (&subs[1], 2)] {
+        let rows = wait_log(&app, sub, "failed", 1).await;
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        let d = &rows[0];
+        assert_eq!(d["attempts"], attempts, "{d}");
+        assert_eq!(d["last_status"], Value::Null, "{d}");
+        assert_eq!(
+            d["last_error"], REFUSED,
+            "nothing of the address or port: {d}"
+        );
+    }
+    // Every attempt has been made and recorded: none reached the receiver.
+    assert_eq!(receiver.hits().len(), 0, "{:#?}", receiver.hits());
+}
+
+/// A 3xx is a failed attempt: recorded with its status, never followed.
+#[tokio::test]
+async fn a_redirect_is_a_failure_and_is_not_followed() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[Answer::Status(302), Answer::Status(307)]);
+    let app = app_for(&receiver, &[("WEBHOOK_MAX_ATTEMPTS", "1")]).await;
+    for user in ["hook_302", "hook_307"] {
+        let (status, _) = app.event(&unique_name(user), "LOGIN", json!(TS)).await;
+        assert_eq!(status, 201);
+    }
+    let sub = subscription_id(&app).await;
+    let rows = wait_log(&app, &sub, "failed", 2).await;
+    let mut answers: Vec<(Value, Value)> = rows
+        .iter()
+        .map(|d| (d["last_status"].clone(), d["last_error"].clone()))
+        .collect();
+    answers.sort_by_key(|(s, _)| s.as_u64());
+    assert_eq!(
+        answers,
+        [
+            (json!(302), json!("HTTP 302 Found")),
+            (json!(307), json!("HTTP 307 Temporary Redirect")),
+        ]
+    );
+    // Both attempts are recorded, so any following would have happened by now.
+    assert_eq!(receiver.hits().len(), 2);
+    assert_eq!(
+        *receiver.inner.redirected.lock().unwrap(),
+        0,
+        "not followed"
+    );
+}
+
+/// The delivery log and replay of a subscription that does not exist (any more) are
+/// 404 in our error format. (The subscription is never sent to: no event is written.)
+#[tokio::test]
+async fn an_unknown_subscription_is_404() {
+    let app = spawn_app_with(Options {
+        env: vec![],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let (status, created) = app
+        .post(
+            "/v1/webhooks",
+            json!({"url": "https://8.8.8.8/hook", "secret": SECRET, "events": ["points.changed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let known = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = app.get(&format!("/v1/webhooks/{known}/deliveries")).await;
+    assert_eq!((status, body), (200, json!({"data": []})));
+    let (status, body) = app
+        .post(
+            &format!("/v1/webhooks/{known}/deliveries/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/v1/webhooks/{known}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    for id in ["nope", known.as_str()] {
+        let (status, body) = app.get(&format!("/v1/webhooks/{id}/deliveries")).await;
+        assert_eq!(status, 404, "{id}: {body}");
+        assert!(body["message"].is_string(), "our error format: {body}");
+        let replay = format!("/v1/webhooks/{id}/deliveries/replay");
+        for request in [json!({}), json!({"delivery_ids": ["x"]})] {
+            let (status, body) = app.post(&replay, request).await;
+            assert_eq!(status, 404, "{id}: {body}");
+            assert!(body["message"].is_string(), "our error format: {body}");
+        }
+    }
+}
+
+/// No body and `null` are "no options" (as the OpenAPI schema says): every failed
+/// delivery is replayed. Whitespace alone is not JSON, and is refused as such.
+#[tokio::test]
+async fn replay_takes_no_body_or_null_and_refuses_whitespace() {
+    let receiver = Receiver::start().await;
+    receiver.script(&[Answer::Status(500), Answer::Status(500)]);
+    let app = app_for(&receiver, &[("WEBHOOK_MAX_ATTEMPTS", "1")]).await;
+    let sub = subscription_id(&app).await;
+    let replay = app.url(&format!("/v1/webhooks/{sub}/deliveries/replay"));
+    let send = |body: &'static str| {
+        let req = app
+            .client
+            .post(&replay)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, _) = app
+        .event(&unique_name("hook_replay_null"), "LOGIN", json!(TS))
+        .await;
+    assert_eq!(status, 201);
+    let failed = wait_log(&app, &sub, "failed", 1).await[0]["id"].clone();
+
+    for body in [" ", "\n\t ", "[]", "1"] {
+        let (status, answer) = send(body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert!(answer["message"].is_string(), "{body:?}: {answer}");
+    }
+    let (status, answer) = send("null").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["queued"], json!([failed]), "{answer}");
+    // It fails again (the second 500); then no body at all replays it.
+    wait_log(&app, &sub, "failed", 1).await;
+    let (status, answer) = send("").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["queued"], json!([failed]), "{answer}");
+    wait_log(&app, &sub, "delivered", 1).await;
+    assert_eq!(receiver.hits().len(), 3);
 }

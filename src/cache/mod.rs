@@ -451,7 +451,7 @@ impl Store for CachedStore {
         subscription_id: &str,
         delivery_ids: Option<Vec<String>>,
         now_ms: i64,
-    ) -> Result<Replay, StoreError> {
+    ) -> Result<Option<Replay>, StoreError> {
         self.shared
             .store
             .replay_deliveries(subscription_id, delivery_ids, now_ms)

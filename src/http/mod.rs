@@ -37,6 +37,8 @@ pub mod webhooks;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Where webhook subscriptions may point (`WEBHOOK_ALLOW_PRIVATE_TARGETS`, ...).
+    pub webhook_targets: Arc<crate::webhooks::target::TargetPolicy>,
     pub rules: Arc<SharedRules>,
     pub clock: Arc<dyn Clock>,
     pub metrics: PrometheusHandle,

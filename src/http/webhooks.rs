@@ -54,10 +54,15 @@ pub struct WebhookList {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the body; it is read field by field
 pub struct WebhookRequest {
-    /// Where deliveries are POSTed: an http:// or https:// URL.
+    /// Where deliveries are POSTed: an http:// or https:// URL without credentials, at
+    /// a public address (unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS
+    /// allows others).
+    // The pattern describes names only (the last label starts with a letter, so the
+    // URL parser never reads the host as an IPv4 address): URLs generated from this
+    // document, by Schemathesis for one, must not aim deliveries at real addresses.
     #[schema(
         max_length = 2048,
-        pattern = r"^https?://[a-z0-9]+(\.[a-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
+        pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
     )]
     url: String,
     /// Key of the HMAC-SHA256 signature, 16 to 512 characters.
@@ -147,13 +152,16 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookLis
     extensions(("x-required-role" = json!("admin"))),
     request_body = WebhookRequest,
     responses((status = 201, body = WebhookView, description = "Subscribed; a URL already subscribed gets the new secret and events"),
-              (status = 400, body = ErrorBody, description = "A bad field, named in `errors`"),
+              (status = 400, body = ErrorBody, description = "A bad field, named in `errors`; a `url` with credentials, or one naming or resolving to a non-public address unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS allows it"),
               (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn create(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, axum::Json<WebhookView>), ApiError> {
     let new = parse(&body)?;
+    crate::webhooks::target::check_registration(&new.url, &state.webhook_targets)
+        .await
+        .map_err(|e| ApiError::fields(vec![e]))?;
     let sub = state
         .store
         .upsert_webhook(new, state.clock.now_ms())
@@ -281,8 +289,9 @@ pub async fn delete(
         ("status" = Option<String>, Query, pattern = "^(pending|delivered|failed)$", description = "Only deliveries in this state"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Default 100, at most 1000"),
     ),
-    responses((status = 200, body = DeliveryList, description = "The delivery log, newest first (empty for an unknown or deleted subscription)"),
-              (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryList, description = "The delivery log, newest first"),
+              (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody, description = "No such subscription")))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -300,7 +309,7 @@ pub async fn deliveries(
         .store
         .webhook_deliveries(&id, status, limit)
         .await?
-        .unwrap_or_default();
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(DeliveryList {
         data: log.into_iter().map(DeliveryView::from).collect(),
     }))
@@ -331,9 +340,10 @@ pub struct ReplayResponse {
     summary = "Send deliveries again",
     extensions(("x-required-role" = json!("admin"))),
     params(("id" = String, Path, description = "Subscription id")),
-    request_body(content = Option<ReplayRequest>, description = "Optional; an empty body replays every failed delivery"),
+    request_body(content = Option<ReplayRequest>, description = "Optional: no body (or an empty one), `null`, `{}` or `{\"delivery_ids\": null}` replays every failed delivery. A body of only whitespace is not JSON (400)"),
     responses((status = 200, body = ReplayResponse, description = "What was queued again, by id"),
               (status = 400, body = ErrorBody, description = "A malformed body"),
+              (status = 404, body = ErrorBody, description = "No such subscription"),
               (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
 pub async fn replay(
     State(state): State<AppState>,
@@ -343,7 +353,11 @@ pub async fn replay(
     let ids = parse_replay(&body)?;
     // Wall time, like the worker that compares it with its own.
     let now = chrono::Utc::now().timestamp_millis();
-    let r = state.store.replay_deliveries(&id, ids, now).await?;
+    let r = state
+        .store
+        .replay_deliveries(&id, ids, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tracing::info!(subscription = %id, queued = r.queued.len(), "webhook deliveries replayed");
     Ok(axum::Json(ReplayResponse {
         queued: r.queued,
@@ -352,14 +366,23 @@ pub async fn replay(
     }))
 }
 
+/// No body and `null` both mean "no options", as the OpenAPI schema (an optional,
+/// nullable body) says. Anything else must be JSON: whitespace alone is not, and is
+/// refused like any other malformed body rather than guessed at.
 fn parse_replay(body: &[u8]) -> Result<Option<Vec<String>>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.is_empty() {
         return Ok(None);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(ApiError::BadRequest("body must be a JSON object".into()));
+    let map = match value {
+        Value::Null => return Ok(None),
+        Value::Object(map) => map,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "body must be a JSON object (or null)".into(),
+            ))
+        }
     };
     match map.get("delivery_ids") {
         None | Some(Value::Null) => Ok(None),

@@ -273,13 +273,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Queues the listed failed or delivered deliveries of the subscription again, with
-    /// fresh attempts; without a list, every failed one.
+    /// fresh attempts; without a list, every failed one. `None` without such a
+    /// subscription.
     async fn replay_deliveries(
         &self,
         subscription_id: &str,
         delivery_ids: Option<Vec<String>>,
         now_ms: i64,
-    ) -> Result<Replay, StoreError>;
+    ) -> Result<Option<Replay>, StoreError>;
 
     /// Removes delivered and failed deliveries last updated before `before_ms` from
     /// the log; pending ones stay whatever their age. Returns how many went.

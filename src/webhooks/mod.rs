@@ -14,6 +14,7 @@ use crate::domain::event::FieldError;
 
 pub mod payload;
 pub mod rank;
+pub mod target;
 pub mod worker;
 
 pub use rank::RankWatch;
@@ -166,14 +167,24 @@ pub struct Replay {
 /// Checks a subscription field by field, naming each bad one.
 pub fn validate(s: &NewSubscription) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let url_ok = s.url.len() <= MAX_URL_CHARS
-        && reqwest::Url::parse(&s.url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    if !url_ok {
-        errors.push(FieldError::new(
+    let url = reqwest::Url::parse(&s.url).ok().filter(|u| {
+        s.url.len() <= MAX_URL_CHARS && matches!(u.scheme(), "http" | "https") && u.host().is_some()
+    });
+    match url {
+        None => errors.push(FieldError::new(
             "url",
             format!("must be an http:// or https:// URL of at most {MAX_URL_CHARS} characters"),
-        ));
+        )),
+        // They would be stored, listed and logged with the URL; the message does not
+        // repeat them.
+        Some(u) if !u.username().is_empty() || u.password().is_some() => {
+            errors.push(FieldError::new(
+                "url",
+                "must not carry credentials (user:password@); receivers authenticate \
+                 deliveries by their X-EventTracker-Signature",
+            ))
+        }
+        Some(_) => {}
     }
     let n = s.secret.chars().count();
     if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&n) {
@@ -295,6 +306,27 @@ mod tests {
             rank: None,
         };
         assert_eq!(validate(&good), Ok(()));
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused_without_being_repeated() {
+        for url in [
+            "http://alice:pw-s3cret@hooks.example.com/et",
+            "https://alice@hooks.example.com/et",
+            "https://:pw-s3cret@hooks.example.com/et",
+        ] {
+            let sub = NewSubscription {
+                url: url.into(),
+                secret: "0123456789abcdef".into(),
+                events: vec![POINTS_CHANGED.into()],
+                rank: None,
+            };
+            let errors = validate(&sub).unwrap_err();
+            assert_eq!(errors.len(), 1, "{url}: {errors:?}");
+            assert_eq!(errors[0].field, "url");
+            assert!(errors[0].message.contains("credentials"), "{errors:?}");
+            assert!(!errors[0].message.contains("s3cret") && !errors[0].message.contains("alice"));
+        }
     }
 
     #[test]

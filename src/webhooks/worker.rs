@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use super::target::{self, CheckedResolver, TargetPolicy};
 use super::{sign, AttemptResult, DueDelivery};
 use crate::store::Store;
 
@@ -51,6 +52,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     config: DeliveryConfig,
+    targets: Arc<TargetPolicy>,
 }
 
 fn now_ms() -> i64 {
@@ -60,16 +62,28 @@ fn now_ms() -> i64 {
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig) -> anyhow::Result<Worker> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        targets: Arc<TargetPolicy>,
+    ) -> anyhow::Result<Worker> {
         let client = reqwest::Client::builder()
-            // A redirect is an answer the subscription's owner should fix, not follow.
+            // A redirect is an answer the subscription's owner should fix, not follow
+            // (and following it would go wherever the receiver says, unchecked).
             .redirect(reqwest::redirect::Policy::none())
+            // Names resolve to checked addresses only, and the connection goes to one
+            // of them: see `target`.
+            .dns_resolver(Arc::new(CheckedResolver::new(targets.clone())))
+            // A proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) would resolve and connect on
+            // its own, past the check.
+            .no_proxy()
             .user_agent(concat!("EventTracker-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Worker {
             store,
             client,
             config,
+            targets,
         })
     }
 
@@ -130,6 +144,38 @@ impl Worker {
 
     async fn attempt(&self, due: DueDelivery) {
         let d = &due.delivery;
+        let result = self.send(&due).await;
+        let label = match &result {
+            AttemptResult::Delivered { .. } => "delivered",
+            AttemptResult::Retry { .. } => "retry",
+            AttemptResult::Failed { .. } => "failed",
+        };
+        metrics::counter!("webhook_attempts_total", "result" => label).increment(1);
+        if let AttemptResult::Failed { error, .. } = &result {
+            tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, error, "webhook delivery failed for good");
+        }
+        if let Err(e) = self.store.record_attempt(&d.id, result, now_ms()).await {
+            // Left pending: it is sent again, which at-least-once allows.
+            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt");
+        }
+    }
+
+    /// One attempt, unless the target is refused. A refusal records only
+    /// [`target::REFUSED`]: no status, no address, nothing of what answers there.
+    async fn send(&self, due: &DueDelivery) -> AttemptResult {
+        let d = &due.delivery;
+        // An address in the URL is connected to without a resolver, so it is checked
+        // here. It cannot change without a new registration: no retry.
+        let literal = reqwest::Url::parse(&due.url)
+            .ok()
+            .and_then(|u| target::literal_host(&u));
+        if literal.is_some_and(|ip| !self.targets.permits(ip)) {
+            tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, "webhook target refused: a non-public address");
+            return AttemptResult::Failed {
+                status: None,
+                error: target::REFUSED.into(),
+            };
+        }
         let timestamp = chrono::Utc::now().timestamp();
         let sent = self
             .client
@@ -146,7 +192,7 @@ impl Worker {
             .body(d.body.clone())
             .send()
             .await;
-        let result = match sent {
+        match sent {
             Ok(r) if r.status().is_success() => AttemptResult::Delivered {
                 status: r.status().as_u16(),
             },
@@ -160,20 +206,13 @@ impl Worker {
                 None,
                 format!("no answer within {} ms", self.config.timeout.as_millis()),
             ),
+            // Every address of the name was refused. Retried like a receiver that is
+            // down: the name may point elsewhere by the next attempt.
+            Err(e) if target::is_refusal(&e) => {
+                tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, "webhook target refused: the name resolves to non-public addresses");
+                self.failed(d.attempts, None, target::REFUSED.into())
+            }
             Err(e) => self.failed(d.attempts, None, error_chain(&e)),
-        };
-        let label = match &result {
-            AttemptResult::Delivered { .. } => "delivered",
-            AttemptResult::Retry { .. } => "retry",
-            AttemptResult::Failed { .. } => "failed",
-        };
-        metrics::counter!("webhook_attempts_total", "result" => label).increment(1);
-        if let AttemptResult::Failed { error, .. } = &result {
-            tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, error, "webhook delivery failed for good");
-        }
-        if let Err(e) = self.store.record_attempt(&d.id, result, now_ms()).await {
-            // Left pending: it is sent again, which at-least-once allows.
-            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt");
         }
     }
 

@@ -373,7 +373,7 @@ impl Store for MongoStore {
         subscription_id: &str,
         delivery_ids: Option<Vec<String>>,
         now_ms: i64,
-    ) -> Result<Replay, StoreError> {
+    ) -> Result<Option<Replay>, StoreError> {
         self.read(webhooks::replay(
             &self.ctx.db,
             subscription_id,

@@ -283,12 +283,22 @@ pub async fn prune(db: &Database, before_ms: i64) -> Result<u64> {
 
 /// Queues the listed deliveries (or, without a list, every failed one) of the
 /// subscription again with a fresh set of attempts; pending ones are left as they are.
+/// `None` without such a subscription (deleting one removes its deliveries too, so one
+/// deleted meanwhile leaves nothing to queue).
 pub async fn replay(
     db: &Database,
     subscription_id: &str,
     ids: Option<Vec<String>>,
     now_ms: i64,
-) -> Result<Replay> {
+) -> Result<Option<Replay>> {
+    let exists = db
+        .collection::<Document>(SUBSCRIPTIONS)
+        .find_one(doc! { "_id": subscription_id })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
     let deliveries = db.collection::<Document>(DELIVERIES);
     let ids = match ids {
         Some(ids) => ids,
@@ -340,5 +350,5 @@ pub async fn replay(
             None => report.not_found.push(id),
         }
     }
-    Ok(report)
+    Ok(Some(report))
 }

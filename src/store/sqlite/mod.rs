@@ -453,7 +453,7 @@ impl Store for SqliteStore {
         subscription_id: &str,
         delivery_ids: Option<Vec<String>>,
         now_ms: i64,
-    ) -> Result<Replay, StoreError> {
+    ) -> Result<Option<Replay>, StoreError> {
         let sub = subscription_id.to_owned();
         self.write_aside(move |c| webhooks::replay(c, &sub, delivery_ids, now_ms))
             .await

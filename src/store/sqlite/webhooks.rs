@@ -178,13 +178,24 @@ pub fn prune(conn: &mut Connection, before_ms: i64) -> rusqlite::Result<u64> {
 
 /// Queues the listed deliveries (or, without a list, every failed one) of the
 /// subscription again with a fresh set of attempts; pending ones are left as they are.
+/// `None` without such a subscription.
 pub fn replay(
     conn: &mut Connection,
     subscription_id: &str,
     ids: Option<Vec<String>>,
     now_ms: i64,
-) -> rusqlite::Result<Replay> {
+) -> rusqlite::Result<Option<Replay>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM webhook_subscriptions WHERE id = ?1",
+            [subscription_id],
+            |_| Ok(()),
+        )
+        .optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
     let ids = match ids {
         Some(ids) => ids,
         None => {
@@ -219,5 +230,5 @@ pub fn replay(
         }
     }
     tx.commit()?;
-    Ok(report)
+    Ok(Some(report))
 }
