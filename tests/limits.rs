@@ -175,6 +175,7 @@ async fn invalid_utf8_in_a_path_parameter_is_a_json_error_naming_it() {
         ("/v1/users/%ff/events", "user_id"),
         ("/v1/users/%ff/points", "user_id"),
         ("/dashboard/assets/..%c0%af", "name"),
+        ("/v1/webhooks/%ff/deliveries", "id"),
     ] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 400, "{path}");

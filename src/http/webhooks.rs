@@ -1,14 +1,14 @@
 //! Webhook subscriptions and their delivery logs, for admins (docs/webhooks.md).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Params;
+use super::extract::{Params, Path};
 use super::AppState;
 use crate::domain::event::FieldError;
 use crate::domain::period::Period;
