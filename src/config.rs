@@ -154,6 +154,9 @@ pub struct RateLimit {
 pub struct AuthConfig {
     /// From `API_KEYS` and `API_KEYS_FILE`; empty means every route is open.
     pub keys: Vec<ApiKeyConfig>,
+    /// Where keys under [`MIN_PRODUCTION_KEY_CHARS`] were accepted (outside production),
+    /// as `API_KEYS entry 2` or `API_KEYS_FILE line 3`, for the start-up warning.
+    pub short_keys: Vec<String>,
     /// `PUBLIC_METRICS` (default false): serve /metrics without a key.
     pub public_metrics: bool,
     /// `PUBLIC_OPENAPI` (default true): serve /openapi.json without a key.
@@ -468,10 +471,33 @@ fn flag<'a>(
     }
 }
 
+/// The fewest characters an API key may have with `APP_ENV=production`: 16 random
+/// characters are beyond guessing, while shorter keys are too often words, names or the
+/// placeholders of an example (outside production they are accepted, with a warning).
+pub const MIN_PRODUCTION_KEY_CHARS: usize = 16;
+
+/// How one parse of API keys is judged and reported.
+struct KeySource<'a> {
+    /// `API_KEYS` or `API_KEYS_FILE`, named in every error.
+    var: &'a str,
+    /// What separates entries: `,` in the variable, `\n` in the file.
+    split: char,
+    /// How an entry's position is told: `entry` (in the variable) or `line` (the file).
+    unit: &'a str,
+    /// Refuse keys under [`MIN_PRODUCTION_KEY_CHARS`] (production).
+    refuse_short: bool,
+}
+
 /// Parses `KEY:ROLE[+ROLE...]` entries separated by commas (API_KEYS) or lines (the file).
-fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>, ConfigError> {
+/// Returns the keys and where each key too short for production was accepted.
+fn parse_keys(
+    source: &KeySource,
+    text: &str,
+) -> Result<(Vec<ApiKeyConfig>, Vec<String>), ConfigError> {
+    let var = source.var;
     let mut keys = Vec::new();
-    for entry in text.split(split).map(str::trim) {
+    let mut short = Vec::new();
+    for (index, entry) in text.split(source.split).map(str::trim).enumerate() {
         if entry.is_empty() || entry.starts_with('#') {
             continue;
         }
@@ -492,32 +518,65 @@ fn parse_keys(var: &str, text: &str, split: &[char]) -> Result<Vec<ApiKeyConfig>
             roles
                 .add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
         }
+        let chars = key.chars().count();
+        if chars < MIN_PRODUCTION_KEY_CHARS {
+            // Told by position and length only: not even the start of a key that is
+            // refused, since a short key's first characters are much of it.
+            let place = format!("{} {}", source.unit, index + 1);
+            if source.refuse_short {
+                return Err(ConfigError {
+                    var: var.to_string(),
+                    problem: format!(
+                        "{place}: the key has {chars} characters; with APP_ENV=production every key needs at least {MIN_PRODUCTION_KEY_CHARS} (a random one: openssl rand -hex 24)"
+                    ),
+                });
+            }
+            short.push(format!("{var} {place}"));
+        }
         keys.push(ApiKeyConfig {
             key: key.to_string(),
             roles,
         });
     }
-    Ok(keys)
+    Ok((keys, short))
 }
 
 fn auth_config<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
     app_env: AppEnv,
 ) -> Result<AuthConfig, ConfigError> {
-    let mut keys = match get("API_KEYS") {
-        Some(v) => parse_keys("API_KEYS", v, &[','])?,
-        None => Vec::new(),
+    let disabled = flag(get, "AUTH_DISABLED", false)?;
+    let refuse_short = app_env == AppEnv::Production && !disabled;
+    let (mut keys, mut short_keys) = match get("API_KEYS") {
+        Some(v) => parse_keys(
+            &KeySource {
+                var: "API_KEYS",
+                split: ',',
+                unit: "entry",
+                refuse_short,
+            },
+            v,
+        )?,
+        None => (Vec::new(), Vec::new()),
     };
     if let Some(path) = get("API_KEYS_FILE") {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             var: "API_KEYS_FILE".into(),
             problem: format!("cannot read {path}: {e}"),
         })?;
-        keys.extend(parse_keys("API_KEYS_FILE", &text, &['\n'])?);
+        let source = KeySource {
+            var: "API_KEYS_FILE",
+            split: '\n',
+            unit: "line",
+            refuse_short,
+        };
+        let (more, short) = parse_keys(&source, &text)?;
+        keys.extend(more);
+        short_keys.extend(short);
     }
-    let disabled = flag(get, "AUTH_DISABLED", false)?;
     if disabled {
         keys.clear();
+        short_keys.clear();
     } else if keys.is_empty() && app_env == AppEnv::Production {
         return Err(ConfigError {
             var: "API_KEYS".into(),
@@ -554,6 +613,7 @@ fn auth_config<'a>(
     }
     Ok(AuthConfig {
         keys,
+        short_keys,
         public_metrics: flag(get, "PUBLIC_METRICS", false)?,
         public_openapi: flag(get, "PUBLIC_OPENAPI", true)?,
         rate_limits,
@@ -809,6 +869,99 @@ mod tests {
         assert!(c.auth.keys[2].roles.has(Role::Admin));
         let e = Config::from_map(&map(&[("API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
         assert_eq!(e.var, "API_KEYS_FILE");
+    }
+
+    #[test]
+    fn production_refuses_short_keys_naming_the_variable_and_never_the_key() {
+        let prod = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("APP_ENV", "production")];
+            all.extend_from_slice(pairs);
+            Config::from_map(&map(&all))
+        };
+        let long = "k_ingest_0123456789abcdef";
+        let e = prod(&[("API_KEYS", "change-me-read:read")]).unwrap_err();
+        assert_eq!(e.var, "API_KEYS");
+        assert!(e.problem.contains("entry 1"), "{e}");
+        assert!(
+            e.problem.contains("14 characters")
+                && e.problem.contains("16")
+                && !e.problem.contains("change"),
+            "{e}"
+        );
+        let e = prod(&[("API_KEYS", &format!("{long}:ingest, s3cr3t_k3y:read"))]).unwrap_err();
+        assert_eq!(e.var, "API_KEYS");
+        assert!(e.problem.contains("entry 2"), "{e}");
+        for secret in ["s3cr3t_k3y", "s3c", "change-me"] {
+            assert!(!e.to_string().contains(secret), "{secret} in {e}");
+        }
+        // The alias counts as production too.
+        let e = Config::from_map(&map(&[("NODE_ENV", "production"), ("API_KEYS", "k:read")]))
+            .unwrap_err();
+        assert_eq!(e.var, "API_KEYS");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, format!("# ops\n{long}:read\nshort_admin_k:admin\n")).unwrap();
+        let path = file.to_str().unwrap();
+        let e = prod(&[("API_KEYS_FILE", path)]).unwrap_err();
+        assert_eq!(e.var, "API_KEYS_FILE");
+        assert!(e.problem.contains("line 3"), "{e}");
+        assert!(!e.to_string().contains("short_adm"), "{e}");
+        // The file is judged even when API_KEYS holds good keys.
+        let e = prod(&[
+            ("API_KEYS", &format!("{long}:read")),
+            ("API_KEYS_FILE", path),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "API_KEYS_FILE");
+
+        // 16 characters are enough, counted as characters, not bytes.
+        let sixteen = "0123456789abcdef";
+        let c = prod(&[("API_KEYS", &format!("{sixteen}:read"))]).unwrap();
+        assert_eq!(c.auth.keys.len(), 1);
+        assert!(c.auth.short_keys.is_empty());
+        assert_eq!(
+            prod(&[("API_KEYS", "0123456789abcde:read")])
+                .unwrap_err()
+                .var,
+            "API_KEYS"
+        );
+        let accents = "é".repeat(15);
+        assert_eq!(accents.len(), 30, "30 bytes, 15 characters");
+        assert_eq!(
+            prod(&[("API_KEYS", &format!("{accents}:read"))])
+                .unwrap_err()
+                .var,
+            "API_KEYS"
+        );
+        std::fs::write(&file, format!("{long}:read\n{sixteen}:admin\n")).unwrap();
+        assert_eq!(prod(&[("API_KEYS_FILE", path)]).unwrap().auth.keys.len(), 2);
+        // Running open on purpose ignores the keys, so their length does not matter.
+        let open = prod(&[("API_KEYS", "k:read"), ("AUTH_DISABLED", "true")]).unwrap();
+        assert!(open.auth.keys.is_empty() && open.auth.short_keys.is_empty());
+    }
+
+    #[test]
+    fn short_keys_are_accepted_outside_production_and_listed_for_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "k_file_read:read\n").unwrap();
+        for env in ["development", "test", "local"] {
+            let c = Config::from_map(&map(&[
+                ("APP_ENV", env),
+                ("API_KEYS", "k_ingest_1:ingest,k_ops_0123456789ab:admin"),
+                ("API_KEYS_FILE", file.to_str().unwrap()),
+            ]))
+            .unwrap();
+            assert_eq!(c.auth.keys.len(), 3, "{env}");
+            assert_eq!(
+                c.auth.short_keys,
+                ["API_KEYS entry 1", "API_KEYS_FILE line 1"],
+                "{env}"
+            );
+        }
+        let c = Config::from_map(&map(&[("API_KEYS", "k_ops_0123456789ab:admin")])).unwrap();
+        assert!(c.auth.short_keys.is_empty());
     }
 
     #[test]

@@ -175,6 +175,84 @@ fn production_without_keys_refuses_to_start() {
     );
 }
 
+/// `eventtracker ARGS` with only `env` (plus a loopback address on a free port), from
+/// the repository (its `config/events.yaml`): whether it succeeded, and its stderr. A
+/// server that starts instead of refusing is stopped after 20 s and reported as such.
+fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(common::process::BIN)
+        .args(args)
+        .env_clear()
+        .env("API_SERVER_HOST", "127.0.0.1")
+        .env("API_SERVER_PORT", "0")
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run eventtracker");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("eventtracker {args:?} still running after 20 s: it did not refuse");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    (status.success(), err)
+}
+
+#[test]
+fn production_refuses_keys_under_16_characters_at_start_up() {
+    // The keys docker-compose.yml used to default to.
+    let shipped = "change-me-ingest:ingest,change-me-read:read,change-me-admin:admin+read+ingest";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    std::fs::write(&file, "# ops\nk_ops_2024:admin\n").unwrap();
+    let file = file.to_str().unwrap();
+    let sqlite = dir.path().join("et.db");
+    let sqlite = sqlite.to_str().unwrap();
+    for (var, value, secret) in [
+        ("API_KEYS", shipped, "change-me"),
+        ("API_KEYS_FILE", file, "k_ops"),
+    ] {
+        for command in ["serve", "check-config"] {
+            let (ok, err) = run_binary(
+                &[command],
+                &[
+                    ("APP_ENV", "production"),
+                    (var, value),
+                    ("SQLITE_PATH", sqlite),
+                ],
+            );
+            assert!(!ok, "{command} with a short key in {var}");
+            assert!(
+                err.contains(&format!("{var}: ")) && err.contains("at least 16"),
+                "{command}: {err}"
+            );
+            assert!(!err.contains(secret), "{command} printed the key: {err}");
+        }
+    }
+    // Long keys pass the same check.
+    let (ok, err) = run_binary(
+        &["check-config"],
+        &[
+            ("APP_ENV", "production"),
+            ("API_KEYS", "k_ops_7d1f0c9a2b4e6f8a:admin+read+ingest"),
+            ("SQLITE_PATH", sqlite),
+        ],
+    );
+    assert!(ok, "{err}");
+}
+
 /// A request with `header: value`, answered status.
 async fn status_with(app: &TestApp, method: &str, path: &str, header: (&str, &str)) -> u16 {
     let req = match method {
@@ -351,4 +429,10 @@ async fn keys_appear_in_logs_only_as_a_short_prefix() {
     for line in log.lines().filter(|l| l.contains("API key")) {
         assert!(!line.contains("zq"), "{line}");
     }
+    // Outside production the short key is accepted, with a warning naming where it is.
+    let warning = log
+        .lines()
+        .find(|l| l.contains("API keys shorter than 16 characters"))
+        .unwrap_or_else(|| panic!("no warning about the short key:\n{log}"));
+    assert!(warning.contains("API_KEYS entry 3"), "{warning}");
 }

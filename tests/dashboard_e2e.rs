@@ -473,6 +473,7 @@ async fn run(p: &Page) {
     chart(p).await;
     user_search(p).await;
     event_types(p).await;
+    text_contrast(p).await;
     phone_layout(p).await;
 }
 
@@ -704,4 +705,217 @@ async fn phone_layout(p: &Page) {
         return box.querySelector('svg').getBoundingClientRect().width <= box.clientWidth + 1";
     p.open("trends").await;
     p.wait_for("chart fits", chart, json!(true)).await;
+}
+
+// ---------------------------------------------------------------- text contrast
+
+/// sRGB `[r, g, b, alpha]` from a computed colour (`rgb(...)` or `rgba(...)`).
+fn parse_rgba(css: &str) -> [f64; 4] {
+    let inner = css
+        .strip_prefix("rgba(")
+        .or_else(|| css.strip_prefix("rgb("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a colour this test cannot read: {css}"));
+    let parts: Vec<f64> = inner
+        .split([',', ' ', '/'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("colour {css}")))
+        .collect();
+    match parts[..] {
+        [r, g, b] => [r, g, b, 1.0],
+        [r, g, b, a] => [r, g, b, a],
+        _ => panic!("colour {css}"),
+    }
+}
+
+/// `top` drawn over the opaque `bottom`.
+fn over(top: [f64; 4], bottom: [f64; 4]) -> [f64; 4] {
+    let a = top[3];
+    let mix = |i: usize| top[i] * a + bottom[i] * (1.0 - a);
+    [mix(0), mix(1), mix(2), 1.0]
+}
+
+/// WCAG 2 relative luminance of an opaque sRGB colour.
+fn luminance(c: [f64; 4]) -> f64 {
+    let lin = |v: f64| {
+        let v = v / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+}
+
+/// WCAG 2 contrast ratio, 1 to 21.
+fn contrast(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+#[test]
+fn the_contrast_formula_gives_the_known_ratios() {
+    let c = |s: &str| parse_rgba(s);
+    let r = |a: &str, b: &str| (contrast(c(a), c(b)) * 100.0).round() / 100.0;
+    assert_eq!(r("rgb(0, 0, 0)", "rgb(255, 255, 255)"), 21.0);
+    assert_eq!(r("rgb(255, 255, 255)", "rgb(255, 255, 255)"), 1.0);
+    // #777 on white, the classic just-failing grey.
+    assert_eq!(r("rgb(119, 119, 119)", "rgb(255, 255, 255)"), 4.48);
+    // The active tab before the fix: #2563eb on #dbe7ff.
+    assert_eq!(r("rgb(37, 99, 235)", "rgb(219, 231, 255)"), 4.16);
+    // Half-transparent black over white is mid grey.
+    let grey = over(c("rgba(0, 0, 0, 0.5)"), c("rgb(255, 255, 255)"));
+    assert_eq!(grey[..3], [127.5, 127.5, 127.5]);
+}
+
+/// For every element that draws text in the view: a description, the text colour (SVG:
+/// the fill), the background colours from the element up to the root, the product of
+/// the opacities on the way, and the font size (px) and weight. Disabled controls are
+/// left out: WCAG 1.4.3 exempts inactive components, and they are drawn faded on purpose.
+const TEXT_COLOURS: &str = "
+    const out = [];
+    const draws = el => [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+        || el.matches('input:not([type=hidden]), select');
+    for (const el of document.querySelectorAll('body *')) {
+        if (!draws(el) || el.closest('noscript, option, title, :disabled')) continue;
+        const cs = getComputedStyle(el);
+        if (!el.getClientRects().length || cs.visibility !== 'visible') continue;
+        const backgrounds = [];
+        let opacity = 1;
+        for (let a = el; a; a = a.parentElement) {
+            const s = getComputedStyle(a);
+            backgrounds.push(s.backgroundColor);
+            opacity *= Number(s.opacity);
+        }
+        const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+            + [...el.classList].map(c => '.' + c).join('')
+            + (el.getAttribute('aria-current') ? '[aria-current]' : '');
+        out.push({
+            what: name + ' \"' + (el.textContent || el.value || '').trim().slice(0, 30) + '\"',
+            active_tab: el.matches('#tabs a[aria-current=page]'),
+            color: el instanceof SVGElement ? cs.fill : cs.color,
+            backgrounds, opacity,
+            size: parseFloat(cs.fontSize), weight: Number(cs.fontWeight),
+        });
+    }
+    return out;";
+
+/// Checks every text of the view on screen against WCAG AA (4.5:1, 3:1 for large text:
+/// 24px, or 18.66px bold); returns how many texts were checked and whether the active
+/// navigation tab was among them.
+async fn check_contrast(p: &Page, view: &str, failures: &mut Vec<String>) -> (usize, bool) {
+    let texts = p.js(TEXT_COLOURS).await;
+    let texts = texts.as_array().expect("a list");
+    let mut active_tab = false;
+    for t in texts {
+        let what = format!("{view}: {}", t["what"].as_str().unwrap_or("?"));
+        let opacity = t["opacity"].as_f64().unwrap_or(0.0);
+        if opacity < 1.0 {
+            failures.push(format!("{what}: drawn at opacity {opacity}, not judged"));
+            continue;
+        }
+        // Stack the backgrounds from the first opaque one up to the element.
+        let layers: Vec<[f64; 4]> = t["backgrounds"]
+            .as_array()
+            .expect("backgrounds")
+            .iter()
+            .map(|b| parse_rgba(b.as_str().unwrap_or("")))
+            .collect();
+        let Some(base) = layers.iter().position(|c| c[3] >= 1.0) else {
+            failures.push(format!("{what}: no opaque background behind it"));
+            continue;
+        };
+        let background = layers[..base]
+            .iter()
+            .rev()
+            .fold(layers[base], |under, layer| over(*layer, under));
+        let color = over(parse_rgba(t["color"].as_str().unwrap_or("")), background);
+        let ratio = contrast(color, background);
+        let size = t["size"].as_f64().unwrap_or(0.0);
+        let bold = t["weight"].as_f64().unwrap_or(400.0) >= 700.0;
+        let need = if size >= 24.0 || (bold && size >= 18.66) {
+            3.0
+        } else {
+            4.5
+        };
+        if ratio < need {
+            let hex =
+                |c: [f64; 4]| format!("#{:02x}{:02x}{:02x}", c[0] as u8, c[1] as u8, c[2] as u8);
+            failures.push(format!(
+                "{what}: {} on {} is {ratio:.2}:1, needs {need}:1",
+                hex(color),
+                hex(background)
+            ));
+        }
+        active_tab |= t["active_tab"] == json!(true);
+    }
+    (texts.len(), active_tab)
+}
+
+/// Chromium's `prefers-color-scheme` through chromedriver's DevTools endpoint; `""`
+/// goes back to the system's (light, headless).
+#[derive(Debug)]
+struct ColorScheme(&'static str);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ColorScheme {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or("")
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (reqwest::Method, Option<String>) {
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": self.0}]},
+        });
+        (reqwest::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Every view, with the key form open, in the light and the dark scheme: each text
+/// meets WCAG AA against what is behind it, the active tab included.
+async fn text_contrast(p: &Page) {
+    let mut failures = Vec::new();
+    for scheme in ["light", "dark"] {
+        p.c.issue_cmd(ColorScheme(scheme))
+            .await
+            .expect("emulate a colour scheme");
+        for (route, ready, name) in [
+            (
+                "leaderboard?period=all",
+                "#leaderboard tr.leader",
+                "leaderboard",
+            ),
+            ("trends", "#chart-points g.series", "trends"),
+            ("user?id=alice", "#user .history tbody tr", "user"),
+            ("types", "#types tbody tr", "types"),
+        ] {
+            p.open(route).await;
+            let check = format!("return document.querySelectorAll('{ready}').length > 0");
+            p.wait_for(name, &check, json!(true)).await;
+            let dark = p
+                .js("return matchMedia('(prefers-color-scheme: dark)').matches")
+                .await;
+            assert_eq!(dark, json!(scheme == "dark"), "{scheme} scheme in force");
+            p.js("document.getElementById('key-box').open = true; return null")
+                .await;
+            let view = format!("{name} ({scheme})");
+            let (checked, active_tab) = check_contrast(p, &view, &mut failures).await;
+            assert!(checked > 10, "{view}: only {checked} texts found");
+            assert!(active_tab, "{view}: the active tab was not among the texts");
+        }
+    }
+    p.c.issue_cmd(ColorScheme(""))
+        .await
+        .expect("back to the default scheme");
+    p.js("document.getElementById('key-box').open = false; return null")
+        .await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -49,6 +49,15 @@ pub fn key_prefix(key: &str) -> String {
 
 impl Auth {
     pub fn new(config: &AuthConfig) -> Auth {
+        // Accepted only outside production (the configuration refuses them there): said
+        // once at start, so a development set-up copied to production is no surprise.
+        if !config.short_keys.is_empty() {
+            tracing::warn!(
+                keys = %config.short_keys.join(", "),
+                "API keys shorter than {} characters: accepted outside production, refused with APP_ENV=production",
+                crate::config::MIN_PRODUCTION_KEY_CHARS
+            );
+        }
         Auth {
             keys: config
                 .keys

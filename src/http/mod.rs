@@ -19,6 +19,7 @@ use crate::store::Store;
 
 pub mod admin;
 pub mod auth;
+pub mod compression;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -137,6 +138,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(compression::layer())
         .with_state(state);
 
     api.layer(
