@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
+            crate::faults::arm_from_env(config.app_env.as_str())?;
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
         }

@@ -152,3 +152,38 @@ fn a_host_name_that_does_not_resolve_stops_start_up_naming_api_server_host() {
         "{err}"
     );
 }
+
+#[test]
+fn the_test_crash_point_is_refused_outside_app_env_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("et.db");
+    for (app_env, point, says) in [
+        (
+            "production",
+            "mongo.journal.after_insert",
+            "honoured only with APP_ENV=test",
+        ),
+        (
+            "development",
+            "mongo.journal.after_insert",
+            "honoured only with APP_ENV=test",
+        ),
+        ("test", "nowhere", "unknown crash point"),
+    ] {
+        let (code, _, err) = run(
+            &["serve"],
+            &[
+                ("APP_ENV", app_env),
+                ("AUTH_DISABLED", "true"),
+                ("API_SERVER_PORT", "0"),
+                ("SQLITE_PATH", db.to_str().unwrap()),
+                ("EVENTTRACKER_CRASH_AT", point),
+            ],
+        );
+        assert_ne!(code, 0, "{app_env}: started with a crash point");
+        assert!(
+            err.contains("EVENTTRACKER_CRASH_AT") && err.contains(says),
+            "{app_env}: {err}"
+        );
+    }
+}

@@ -306,6 +306,34 @@ impl TestApp {
         body["points"].as_i64().expect("points")
     }
 
+    /// Waits until the log of a server started by [`spawn_process_with`] has a line
+    /// containing `needle`, and returns that line: proof that the server ran past the
+    /// point that logs it.
+    pub async fn wait_for_log(&self, needle: &str, within: std::time::Duration) -> String {
+        let server = self
+            .process
+            .as_ref()
+            .expect("wait_for_log needs a server started by spawn_process_with");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(line) = server
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle:?} within {within:?}:\n{}",
+                server.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// Sum of the points of every stored event of the user, read page by page.
     pub async fn ledger_sum(&self, user: &str) -> (i64, usize) {
         let mut cursor: Option<String> = None;

@@ -25,6 +25,7 @@ use super::txn::{conflict, in_transaction};
 use super::{Ctx, Mode};
 use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
+use crate::faults::crash_point;
 use crate::store::RecordOutcome;
 
 pub struct Committed {
@@ -103,6 +104,7 @@ async fn record_in(
     apply_plain(ctx, s, &deltas).await?;
     let ranks = boards::changes(ctx, Some(&mut *s), &subs, boards, &deltas).await?;
     outbox::queue(ctx, Some(s), &batch, &subs, ranks).await?;
+    crash_point("mongo.record.before_commit");
     Ok(outcomes)
 }
 
@@ -153,6 +155,7 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
         .await?
         .into_iter()
         .collect();
+    crash_point("mongo.journal.after_insert");
     let repeats: Vec<&NewEvent> = events
         .iter()
         .enumerate()
@@ -191,8 +194,10 @@ async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> 
     let subs = Subscribers::load(ctx, None).await?;
     let boards = boards::before(ctx, None, &subs, &deltas).await?;
     apply_guarded(ctx, &deltas, &pending.batch).await?;
+    crash_point("mongo.journal.after_counters");
     let ranks = boards::changes(ctx, None, &subs, boards, &deltas).await?;
     outbox::queue(ctx, None, &batch, &subs, ranks).await?;
+    crash_point("mongo.journal.after_outbox");
     Ok(Committed {
         outcomes,
         cleanup: Some(Applied {
@@ -242,6 +247,7 @@ pub async fn finish(ctx: &Ctx, a: &Applied) -> Result<()> {
             doc! { "$unset": { "pending": "" } },
         )
         .await?;
+    crash_point("mongo.journal.after_unpend");
     let pull = doc! { "$pull": { GUARD: &a.batch } };
     let (totals, periods) = (
         ctx.db.collection::<Document>(TOTALS),

@@ -89,6 +89,7 @@ pub async fn erase(
         }
         None => {
             coll(PERIODS).delete_many(by_periods).await?;
+            crate::faults::crash_point("mongo.erase.after_boards");
             coll(DELIVERIES).delete_many(by_user.clone()).await?;
             let totals = coll(TOTALS).delete_many(by_user.clone()).await?;
             let events = coll(EVENTS).delete_many(by_user).await?;
