@@ -3,8 +3,10 @@
 
 import { num, s } from './dom.js';
 
-export const PALETTE = ['#2563eb', '#e69f00', '#009e73', '#cc79a7', '#d55e00',
-  '#56b4e9', '#8b5cf6', '#b59410', '#64748b', '#0f766e'];
+// Hues of the Okabe-Ito set, darkened or lightened so that each line has 3:1 against
+// the page and the panels in the light and the dark scheme (WCAG 1.4.11).
+export const PALETTE = ['#2563eb', '#b86200', '#00876a', '#b5509a', '#d0440f',
+  '#1f82bf', '#8b5cf6', '#877300', '#64748b', '#0e8a80'];
 
 /**
  * Draws into `el`: `dates` are the x values (`YYYY-MM-DD`), each series

@@ -919,3 +919,47 @@ async fn text_contrast(p: &Page) {
         .await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `#rrggbb` or `#rgb` as an opaque colour.
+fn hex(s: &str) -> [f64; 4] {
+    let digits: String = match s.len() {
+        4 => s[1..].chars().flat_map(|c| [c, c]).collect(),
+        _ => s[1..].to_string(),
+    };
+    let n = |i: usize| f64::from(u8::from_str_radix(&digits[i..i + 2], 16).expect("hex colour"));
+    [n(0), n(2), n(4), 1.0]
+}
+
+/// The value of `--name` in the first `:root` block of `css` after `from`.
+fn css_var(css: &str, from: usize, name: &str) -> String {
+    let at = css[from..].find(&format!("--{name}:")).expect("variable") + from;
+    let rest = &css[at + name.len() + 3..];
+    rest[..rest.find(';').expect("semicolon")]
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn every_chart_line_colour_stands_out_from_the_panels_in_both_schemes() {
+    // WCAG 1.4.11: graphical objects need 3:1 against what is next to them.
+    let chart = include_str!("../dashboard/chart.js");
+    let css = include_str!("../dashboard/style.css");
+    let start = chart.find("PALETTE = [").expect("PALETTE");
+    let end = start + chart[start..].find(']').expect("end of PALETTE");
+    let palette: Vec<&str> = chart[start..end]
+        .split('\'')
+        .filter(|s| s.starts_with('#'))
+        .collect();
+    assert!(palette.len() >= 8, "{palette:?}");
+    let dark = css.find("prefers-color-scheme: dark").expect("dark scheme");
+    let backgrounds: Vec<String> = ["bg", "panel"]
+        .iter()
+        .flat_map(|v| [css_var(css, 0, v), css_var(css, dark, v)])
+        .collect();
+    for colour in &palette {
+        for bg in &backgrounds {
+            let ratio = contrast(hex(colour), hex(bg));
+            assert!(ratio >= 3.0, "{colour} on {bg}: {ratio:.2}:1");
+        }
+    }
+}
