@@ -1,8 +1,12 @@
 //! Configuration: read once at start from the environment (and optional env files),
 //! parsed into typed fields. Any bad value stops start-up naming the variable.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::access::AccessConfig;
 
 use crate::store::sqlite::{SqliteConfig, Synchronous};
 
@@ -21,6 +25,26 @@ impl AppEnv {
             AppEnv::Production => "production",
             AppEnv::Test => "test",
             AppEnv::Local => "local",
+        }
+    }
+
+    /// `APP_ENV`, or its compatible alias `NODE_ENV`; `development` when neither is set.
+    pub fn from_vars(vars: &Vars) -> Result<AppEnv, ConfigError> {
+        let (var, value) = match (vars.get("APP_ENV"), vars.get("NODE_ENV")) {
+            (Some(v), _) => ("APP_ENV", v),
+            (None, Some(v)) => ("NODE_ENV", v),
+            (None, None) => return Ok(AppEnv::Development),
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "development" => Ok(AppEnv::Development),
+            "production" => Ok(AppEnv::Production),
+            "test" => Ok(AppEnv::Test),
+            "local" => Ok(AppEnv::Local),
+            other => Err(invalid(
+                var,
+                other,
+                "one of development, production, test, local",
+            )),
         }
     }
 }
@@ -43,7 +67,7 @@ pub struct Config {
     pub mongo: Option<MongoConfig>,
     /// Set when `REDIS_URL` is: Redis caches totals and holds leaderboards.
     pub redis: Option<RedisConfig>,
-    pub auth: AuthConfig,
+    pub access: AccessConfig,
     pub webhooks: WebhooksConfig,
 }
 
@@ -73,96 +97,6 @@ pub struct ServerLimits {
     /// `KEEP_ALIVE_TIMEOUT_SECS` (default 60): an idle keep-alive connection is closed
     /// after this long without a new request.
     pub keep_alive_timeout: std::time::Duration,
-}
-
-/// What an API key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Ingest,
-    Read,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Ingest => "ingest",
-            Role::Read => "read",
-            Role::Admin => "admin",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Role> {
-        match s {
-            "ingest" => Some(Role::Ingest),
-            "read" => Some(Role::Read),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Roles {
-    ingest: bool,
-    read: bool,
-    admin: bool,
-}
-
-impl Roles {
-    pub fn has(self, role: Role) -> bool {
-        match role {
-            Role::Ingest => self.ingest,
-            Role::Read => self.read,
-            Role::Admin => self.admin,
-        }
-    }
-
-    fn add(&mut self, role: Role) {
-        match role {
-            Role::Ingest => self.ingest = true,
-            Role::Read => self.read = true,
-            Role::Admin => self.admin = true,
-        }
-    }
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKeyConfig {
-    pub key: String,
-    pub roles: Roles,
-}
-
-// Keys are secrets: Debug shows only their start.
-impl std::fmt::Debug for ApiKeyConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyConfig")
-            .field("key", &crate::http::auth::key_prefix(&self.key))
-            .field("roles", &self.roles)
-            .finish()
-    }
-}
-
-/// A token bucket: `per_second` tokens added per second, at most `burst` kept.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    pub per_second: f64,
-    pub burst: f64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct AuthConfig {
-    /// From `API_KEYS` and `API_KEYS_FILE`; empty means every route is open.
-    pub keys: Vec<ApiKeyConfig>,
-    /// Where keys under [`MIN_PRODUCTION_KEY_CHARS`] were accepted (outside production),
-    /// as `API_KEYS entry 2` or `API_KEYS_FILE line 3`, for the start-up warning.
-    pub short_keys: Vec<String>,
-    /// `PUBLIC_METRICS` (default false): serve /metrics without a key.
-    pub public_metrics: bool,
-    /// `PUBLIC_OPENAPI` (default true): serve /openapi.json without a key.
-    pub public_openapi: bool,
-    /// `RATE_LIMIT_INGEST`, `RATE_LIMIT_READ`, `RATE_LIMIT_ADMIN`: per key, per role.
-    pub rate_limits: HashMap<Role, RateLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,10 +131,82 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
-    ConfigError {
-        var: var.to_string(),
-        problem: format!("invalid value {value:?}: expected {expected}"),
+impl ConfigError {
+    pub fn new(var: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            var: var.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// `var` holds `value`, which is not what it should be.
+pub fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::new(var, format!("invalid value {value:?}: expected {expected}"))
+}
+
+/// The merged variables (env files and process environment) that every component's
+/// settings are parsed from. A value is trimmed, and an empty one counts as unset.
+///
+/// It remembers every name asked for, so a test can check that the README's
+/// configuration table lists each variable the code reads.
+pub struct Vars<'a> {
+    map: &'a HashMap<String, String>,
+    asked: RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Vars<'a> {
+    pub fn new(map: &'a HashMap<String, String>) -> Vars<'a> {
+        Vars {
+            map,
+            asked: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// The value of `var`; `None` when unset or empty.
+    pub fn get(&self, var: &str) -> Option<&'a str> {
+        self.asked.borrow_mut().insert(var.to_string());
+        self.map
+            .get(var)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A whole number, at least `min`; `default` when unset.
+    pub fn number(&self, var: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| invalid(var, v, &format!("a whole number, at least {min}"))),
+        }
+    }
+
+    /// A number of seconds, at least `min`; `default` when unset.
+    pub fn seconds(&self, var: &str, default: u64, min: u64) -> Result<Duration, ConfigError> {
+        self.number(var, default, min).map(Duration::from_secs)
+    }
+
+    /// A number of milliseconds, at least `min`; `default` when unset.
+    pub fn millis(&self, var: &str, default: u64, min: u64) -> Result<Duration, ConfigError> {
+        self.number(var, default, min).map(Duration::from_millis)
+    }
+
+    /// `true`/`1`/`yes` or `false`/`0`/`no` (any case); `default` when unset.
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(invalid(var, other, "true or false")),
+        }
+    }
+
+    /// Every name asked for so far, whether set or not.
+    pub fn asked(&self) -> BTreeSet<String> {
+        self.asked.borrow().clone()
     }
 }
 
@@ -231,26 +237,13 @@ impl Config {
 
     /// Parses already-merged variables. Unset variables take their defaults.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |k: &str| vars.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+        Config::from_vars(&Vars::new(vars))
+    }
 
-        let app_env = match app_env_name(vars).as_deref() {
-            None | Some("development") => AppEnv::Development,
-            Some("production") => AppEnv::Production,
-            Some("test") => AppEnv::Test,
-            Some("local") => AppEnv::Local,
-            Some(other) => {
-                let var = if get("APP_ENV").is_some() {
-                    "APP_ENV"
-                } else {
-                    "NODE_ENV"
-                };
-                return Err(invalid(
-                    var,
-                    other,
-                    "one of development, production, test, local",
-                ));
-            }
-        };
+    /// Parses every component's settings from `vars`.
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let get = |k: &str| vars.get(k);
+        let app_env = AppEnv::from_vars(vars)?;
 
         let host = get("API_SERVER_HOST").unwrap_or("0.0.0.0").to_string();
         if !valid_host(&host) {
@@ -303,9 +296,9 @@ impl Config {
             events_points_path: PathBuf::from(
                 get("EVENTS_POINTS_PATH").unwrap_or("config/events.yaml"),
             ),
-            rules_reload_interval: match number(&get, "RULES_RELOAD_INTERVAL_SECS", 2, 0)? {
+            rules_reload_interval: match vars.number("RULES_RELOAD_INTERVAL_SECS", 2, 0)? {
                 0 => None,
-                secs => Some(std::time::Duration::from_secs(secs)),
+                secs => Some(Duration::from_secs(secs)),
             },
             app_env,
             sqlite: SqliteConfig {
@@ -313,31 +306,16 @@ impl Config {
                 synchronous,
             },
             body_limit_bytes,
-            mongo: mongo_config(&get)?,
+            mongo: mongo_config(vars)?,
             limits: ServerLimits {
-                request_timeout: std::time::Duration::from_secs(number(
-                    &get,
-                    "REQUEST_TIMEOUT_SECS",
-                    30,
-                    1,
-                )?),
-                max_connections: number(&get, "MAX_CONNECTIONS", 1024, 1)? as usize,
-                max_header_bytes: number(&get, "MAX_HEADER_BYTES", 16 * 1024, 1024)? as usize,
-                header_read_timeout: std::time::Duration::from_secs(number(
-                    &get,
-                    "HEADER_READ_TIMEOUT_SECS",
-                    5,
-                    1,
-                )?),
-                keep_alive_timeout: std::time::Duration::from_secs(number(
-                    &get,
-                    "KEEP_ALIVE_TIMEOUT_SECS",
-                    60,
-                    1,
-                )?),
+                request_timeout: vars.seconds("REQUEST_TIMEOUT_SECS", 30, 1)?,
+                max_connections: vars.number("MAX_CONNECTIONS", 1024, 1)? as usize,
+                max_header_bytes: vars.number("MAX_HEADER_BYTES", 16 * 1024, 1024)? as usize,
+                header_read_timeout: vars.seconds("HEADER_READ_TIMEOUT_SECS", 5, 1)?,
+                keep_alive_timeout: vars.seconds("KEEP_ALIVE_TIMEOUT_SECS", 60, 1)?,
             },
-            auth: auth_config(&get, app_env)?,
-            webhooks: webhooks_config(&get)?,
+            access: AccessConfig::from_vars(vars, app_env)?,
+            webhooks: webhooks_config(vars)?,
             redis: get("REDIS_URL").map(|url| RedisConfig {
                 url: url.to_string(),
                 key_prefix: get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string(),
@@ -346,50 +324,46 @@ impl Config {
     }
 }
 
-fn webhooks_config<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<WebhooksConfig, ConfigError> {
-    let subscriptions = match get("WEBHOOKS_PATH") {
+fn webhooks_config(vars: &Vars) -> Result<WebhooksConfig, ConfigError> {
+    let subscriptions = match vars.get("WEBHOOKS_PATH") {
         None => Vec::new(),
         Some(path) => {
-            let problem = |p: String| ConfigError {
-                var: "WEBHOOKS_PATH".into(),
-                problem: format!("{path}: {p}"),
-            };
+            let problem = |p: String| ConfigError::new("WEBHOOKS_PATH", format!("{path}: {p}"));
             let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
             crate::webhooks::parse_file(&text).map_err(problem)?
         }
     };
-    let ms = |var, default| number(get, var, default, 1).map(std::time::Duration::from_millis);
-    let allowed = match get("WEBHOOK_ALLOWED_TARGETS") {
+    let allowed = match vars.get("WEBHOOK_ALLOWED_TARGETS") {
         None => Vec::new(),
-        Some(v) => crate::webhooks::target::parse_allowed(v).map_err(|p| ConfigError {
-            var: "WEBHOOK_ALLOWED_TARGETS".into(),
-            problem: format!("{p}: expected addresses or CIDR ranges separated by commas"),
+        Some(v) => crate::webhooks::target::parse_allowed(v).map_err(|p| {
+            ConfigError::new(
+                "WEBHOOK_ALLOWED_TARGETS",
+                format!("{p}: expected addresses or CIDR ranges separated by commas"),
+            )
         })?,
     };
     Ok(WebhooksConfig {
         subscriptions,
         targets: crate::webhooks::target::TargetPolicy {
-            allow_private: flag(get, "WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
+            allow_private: vars.flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
             allowed,
         },
         delivery: crate::webhooks::worker::DeliveryConfig {
-            max_attempts: number(get, "WEBHOOK_MAX_ATTEMPTS", 8, 1)?.min(u64::from(u32::MAX))
-                as u32,
-            retry_base: ms("WEBHOOK_RETRY_BASE_MS", 1000)?,
-            timeout: ms("WEBHOOK_TIMEOUT_MS", 10_000)?,
-            retention: match number(get, "WEBHOOK_LOG_RETENTION_SECS", 30 * 86_400, 0)? {
+            max_attempts: vars
+                .number("WEBHOOK_MAX_ATTEMPTS", 8, 1)?
+                .min(u64::from(u32::MAX)) as u32,
+            retry_base: vars.millis("WEBHOOK_RETRY_BASE_MS", 1000, 1)?,
+            timeout: vars.millis("WEBHOOK_TIMEOUT_MS", 10_000, 1)?,
+            retention: match vars.number("WEBHOOK_LOG_RETENTION_SECS", 30 * 86_400, 0)? {
                 0 => None,
-                secs => Some(std::time::Duration::from_secs(secs)),
+                secs => Some(Duration::from_secs(secs)),
             },
         },
     })
 }
 
-fn mongo_config<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-) -> Result<Option<MongoConfig>, ConfigError> {
+fn mongo_config(vars: &Vars) -> Result<Option<MongoConfig>, ConfigError> {
+    let get = |k: &str| vars.get(k);
     let Some(url) = get("MONGO_URL") else {
         return Ok(None);
     };
@@ -440,184 +414,6 @@ fn database_from_url(url: &str) -> Option<String> {
     let path = rest.split_once('/')?.1;
     let name = path.split(['?', '#']).next()?;
     (!name.is_empty()).then(|| name.to_string())
-}
-
-fn number<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-    var: &str,
-    default: u64,
-    min: u64,
-) -> Result<u64, ConfigError> {
-    match get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= min)
-            .ok_or_else(|| invalid(var, v, &format!("a whole number, at least {min}"))),
-    }
-}
-
-fn flag<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-    var: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(var).map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(invalid(var, other, "true or false")),
-    }
-}
-
-/// The fewest characters an API key may have with `APP_ENV=production`: 16 random
-/// characters are beyond guessing, while shorter keys are too often words, names or the
-/// placeholders of an example (outside production they are accepted, with a warning).
-pub const MIN_PRODUCTION_KEY_CHARS: usize = 16;
-
-/// How one parse of API keys is judged and reported.
-struct KeySource<'a> {
-    /// `API_KEYS` or `API_KEYS_FILE`, named in every error.
-    var: &'a str,
-    /// What separates entries: `,` in the variable, `\n` in the file.
-    split: char,
-    /// How an entry's position is told: `entry` (in the variable) or `line` (the file).
-    unit: &'a str,
-    /// Refuse keys under [`MIN_PRODUCTION_KEY_CHARS`] (production).
-    refuse_short: bool,
-}
-
-/// Parses `KEY:ROLE[+ROLE...]` entries separated by commas (API_KEYS) or lines (the file).
-/// Returns the keys and where each key too short for production was accepted.
-fn parse_keys(
-    source: &KeySource,
-    text: &str,
-) -> Result<(Vec<ApiKeyConfig>, Vec<String>), ConfigError> {
-    let var = source.var;
-    let mut keys = Vec::new();
-    let mut short = Vec::new();
-    for (index, entry) in text.split(source.split).map(str::trim).enumerate() {
-        if entry.is_empty() || entry.starts_with('#') {
-            continue;
-        }
-        // Never echo a whole entry: it holds a secret.
-        let shown = crate::http::auth::key_prefix(entry);
-        let bad = |problem: &str| ConfigError {
-            var: var.to_string(),
-            problem: format!("entry starting {shown:?}: {problem}"),
-        };
-        let (key, roles_text) = entry
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected KEY:ROLE[+ROLE...]"))?;
-        if key.is_empty() || key.chars().any(char::is_whitespace) {
-            return Err(bad("the key must be non-empty without spaces"));
-        }
-        let mut roles = Roles::default();
-        for r in roles_text.split('+') {
-            roles
-                .add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
-        }
-        let chars = key.chars().count();
-        if chars < MIN_PRODUCTION_KEY_CHARS {
-            // Told by position and length only: not even the start of a key that is
-            // refused, since a short key's first characters are much of it.
-            let place = format!("{} {}", source.unit, index + 1);
-            if source.refuse_short {
-                return Err(ConfigError {
-                    var: var.to_string(),
-                    problem: format!(
-                        "{place}: the key has {chars} characters; with APP_ENV=production every key needs at least {MIN_PRODUCTION_KEY_CHARS} (a random one: openssl rand -hex 24)"
-                    ),
-                });
-            }
-            short.push(format!("{var} {place}"));
-        }
-        keys.push(ApiKeyConfig {
-            key: key.to_string(),
-            roles,
-        });
-    }
-    Ok((keys, short))
-}
-
-fn auth_config<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-    app_env: AppEnv,
-) -> Result<AuthConfig, ConfigError> {
-    let disabled = flag(get, "AUTH_DISABLED", false)?;
-    let refuse_short = app_env == AppEnv::Production && !disabled;
-    let (mut keys, mut short_keys) = match get("API_KEYS") {
-        Some(v) => parse_keys(
-            &KeySource {
-                var: "API_KEYS",
-                split: ',',
-                unit: "entry",
-                refuse_short,
-            },
-            v,
-        )?,
-        None => (Vec::new(), Vec::new()),
-    };
-    if let Some(path) = get("API_KEYS_FILE") {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            var: "API_KEYS_FILE".into(),
-            problem: format!("cannot read {path}: {e}"),
-        })?;
-        let source = KeySource {
-            var: "API_KEYS_FILE",
-            split: '\n',
-            unit: "line",
-            refuse_short,
-        };
-        let (more, short) = parse_keys(&source, &text)?;
-        keys.extend(more);
-        short_keys.extend(short);
-    }
-    if disabled {
-        keys.clear();
-        short_keys.clear();
-    } else if keys.is_empty() && app_env == AppEnv::Production {
-        return Err(ConfigError {
-            var: "API_KEYS".into(),
-            problem: "no API keys configured with APP_ENV=production; set API_KEYS or API_KEYS_FILE, or AUTH_DISABLED=true to run open on purpose".into(),
-        });
-    }
-    let mut rate_limits = HashMap::new();
-    for (var, role) in [
-        ("RATE_LIMIT_INGEST", Role::Ingest),
-        ("RATE_LIMIT_READ", Role::Read),
-        ("RATE_LIMIT_ADMIN", Role::Admin),
-    ] {
-        if let Some(v) = get(var) {
-            let (rate, burst) = v.split_once(',').unwrap_or((v, v));
-            let parse = |s: &str| {
-                s.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite() && *n > 0.0)
-            };
-            match (parse(rate), parse(burst)) {
-                (Some(per_second), Some(burst)) if burst >= 1.0 => {
-                    rate_limits.insert(role, RateLimit { per_second, burst });
-                }
-                _ => {
-                    return Err(invalid(
-                        var,
-                        v,
-                        "requests per second, optionally ',burst' (e.g. 100 or 100,200)",
-                    ))
-                }
-            }
-        }
-    }
-    Ok(AuthConfig {
-        keys,
-        short_keys,
-        public_metrics: flag(get, "PUBLIC_METRICS", false)?,
-        public_openapi: flag(get, "PUBLIC_OPENAPI", true)?,
-        rate_limits,
-    })
 }
 
 /// An IP address, or a syntactically valid host name (RFC 1123: dot-separated labels of
@@ -811,157 +607,6 @@ mod tests {
             assert_eq!(e.var, "MONGO_READ_CONCERN", "{bad:?}");
             assert!(e.to_string().starts_with("MONGO_READ_CONCERN: "), "{e}");
         }
-    }
-
-    #[test]
-    fn api_keys_with_roles_and_production_refuses_to_run_open() {
-        let c = Config::from_map(&map(&[(
-            "API_KEYS",
-            "k_ingest_1:ingest, k_read_1:read,k_ops:admin+read+ingest",
-        )]))
-        .unwrap();
-        let keys = c.auth.keys;
-        assert_eq!(keys.len(), 3);
-        assert!(keys[0].roles.has(Role::Ingest) && !keys[0].roles.has(Role::Read));
-        assert!(keys[2].roles.has(Role::Admin) && keys[2].roles.has(Role::Ingest));
-        assert_eq!(
-            Config::from_map(&map(&[("API_KEYS", "k:owner")]))
-                .unwrap_err()
-                .var,
-            "API_KEYS"
-        );
-        let e = Config::from_map(&map(&[("APP_ENV", "production")])).unwrap_err();
-        assert_eq!(e.var, "API_KEYS");
-        let open = Config::from_map(&map(&[
-            ("APP_ENV", "production"),
-            ("AUTH_DISABLED", "true"),
-        ]))
-        .unwrap();
-        assert!(open.auth.keys.is_empty());
-        let e = Config::from_map(&map(&[("RATE_LIMIT_READ", "fast")])).unwrap_err();
-        assert_eq!(e.var, "RATE_LIMIT_READ");
-        let secret = format!(
-            "{:?}",
-            Config::from_map(&map(&[("API_KEYS", "supersecret:read")])).unwrap()
-        );
-        assert!(
-            !secret.contains("supersecret"),
-            "keys never appear in Debug output"
-        );
-    }
-
-    #[test]
-    fn api_keys_file_holds_one_entry_per_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("keys");
-        std::fs::write(
-            &file,
-            "# ops keys\nk_file_read:read\n\nk_file_admin:admin+read\n",
-        )
-        .unwrap();
-        let c = Config::from_map(&map(&[
-            ("API_KEYS", "k_env:ingest"),
-            ("API_KEYS_FILE", file.to_str().unwrap()),
-        ]))
-        .unwrap();
-        let keys: Vec<&str> = c.auth.keys.iter().map(|k| k.key.as_str()).collect();
-        assert_eq!(keys, ["k_env", "k_file_read", "k_file_admin"]);
-        assert!(c.auth.keys[2].roles.has(Role::Admin));
-        let e = Config::from_map(&map(&[("API_KEYS_FILE", "/nonexistent/keys")])).unwrap_err();
-        assert_eq!(e.var, "API_KEYS_FILE");
-    }
-
-    #[test]
-    fn production_refuses_short_keys_naming_the_variable_and_never_the_key() {
-        let prod = |pairs: &[(&str, &str)]| {
-            let mut all = vec![("APP_ENV", "production")];
-            all.extend_from_slice(pairs);
-            Config::from_map(&map(&all))
-        };
-        let long = "k_ingest_0123456789abcdef";
-        let e = prod(&[("API_KEYS", "change-me-read:read")]).unwrap_err();
-        assert_eq!(e.var, "API_KEYS");
-        assert!(e.problem.contains("entry 1"), "{e}");
-        assert!(
-            e.problem.contains("14 characters")
-                && e.problem.contains("16")
-                && !e.problem.contains("change"),
-            "{e}"
-        );
-        let e = prod(&[("API_KEYS", &format!("{long}:ingest, s3cr3t_k3y:read"))]).unwrap_err();
-        assert_eq!(e.var, "API_KEYS");
-        assert!(e.problem.contains("entry 2"), "{e}");
-        for secret in ["s3cr3t_k3y", "s3c", "change-me"] {
-            assert!(!e.to_string().contains(secret), "{secret} in {e}");
-        }
-        // The alias counts as production too.
-        let e = Config::from_map(&map(&[("NODE_ENV", "production"), ("API_KEYS", "k:read")]))
-            .unwrap_err();
-        assert_eq!(e.var, "API_KEYS");
-
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("keys");
-        std::fs::write(&file, format!("# ops\n{long}:read\nshort_admin_k:admin\n")).unwrap();
-        let path = file.to_str().unwrap();
-        let e = prod(&[("API_KEYS_FILE", path)]).unwrap_err();
-        assert_eq!(e.var, "API_KEYS_FILE");
-        assert!(e.problem.contains("line 3"), "{e}");
-        assert!(!e.to_string().contains("short_adm"), "{e}");
-        // The file is judged even when API_KEYS holds good keys.
-        let e = prod(&[
-            ("API_KEYS", &format!("{long}:read")),
-            ("API_KEYS_FILE", path),
-        ])
-        .unwrap_err();
-        assert_eq!(e.var, "API_KEYS_FILE");
-
-        // 16 characters are enough, counted as characters, not bytes.
-        let sixteen = "0123456789abcdef";
-        let c = prod(&[("API_KEYS", &format!("{sixteen}:read"))]).unwrap();
-        assert_eq!(c.auth.keys.len(), 1);
-        assert!(c.auth.short_keys.is_empty());
-        assert_eq!(
-            prod(&[("API_KEYS", "0123456789abcde:read")])
-                .unwrap_err()
-                .var,
-            "API_KEYS"
-        );
-        let accents = "é".repeat(15);
-        assert_eq!(accents.len(), 30, "30 bytes, 15 characters");
-        assert_eq!(
-            prod(&[("API_KEYS", &format!("{accents}:read"))])
-                .unwrap_err()
-                .var,
-            "API_KEYS"
-        );
-        std::fs::write(&file, format!("{long}:read\n{sixteen}:admin\n")).unwrap();
-        assert_eq!(prod(&[("API_KEYS_FILE", path)]).unwrap().auth.keys.len(), 2);
-        // Running open on purpose ignores the keys, so their length does not matter.
-        let open = prod(&[("API_KEYS", "k:read"), ("AUTH_DISABLED", "true")]).unwrap();
-        assert!(open.auth.keys.is_empty() && open.auth.short_keys.is_empty());
-    }
-
-    #[test]
-    fn short_keys_are_accepted_outside_production_and_listed_for_a_warning() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("keys");
-        std::fs::write(&file, "k_file_read:read\n").unwrap();
-        for env in ["development", "test", "local"] {
-            let c = Config::from_map(&map(&[
-                ("APP_ENV", env),
-                ("API_KEYS", "k_ingest_1:ingest,k_ops_0123456789ab:admin"),
-                ("API_KEYS_FILE", file.to_str().unwrap()),
-            ]))
-            .unwrap();
-            assert_eq!(c.auth.keys.len(), 3, "{env}");
-            assert_eq!(
-                c.auth.short_keys,
-                ["API_KEYS entry 1", "API_KEYS_FILE line 1"],
-                "{env}"
-            );
-        }
-        let c = Config::from_map(&map(&[("API_KEYS", "k_ops_0123456789ab:admin")])).unwrap();
-        assert!(c.auth.short_keys.is_empty());
     }
 
     #[test]

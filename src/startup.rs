@@ -8,11 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::access::Auth;
 use crate::cache::{CacheConfig, CachedStore, RebuildReport, Rebuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
-use crate::http::auth::Auth;
 use crate::http::{self, AppState, RouterOptions};
 use crate::rules_reload::Reloader;
 use crate::store::sqlite::SqliteStore;
@@ -109,13 +109,13 @@ impl Application {
             state.clone(),
             RouterOptions {
                 body_limit_bytes: config.body_limit_bytes,
-                auth: Arc::new(Auth::new(&config.auth)),
-                public_metrics: config.auth.public_metrics,
-                public_openapi: config.auth.public_openapi,
+                auth: Arc::new(Auth::new(&config.access)),
+                public_metrics: config.access.public_metrics,
+                public_openapi: config.access.public_openapi,
                 limits: config.limits,
             },
         );
-        if config.auth.keys.is_empty() {
+        if config.access.keys.is_empty() {
             tracing::warn!(
                 "no API keys configured: every endpoint is open to anyone who can reach it"
             );

@@ -12,13 +12,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::access::{self, Role};
 use crate::clock::Clock;
-use crate::config::Role;
 use crate::domain::rules::SharedRules;
 use crate::store::Store;
 
 pub mod admin;
-pub mod auth;
 pub mod compression;
 pub mod dashboard;
 pub mod error;
@@ -49,7 +48,7 @@ pub struct AppState {
 
 pub struct RouterOptions {
     pub body_limit_bytes: usize,
-    pub auth: Arc<auth::Auth>,
+    pub auth: Arc<access::Auth>,
     pub public_metrics: bool,
     pub public_openapi: bool,
     pub limits: crate::config::ServerLimits,
@@ -57,7 +56,7 @@ pub struct RouterOptions {
 
 pub fn router(state: AppState, options: RouterOptions) -> Router {
     let guard = |role: Role| {
-        axum::middleware::from_fn_with_state((options.auth.clone(), role), auth::require)
+        axum::middleware::from_fn_with_state((options.auth.clone(), role), access::require)
     };
     let guarded = |public: bool, route: MethodRouter<AppState>| {
         if public {

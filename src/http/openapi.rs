@@ -117,7 +117,7 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The names of the two ways to present an API key (src/http/auth.rs), as
+/// The names of the two ways to present an API key (src/access/guard.rs), as
 /// `components.securitySchemes` calls them.
 pub const BEARER_SCHEME: &str = "bearerAuth";
 pub const API_KEY_SCHEME: &str = "apiKeyAuth";
