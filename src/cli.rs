@@ -87,12 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
+            telemetry::init(&config.log.level, config.app_env == AppEnv::Production);
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
         }
         Command::RebuildCache => {
-            telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
+            telemetry::init(&config.log.level, config.app_env == AppEnv::Production);
             let report = crate::startup::rebuild_cache(&config).await?;
             println!(
                 "cache rebuilt: {} users in {} ms",
@@ -140,7 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export(&config, opts).await
         }
         Command::CheckConfig => {
-            let rules = Rules::load(&config.events_points_path)?;
+            let rules = Rules::load(&config.rules.path)?;
             crate::webhooks::target::check_file(
                 &config.webhooks.subscriptions,
                 &config.webhooks.targets,
@@ -150,7 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "configuration is valid: {} event types in {}, environment {}",
                 rules.types().len(),
-                config.events_points_path.display(),
+                config.rules.path.display(),
                 config.app_env.as_str()
             );
             Ok(())
@@ -160,7 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> anyhow::Result<()> {
     bulk::init_logging();
-    let rules = Rules::load(&config.events_points_path)?;
+    let rules = Rules::load(&config.rules.path)?;
     // A bad file fails before anything is connected to.
     let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
@@ -229,7 +229,7 @@ async fn recompute(
     json: bool,
 ) -> anyhow::Result<()> {
     bulk::init_logging();
-    let rules = Rules::load(&config.events_points_path)?;
+    let rules = Rules::load(&config.rules.path)?;
     let store = bulk::open(config).await?;
     let result = async {
         let in_force = std::sync::Arc::new(registered(store.as_ref(), rules).await?);

@@ -21,7 +21,7 @@ use crate::webhooks::worker::Worker;
 
 pub struct Application {
     listener: TcpListener,
-    limits: crate::config::ServerLimits,
+    limits: crate::http::limits::ServerLimits,
     router: axum::Router,
     state: AppState,
     reloader: Reloader,
@@ -84,12 +84,12 @@ impl Application {
     ) -> anyhow::Result<Application> {
         // First, so what start-up emits (the rules version) is recorded.
         let metrics = http::metrics::recorder()?;
-        let rules = Rules::load(&config.events_points_path)?;
+        let rules = Rules::load(&config.rules.path)?;
         let uncached = open_store(&config).await?;
         let cache_rebuilder = cache_rebuilder(&uncached, &config);
         let store = with_cache(uncached, &config)?;
         let reloader = Reloader {
-            path: config.events_points_path.clone(),
+            path: config.rules.path.clone(),
             rules: Arc::new(SharedRules::new(rules.clone())),
             store: store.clone(),
             clock: clock.clone(),
@@ -108,7 +108,6 @@ impl Application {
         let router = http::router(
             state.clone(),
             RouterOptions {
-                body_limit_bytes: config.body_limit_bytes,
                 auth: Arc::new(Auth::new(&config.access)),
                 public_metrics: config.access.public_metrics,
                 public_openapi: config.access.public_openapi,
@@ -122,16 +121,13 @@ impl Application {
         }
         // API_SERVER_HOST may be a host name: resolve it here, where a name that does not
         // resolve can be reported as such.
-        let host = config.host.as_str();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.port))
+        let (host, port) = (config.listen.host.as_str(), config.listen.port);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .with_context(|| format!("API_SERVER_HOST: cannot resolve {host}"))?
             .collect();
         let listener = TcpListener::bind(&addrs[..]).await.with_context(|| {
-            format!(
-                "cannot listen on {host} port {} (API_SERVER_HOST, API_SERVER_PORT)",
-                config.port
-            )
+            format!("cannot listen on {host} port {port} (API_SERVER_HOST, API_SERVER_PORT)")
         })?;
         Ok(Application {
             listener,
@@ -139,7 +135,7 @@ impl Application {
             router,
             state,
             reloader,
-            reload_interval: config.rules_reload_interval,
+            reload_interval: config.rules.reload_interval,
             webhooks,
         })
     }

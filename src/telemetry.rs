@@ -2,6 +2,35 @@
 
 use tracing_subscriber::{fmt, EnvFilter};
 
+use crate::config::{invalid, ConfigError, Vars};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `LOG_LEVEL` (default `info`): a `tracing` filter directive such as `info`.
+    pub level: String,
+}
+
+impl LogConfig {
+    pub fn from_vars(vars: &Vars) -> Result<LogConfig, ConfigError> {
+        let level = match vars
+            .get("LOG_LEVEL")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => "info".to_string(),
+            Some(l @ ("error" | "warn" | "info" | "debug" | "trace")) => l.to_string(),
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_LEVEL",
+                    other,
+                    "one of error, warn, info, debug, trace",
+                ))
+            }
+        };
+        Ok(LogConfig { level })
+    }
+}
+
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(level: &str, json: bool) {
     // RUST_LOG, when set, refines LOG_LEVEL (e.g. to silence one module).
@@ -20,4 +49,24 @@ pub fn init(level: &str, json: bool) {
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<LogConfig, ConfigError> {
+        LogConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn the_level_is_one_of_five_in_any_case() {
+        assert_eq!(config(&[]).unwrap().level, "info");
+        assert_eq!(config(&[("LOG_LEVEL", "DEBUG")]).unwrap().level, "debug");
+        assert_eq!(
+            config(&[("LOG_LEVEL", "loud")]).unwrap_err().var,
+            "LOG_LEVEL"
+        );
+    }
 }

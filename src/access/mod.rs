@@ -90,11 +90,7 @@ mod tests {
     use super::*;
 
     fn access(pairs: &[(&str, &str)], app_env: AppEnv) -> Result<AccessConfig, ConfigError> {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        AccessConfig::from_vars(&Vars::new(&map), app_env)
+        AccessConfig::from_vars(&Vars::new(&crate::config::test_vars(pairs)), app_env)
     }
 
     fn dev(pairs: &[(&str, &str)]) -> Result<AccessConfig, ConfigError> {

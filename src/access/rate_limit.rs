@@ -101,11 +101,7 @@ mod tests {
     use super::*;
 
     fn limits(pairs: &[(&str, &str)]) -> Result<HashMap<Role, RateLimit>, ConfigError> {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        limits_from_vars(&Vars::new(&map))
+        limits_from_vars(&Vars::new(&crate::config::test_vars(pairs)))
     }
 
     #[test]

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::config::RedisConfig;
+use crate::config::{ConfigError, Vars};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
@@ -42,6 +42,26 @@ use health::Health;
 use ops::{CacheError, Ops};
 pub use rebuild::RebuildReport;
 
+/// Where the cache is: `REDIS_URL` and `REDIS_KEY_PREFIX`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// `REDIS_KEY_PREFIX` (default `et:`): lets several deployments share one Redis.
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// `None` when `REDIS_URL` is unset (no cache).
+    pub fn from_vars(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
+        let key_prefix = vars.get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string();
+        Ok(vars.get("REDIS_URL").map(|url| RedisConfig {
+            url: url.to_string(),
+            key_prefix,
+        }))
+    }
+}
+
+/// The cache's settings: where it is, and the timings of its protocol.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     pub url: String,
@@ -473,5 +493,31 @@ impl Store for CachedStore {
             let _ = task.await;
         }
         self.shared.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Option<RedisConfig>, ConfigError> {
+        RedisConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn redis_is_off_without_a_url_and_keys_share_a_prefix() {
+        assert!(config(&[("REDIS_KEY_PREFIX", "x:")]).unwrap().is_none());
+        let c = config(&[("REDIS_URL", "redis://cache:6379")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.key_prefix.as_str()),
+            ("redis://cache:6379", "et:")
+        );
+        let c = config(&[("REDIS_URL", "redis://c"), ("REDIS_KEY_PREFIX", "eu1:")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(CacheConfig::new(&c).key_prefix, "eu1:");
     }
 }

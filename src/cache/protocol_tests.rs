@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::codec::UserEntry;
 use super::ops::{Finalize, Ops, ReportMode};
 use super::CacheConfig;
-use crate::config::RedisConfig;
+use super::RedisConfig;
 use crate::store::{TypeTotal, UserCounters};
 
 struct Fixture {

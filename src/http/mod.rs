@@ -47,11 +47,10 @@ pub struct AppState {
 }
 
 pub struct RouterOptions {
-    pub body_limit_bytes: usize,
     pub auth: Arc<access::Auth>,
     pub public_metrics: bool,
     pub public_openapi: bool,
-    pub limits: crate::config::ServerLimits,
+    pub limits: limits::ServerLimits,
 }
 
 pub fn router(state: AppState, options: RouterOptions) -> Router {
@@ -136,7 +135,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(options.limits.body_limit_bytes))
         .layer(compression::layer())
         .with_state(state);
 

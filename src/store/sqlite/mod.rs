@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::config::{invalid, ConfigError, Vars};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
@@ -46,8 +47,28 @@ pub enum Synchronous {
 
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
+    /// `SQLITE_PATH` (default `data/eventtracker.db`); its folder is created when missing.
     pub path: PathBuf,
+    /// `SQLITE_SYNCHRONOUS` (default `full`).
     pub synchronous: Synchronous,
+}
+
+impl SqliteConfig {
+    pub fn from_vars(vars: &Vars) -> Result<SqliteConfig, ConfigError> {
+        let synchronous = match vars
+            .get("SQLITE_SYNCHRONOUS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("full") => Synchronous::Full,
+            Some("normal") => Synchronous::Normal,
+            Some(other) => return Err(invalid("SQLITE_SYNCHRONOUS", other, "full or normal")),
+        };
+        Ok(SqliteConfig {
+            path: PathBuf::from(vars.get("SQLITE_PATH").unwrap_or("data/eventtracker.db")),
+            synchronous,
+        })
+    }
 }
 
 pub struct SqliteStore {
@@ -488,5 +509,33 @@ impl Store for SqliteStore {
         if let Some(c) = checkpointer {
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<SqliteConfig, ConfigError> {
+        SqliteConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn the_database_is_durable_by_default_and_names_bad_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.path, PathBuf::from("data/eventtracker.db"));
+        assert_eq!(c.synchronous, Synchronous::Full, "durable by default");
+        let c = config(&[
+            ("SQLITE_PATH", "/tmp/x.db"),
+            ("SQLITE_SYNCHRONOUS", "NORMAL"),
+        ])
+        .unwrap();
+        assert_eq!(c.path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.synchronous, Synchronous::Normal);
+        assert_eq!(
+            config(&[("SQLITE_SYNCHRONOUS", "off")]).unwrap_err().var,
+            "SQLITE_SYNCHRONOUS"
+        );
     }
 }
