@@ -29,17 +29,17 @@ use crate::webhooks::{
 };
 
 mod codec;
+mod commands;
 mod health;
 mod maintain;
-mod ops;
 #[cfg(test)]
 mod protocol_tests;
 mod rebuild;
 mod scripts;
 mod write;
 
+use commands::{CacheError, Ops};
 use health::Health;
-use ops::{CacheError, Ops};
 pub use rebuild::RebuildReport;
 
 /// Where the cache is: `REDIS_URL` and `REDIS_KEY_PREFIX`.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::codec::UserEntry;
-use super::ops::{Finalize, Ops, ReportMode};
+use super::commands::{Finalize, Ops, ReportMode};
 use super::CacheConfig;
 use super::RedisConfig;
 use crate::store::{TypeTotal, UserCounters};

@@ -27,8 +27,8 @@ pub mod leaderboard;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
-pub mod ops;
 pub mod server;
+pub mod service_info;
 pub mod stats;
 pub mod users;
 pub mod webhooks;
@@ -67,20 +67,20 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
     let ingest = || post(events::record_event).route_layer(guard(Role::Ingest));
     let compat_query = || get(events::query_points).route_layer(guard(Role::Read));
     let api = Router::new()
-        .route("/version", get(ops::version))
+        .route("/version", get(service_info::version))
         // The dashboard page holds no data: open, like the health checks.
         .route("/", get(dashboard::page))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/assets/{name}", get(dashboard::asset))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+        .route("/healthz", get(service_info::healthz))
+        .route("/readyz", get(service_info::readyz))
         .route(
             "/metrics",
-            guarded(options.public_metrics, get(ops::metrics)),
+            guarded(options.public_metrics, get(service_info::metrics)),
         )
         .route(
             "/openapi.json",
-            guarded(options.public_openapi, get(ops::openapi)),
+            guarded(options.public_openapi, get(service_info::openapi)),
         )
         .route(
             "/v1/users/events",
@@ -120,8 +120,8 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         )
         .merge(
             Router::new()
-                .route("/v1/event-types", get(ops::event_types))
-                .route("/v1/rules", get(ops::rules))
+                .route("/v1/event-types", get(service_info::event_types))
+                .route("/v1/rules", get(service_info::rules))
                 .route("/v1/users/{user_id}/points", get(users::points))
                 .route("/v1/users/{user_id}/events", get(users::history))
                 .route("/v1/leaderboard", get(leaderboard::leaderboard))

@@ -30,13 +30,13 @@ use crate::webhooks::{
 };
 
 mod boards;
+mod bulk_commands;
 mod caps;
 mod commit;
 mod connection;
 mod erase;
 mod error;
 mod export;
-mod ops;
 mod outbox;
 mod read;
 mod recompute;
