@@ -87,12 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&config.log.level, config.app_env == AppEnv::Production);
+            telemetry::init(&config.log, config.app_env == AppEnv::Production);
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
         }
         Command::RebuildCache => {
-            telemetry::init(&config.log.level, config.app_env == AppEnv::Production);
+            telemetry::init(&config.log, config.app_env == AppEnv::Production);
             let report = crate::startup::rebuild_cache(&config).await?;
             println!(
                 "cache rebuilt: {} users in {} ms",
@@ -140,13 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export(&config, opts).await
         }
         Command::CheckConfig => {
-            let rules = Rules::load(&config.rules.path)?;
-            crate::webhooks::target::check_file(
-                &config.webhooks.subscriptions,
-                &config.webhooks.targets,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
+            let rules = crate::startup::check_config(&config).await?;
             println!(
                 "configuration is valid: {} event types in {}, environment {}",
                 rules.types().len(),
@@ -159,8 +153,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> anyhow::Result<()> {
-    bulk::init_logging();
-    let rules = Rules::load(&config.rules.path)?;
+    bulk::init_logging(&config.log);
+    let rules = config.rules.load()?;
     // A bad file fails before anything is connected to.
     let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
@@ -198,7 +192,7 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
 }
 
 async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<()> {
-    bulk::init_logging();
+    bulk::init_logging(&config.log);
     let store = bulk::open(config).await?;
     let result = bulk::export::run(store.as_ref(), &opts).await;
     store.close().await;
@@ -228,8 +222,8 @@ async fn recompute(
     rules_version: Option<i64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    bulk::init_logging();
-    let rules = Rules::load(&config.rules.path)?;
+    bulk::init_logging(&config.log);
+    let rules = config.rules.load()?;
     let store = bulk::open(config).await?;
     let result = async {
         let in_force = std::sync::Arc::new(registered(store.as_ref(), rules).await?);

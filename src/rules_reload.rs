@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::clock::Clock;
 use crate::config::{ConfigError, Vars};
 use crate::domain::rules::{content_hash, Rules, SharedRules};
@@ -27,6 +29,12 @@ pub struct RulesConfig {
 }
 
 impl RulesConfig {
+    /// The rules of [`RulesConfig::path`], an error naming `EVENTS_POINTS_PATH`, the
+    /// file and what is wrong (the entry, or the OS error once).
+    pub fn load(&self) -> anyhow::Result<Rules> {
+        Rules::load(&self.path).context("EVENTS_POINTS_PATH")
+    }
+
     pub fn from_vars(vars: &Vars) -> Result<RulesConfig, ConfigError> {
         Ok(RulesConfig {
             path: PathBuf::from(
@@ -232,5 +240,27 @@ mod tests {
         assert_eq!((c.path, c.reload_interval), (PathBuf::from("r.yaml"), None));
         let e = config(&[("RULES_RELOAD_INTERVAL_SECS", "often")]).unwrap_err();
         assert_eq!(e.var, "RULES_RELOAD_INTERVAL_SECS");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_once_naming_the_variable() {
+        let c = config(&[("EVENTS_POINTS_PATH", "/nonexistent/events.yaml")]).unwrap();
+        let e = format!("{:#}", c.load().unwrap_err());
+        assert!(
+            e.starts_with("EVENTS_POINTS_PATH: /nonexistent/events.yaml: cannot read the file: "),
+            "{e}"
+        );
+        assert_eq!(e.matches("(os error 2)").count(), 1, "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.yaml");
+        std::fs::write(&file, "events: [unclosed\n").unwrap();
+        let c = config(&[("EVENTS_POINTS_PATH", file.to_str().unwrap())]).unwrap();
+        let e = format!("{:#}", c.load().unwrap_err());
+        assert!(
+            e.starts_with("EVENTS_POINTS_PATH: ") && e.contains("invalid YAML"),
+            "{e}"
+        );
+        let yaml = e.split("invalid YAML: ").nth(1).unwrap();
+        assert_eq!(e.matches(yaml).count(), 1, "the YAML error once: {e}");
     }
 }

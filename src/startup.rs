@@ -29,6 +29,24 @@ pub struct Application {
     webhooks: Worker,
 }
 
+/// What `check-config` checks beyond parsing the configuration (which already refused
+/// every bad value, `REDIS_URL` and the `MONGO_*` settings included): everything else
+/// `serve` would refuse before serving, without creating or connecting to anything.
+/// Returns the rules for the summary line.
+///
+/// Left to `serve`: whether `API_SERVER_HOST` resolves and the port is free (known when
+/// binding), and whether MongoDB and Redis answer.
+pub async fn check_config(config: &Config) -> anyhow::Result<Rules> {
+    let rules = config.rules.load()?;
+    crate::webhooks::target::check_file(&config.webhooks.subscriptions, &config.webhooks.targets)
+        .await
+        .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
+    if config.mongo.is_none() {
+        config.sqlite.check_location()?;
+    }
+    Ok(rules)
+}
+
 /// Opens the store the configuration selects.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(mongo) = &config.mongo {
@@ -84,7 +102,7 @@ impl Application {
     ) -> anyhow::Result<Application> {
         // First, so what start-up emits (the rules version) is recorded.
         let metrics = http::metrics::recorder()?;
-        let rules = Rules::load(&config.rules.path)?;
+        let rules = config.rules.load()?;
         let uncached = open_store(&config).await?;
         let cache_rebuilder = cache_rebuilder(&uncached, &config);
         let store = with_cache(uncached, &config)?;

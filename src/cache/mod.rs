@@ -51,14 +51,48 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    /// `None` when `REDIS_URL` is unset (no cache).
+    /// `None` when `REDIS_URL` is unset (no cache). A URL the Redis client would refuse
+    /// when connecting is refused here, so `check-config` and the start of any command
+    /// report it naming `REDIS_URL`.
     pub fn from_vars(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
         let key_prefix = vars.get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string();
-        Ok(vars.get("REDIS_URL").map(|url| RedisConfig {
+        let Some(url) = vars.get("REDIS_URL") else {
+            return Ok(None);
+        };
+        check_redis_url(url)?;
+        Ok(Some(RedisConfig {
             url: url.to_string(),
             key_prefix,
         }))
     }
+}
+
+/// A `redis://` or `unix://` (`redis+unix://`) URL that the client takes. `rediss://`
+/// would need the client's TLS support, which this build leaves out, so it is refused
+/// here rather than when the cache first connects. The URL itself is never repeated:
+/// it may hold a password.
+fn check_redis_url(url: &str) -> Result<(), ConfigError> {
+    const EXPECTED: &str = "expected redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH";
+    let refuse = |why: String| ConfigError::new("REDIS_URL", format!("{why}; {EXPECTED}"));
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis" | "unix" | "redis+unix") => {}
+        Some("rediss") => {
+            return Err(refuse(
+                "rediss:// (Redis over TLS) is not supported: this build's Redis client has no TLS"
+                    .into(),
+            ))
+        }
+        Some(other) => return Err(refuse(format!("{other}:// is not a Redis URL scheme"))),
+        None => return Err(refuse("not a URL".into())),
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|_| ())
+        .map_err(|e| {
+            // "<description> - <kind>": the description says what is wrong.
+            let what = e.to_string();
+            let what = what.split(" - ").next().unwrap_or_default();
+            refuse(format!("not a usable Redis URL ({what})"))
+        })
 }
 
 /// The cache's settings: where it is, and the timings of its protocol.
@@ -519,5 +553,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(CacheConfig::new(&c).key_prefix, "eu1:");
+    }
+
+    #[test]
+    fn redis_url_is_a_url_the_client_takes_and_is_never_echoed() {
+        for good in [
+            "redis://cache:6379",
+            "redis://:s3cret@cache/2",
+            "redis://127.0.0.1",
+            "unix:///run/redis.sock",
+            "redis+unix:///run/redis.sock?db=1",
+        ] {
+            assert!(config(&[("REDIS_URL", good)]).unwrap().is_some(), "{good}");
+        }
+        for bad in [
+            "http://x",
+            "cache:6379",
+            "localhost",
+            "redis://",
+            "redis://:s3cret@cache/notanumber",
+            "rediss://cache:6380",
+            "valkey://cache",
+        ] {
+            let e = config(&[("REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "REDIS_URL", "{bad}");
+            assert!(e.problem.contains("expected redis://"), "{bad}: {e}");
+            assert!(!e.problem.contains("s3cret"), "{bad}: {e}");
+        }
     }
 }

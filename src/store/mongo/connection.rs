@@ -22,20 +22,11 @@ pub enum WriteConcern {
 }
 
 impl MongoConfig {
-    /// `None` when `MONGO_URL` is unset (the SQLite store is used).
+    /// `None` when `MONGO_URL` is unset (the SQLite store is used). The concerns are
+    /// parsed and refused when wrong even then, so a mistake in them is found before
+    /// the day `MONGO_URL` is set.
     pub fn from_vars(vars: &Vars) -> Result<Option<MongoConfig>, ConfigError> {
-        let get = |k: &str| vars.get(k);
-        let Some(url) = get("MONGO_URL") else {
-            return Ok(None);
-        };
-        if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
-            return Err(invalid(
-                "MONGO_URL",
-                url,
-                "a mongodb:// or mongodb+srv:// connection string",
-            ));
-        }
-        let write_concern = match get("MONGO_WRITE_CONCERN") {
+        let write_concern = match vars.get("MONGO_WRITE_CONCERN") {
             None | Some("majority") => WriteConcern::Majority,
             // `w: 0` would be unacknowledged (and MongoDB rejects it with `j: true`): a
             // client must never get 201 for a write MongoDB did not confirm.
@@ -50,7 +41,7 @@ impl MongoConfig {
                 }
             },
         };
-        let read_concern = match get("MONGO_READ_CONCERN") {
+        let read_concern = match vars.get("MONGO_READ_CONCERN") {
             None => "majority".to_string(),
             Some(v @ ("local" | "majority" | "linearizable" | "available")) => v.to_string(),
             Some(v) => {
@@ -61,6 +52,24 @@ impl MongoConfig {
                 ))
             }
         };
+        let Some(url) = vars.get("MONGO_URL") else {
+            return Ok(None);
+        };
+        if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
+            return Err(invalid(
+                "MONGO_URL",
+                url,
+                "a mongodb:// or mongodb+srv:// connection string",
+            ));
+        }
+        // What the driver parses when the store opens, without its DNS lookups
+        // (`mongodb+srv://` names are resolved only then).
+        mongodb::options::ConnectionString::parse(url).map_err(|e| {
+            ConfigError::new(
+                "MONGO_URL",
+                format!("invalid connection string: {}", e.kind),
+            )
+        })?;
         Ok(Some(MongoConfig {
             url: url.to_string(),
             database: database_from_url(url).unwrap_or_else(|| "eventTracker".to_string()),
@@ -107,6 +116,17 @@ mod tests {
             "MONGO_URL"
         );
         assert!(config(&[]).unwrap().is_none(), "SQLite without MONGO_URL");
+        for bad in [
+            "mongodb://",
+            "mongodb://db:notaport/x",
+            "mongodb://db/x?w=majority&journal=perhaps",
+        ] {
+            let e = config(&[("MONGO_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "MONGO_URL", "{bad}");
+            assert!(e.problem.starts_with("invalid connection string: "), "{e}");
+        }
+        let srv = config(&[("MONGO_URL", "mongodb+srv://cluster.example.com/points")]).unwrap();
+        assert_eq!(srv.unwrap().database, "points", "no DNS lookup at parse");
     }
 
     fn mongo(extra: &[(&str, &str)]) -> Result<MongoConfig, ConfigError> {
@@ -141,6 +161,22 @@ mod tests {
             assert_eq!(e.var, "MONGO_WRITE_CONCERN", "{bad:?}");
             assert!(e.to_string().starts_with("MONGO_WRITE_CONCERN: "), "{e}");
         }
+    }
+
+    #[test]
+    fn mongo_concerns_are_refused_even_without_mongo_url() {
+        for (var, bad) in [
+            ("MONGO_WRITE_CONCERN", "all"),
+            ("MONGO_READ_CONCERN", "snapshot"),
+        ] {
+            let e = config(&[(var, bad)]).unwrap_err();
+            assert_eq!(e.var, var);
+        }
+        let good = [
+            ("MONGO_WRITE_CONCERN", "2"),
+            ("MONGO_READ_CONCERN", "local"),
+        ];
+        assert!(config(&good).unwrap().is_none());
     }
 
     #[test]
