@@ -353,4 +353,103 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port, 6000);
     }
+
+    /// The variables the README's configuration table lists: the backquoted names in
+    /// the first column of the table under `## Configuration`.
+    fn readme_variables() -> BTreeSet<String> {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration\n"))
+            .expect("a Configuration section in README.md");
+        let mut names = BTreeSet::new();
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let first = row.split('|').nth(1).unwrap_or_default();
+            for (i, quoted) in first.split('`').enumerate() {
+                if i % 2 == 1 {
+                    names.insert(quoted.to_string());
+                }
+            }
+        }
+        names
+    }
+
+    /// Names passed as literals to [`Vars`] anywhere in `src` (`vars.get("NAME")`,
+    /// `.flag("NAME", ...)`, ...), read or not in a given run, outside unit tests.
+    fn names_in_source() -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut dirs = vec![PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+                for method in ["get", "number", "seconds", "millis", "flag"] {
+                    for rest in code.split(&format!(".{method}(\"")).skip(1) {
+                        let name: String = rest.chars().take_while(|c| *c != '"').collect();
+                        let env_like = name.len() > 1
+                            && name.starts_with(|c: char| c.is_ascii_uppercase())
+                            && name
+                                .chars()
+                                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                        if env_like {
+                            names.insert(name);
+                        }
+                    }
+                }
+                // Every variable goes through `Vars` (and so through the env files).
+                if path.file_name() != Some(std::ffi::OsStr::new("config.rs"))
+                    && !path.ends_with("protocol_tests.rs")
+                {
+                    for forbidden in ["env::var(", "env::var_os(", "from_default_env("] {
+                        assert!(
+                            !code.contains(forbidden),
+                            "{}: reads the environment with {forbidden}; use config::Vars",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn the_readme_table_lists_every_variable_the_code_reads_and_no_other() {
+        // Everything is read through `Vars`, which remembers the names asked for: once
+        // with nothing set, once with the optional stores on.
+        let mut read = BTreeSet::new();
+        let stores = [
+            ("MONGO_URL", "mongodb://db/x"),
+            ("REDIS_URL", "redis://cache"),
+        ];
+        for pairs in [&[][..], &stores[..]] {
+            let m = test_vars(pairs);
+            let vars = Vars::new(&m);
+            Config::from_vars(&vars).unwrap();
+            read.extend(vars.asked());
+        }
+        let in_source = names_in_source();
+        assert!(
+            in_source.contains("SQLITE_PATH") && in_source.contains("WEBHOOKS_PATH"),
+            "the source scan finds names: {in_source:?}"
+        );
+        read.extend(in_source);
+        let listed = readme_variables();
+        let missing: Vec<&String> = read.difference(&listed).collect();
+        assert!(
+            missing.is_empty(),
+            "read by the code but not in README.md's configuration table: {missing:?}"
+        );
+        let unread: Vec<&String> = listed.difference(&read).collect();
+        assert!(
+            unread.is_empty(),
+            "in README.md's configuration table but read by no code: {unread:?}"
+        );
+    }
 }
