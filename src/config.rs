@@ -68,7 +68,7 @@ impl AppEnv {
 pub struct Config {
     /// `APP_ENV` (alias `NODE_ENV`).
     pub app_env: AppEnv,
-    /// `LOG_LEVEL`.
+    /// `LOG_LEVEL`, `RUST_LOG`.
     pub log: LogConfig,
     /// `API_SERVER_HOST`, `API_SERVER_PORT`.
     pub listen: ListenAddress,
