@@ -87,13 +87,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
-            crate::faults::arm_from_env(config.app_env.as_str())?;
+            telemetry::init(&config.log, config.app_env == AppEnv::Production);
+            if let Some(point) = config.crash_at {
+                crate::faults::arm(point);
+            }
             let app = Application::build(config).await?;
             app.run_until(shutdown_signal()).await
         }
         Command::RebuildCache => {
-            telemetry::init(&config.log_level, config.app_env == AppEnv::Production);
+            telemetry::init(&config.log, config.app_env == AppEnv::Production);
             let report = crate::startup::rebuild_cache(&config).await?;
             println!(
                 "cache rebuilt: {} users in {} ms",
@@ -141,17 +143,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             export(&config, opts).await
         }
         Command::CheckConfig => {
-            let rules = Rules::load(&config.events_points_path)?;
-            crate::webhooks::target::check_file(
-                &config.webhooks.subscriptions,
-                &config.webhooks.targets,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
+            let rules = crate::startup::check_config(&config).await?;
             println!(
                 "configuration is valid: {} event types in {}, environment {}",
                 rules.types().len(),
-                config.events_points_path.display(),
+                config.rules.path.display(),
                 config.app_env.as_str()
             );
             Ok(())
@@ -160,8 +156,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> anyhow::Result<()> {
-    bulk::init_logging();
-    let rules = Rules::load(&config.events_points_path)?;
+    bulk::init_logging(&config.log);
+    let rules = config.rules.load()?;
     // A bad file fails before anything is connected to.
     let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
@@ -199,7 +195,7 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
 }
 
 async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<()> {
-    bulk::init_logging();
+    bulk::init_logging(&config.log);
     let store = bulk::open(config).await?;
     let result = bulk::export::run(store.as_ref(), &opts).await;
     store.close().await;
@@ -229,8 +225,8 @@ async fn recompute(
     rules_version: Option<i64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    bulk::init_logging();
-    let rules = Rules::load(&config.events_points_path)?;
+    bulk::init_logging(&config.log);
+    let rules = config.rules.load()?;
     let store = bulk::open(config).await?;
     let result = async {
         let in_force = std::sync::Arc::new(registered(store.as_ref(), rules).await?);

@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use crate::config::{AppEnv, ConfigError, Vars};
+
 /// Every crash point, with the step it stands after. A name not listed is refused.
 pub const POINTS: &[(&str, &str)] = &[
     (
@@ -41,31 +43,38 @@ pub const VAR: &str = "EVENTTRACKER_CRASH_AT";
 
 static ARMED: OnceLock<&'static str> = OnceLock::new();
 
-/// Arms the point named by `EVENTTRACKER_CRASH_AT`, if set. `app_env` is the configured
-/// `APP_ENV`; the error names the variable.
-pub fn arm_from_env(app_env: &str) -> anyhow::Result<()> {
-    let Ok(name) = std::env::var(VAR) else {
-        return Ok(());
+/// The crash point `EVENTTRACKER_CRASH_AT` names, checked: refused outside
+/// `APP_ENV=test` and when it names no point.
+pub fn from_vars(vars: &Vars, app_env: AppEnv) -> Result<Option<&'static str>, ConfigError> {
+    let Some(name) = vars.get(VAR) else {
+        return Ok(None);
     };
-    if name.is_empty() {
-        return Ok(());
+    if app_env != AppEnv::Test {
+        return Err(ConfigError::new(
+            VAR,
+            "crashes the server on purpose and is honoured only with APP_ENV=test",
+        ));
     }
-    if app_env != "test" {
-        anyhow::bail!("{VAR} crashes the server on purpose and is honoured only with APP_ENV=test");
+    match POINTS.iter().find(|(p, _)| *p == name) {
+        Some((point, _)) => Ok(Some(point)),
+        None => {
+            let known: Vec<&str> = POINTS.iter().map(|(p, _)| *p).collect();
+            Err(ConfigError::new(
+                VAR,
+                format!("unknown crash point {name:?}; known: {}", known.join(", ")),
+            ))
+        }
     }
-    let Some((point, _)) = POINTS.iter().find(|(p, _)| *p == name) else {
-        let known: Vec<&str> = POINTS.iter().map(|(p, _)| *p).collect();
-        anyhow::bail!(
-            "{VAR}: unknown crash point {name:?}; known: {}",
-            known.join(", ")
-        );
-    };
+}
+
+/// Makes `point` abort the process when a write reaches it. Only `serve` arms one:
+/// the in-process test server must not abort the test runner.
+pub fn arm(point: &'static str) {
     let _ = ARMED.set(point);
     tracing::warn!(
         point,
         "{VAR}: the server aborts when a write reaches this point"
     );
-    Ok(())
 }
 
 /// Aborts the process here when `point` is the armed one.

@@ -1,5 +1,6 @@
 //! EventTracker: records what users do in a product and awards points for it.
 
+pub mod access;
 pub mod bulk;
 pub mod cache;
 pub mod cli;

@@ -11,9 +11,43 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::clock::Clock;
+use crate::config::{ConfigError, Vars};
 use crate::domain::rules::{content_hash, Rules, SharedRules};
 use crate::store::Store;
+
+/// Where the rules are and how often they are looked at again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// `EVENTS_POINTS_PATH` (default `config/events.yaml`).
+    pub path: PathBuf,
+    /// `RULES_RELOAD_INTERVAL_SECS` (default 2): how often `path` is checked for
+    /// changes; `None` (0) leaves reloads to SIGHUP.
+    pub reload_interval: Option<Duration>,
+}
+
+impl RulesConfig {
+    /// The rules of [`RulesConfig::path`], an error naming `EVENTS_POINTS_PATH`, the
+    /// file and what is wrong (the entry, or the OS error once).
+    pub fn load(&self) -> anyhow::Result<Rules> {
+        Rules::load(&self.path).context("EVENTS_POINTS_PATH")
+    }
+
+    pub fn from_vars(vars: &Vars) -> Result<RulesConfig, ConfigError> {
+        Ok(RulesConfig {
+            path: PathBuf::from(
+                vars.get("EVENTS_POINTS_PATH")
+                    .unwrap_or("config/events.yaml"),
+            ),
+            reload_interval: match vars.number("RULES_RELOAD_INTERVAL_SECS", 2, 0)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+        })
+    }
+}
 
 /// A file seen changing is read again after this long and used only if unchanged, so
 /// an editor's half-written save is not taken for the new configuration.
@@ -182,4 +216,51 @@ async fn recv(h: &mut Hangup) -> Option<()> {
 #[cfg(not(unix))]
 async fn recv(_: &mut Hangup) -> Option<()> {
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<RulesConfig, ConfigError> {
+        RulesConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn the_shipped_rules_are_checked_every_two_seconds_by_default() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.path, PathBuf::from("config/events.yaml"));
+        assert_eq!(c.reload_interval, Some(Duration::from_secs(2)));
+        let c = config(&[
+            ("RULES_RELOAD_INTERVAL_SECS", "0"),
+            ("EVENTS_POINTS_PATH", "r.yaml"),
+        ])
+        .unwrap();
+        assert_eq!((c.path, c.reload_interval), (PathBuf::from("r.yaml"), None));
+        let e = config(&[("RULES_RELOAD_INTERVAL_SECS", "often")]).unwrap_err();
+        assert_eq!(e.var, "RULES_RELOAD_INTERVAL_SECS");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_once_naming_the_variable() {
+        let c = config(&[("EVENTS_POINTS_PATH", "/nonexistent/events.yaml")]).unwrap();
+        let e = format!("{:#}", c.load().unwrap_err());
+        assert!(
+            e.starts_with("EVENTS_POINTS_PATH: /nonexistent/events.yaml: cannot read the file: "),
+            "{e}"
+        );
+        assert_eq!(e.matches("(os error 2)").count(), 1, "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.yaml");
+        std::fs::write(&file, "events: [unclosed\n").unwrap();
+        let c = config(&[("EVENTS_POINTS_PATH", file.to_str().unwrap())]).unwrap();
+        let e = format!("{:#}", c.load().unwrap_err());
+        assert!(
+            e.starts_with("EVENTS_POINTS_PATH: ") && e.contains("invalid YAML"),
+            "{e}"
+        );
+        let yaml = e.split("invalid YAML: ").nth(1).unwrap();
+        assert_eq!(e.matches(yaml).count(), 1, "the YAML error once: {e}");
+    }
 }

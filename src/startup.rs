@@ -8,11 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::access::Auth;
 use crate::cache::{CacheConfig, CachedStore, RebuildReport, Rebuilder};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::domain::rules::{Rules, SharedRules};
-use crate::http::auth::Auth;
 use crate::http::{self, AppState, RouterOptions};
 use crate::rules_reload::Reloader;
 use crate::store::sqlite::SqliteStore;
@@ -21,12 +21,30 @@ use crate::webhooks::worker::Worker;
 
 pub struct Application {
     listener: TcpListener,
-    limits: crate::config::ServerLimits,
+    limits: crate::http::limits::ServerLimits,
     router: axum::Router,
     state: AppState,
     reloader: Reloader,
     reload_interval: Option<std::time::Duration>,
     webhooks: Worker,
+}
+
+/// What `check-config` checks beyond parsing the configuration (which already refused
+/// every bad value, `REDIS_URL` and the `MONGO_*` settings included): everything else
+/// `serve` would refuse before serving, without creating or connecting to anything.
+/// Returns the rules for the summary line.
+///
+/// Left to `serve`: whether `API_SERVER_HOST` resolves and the port is free (known when
+/// binding), and whether MongoDB and Redis answer.
+pub async fn check_config(config: &Config) -> anyhow::Result<Rules> {
+    let rules = config.rules.load()?;
+    crate::webhooks::target::check_file(&config.webhooks.subscriptions, &config.webhooks.targets)
+        .await
+        .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
+    if config.mongo.is_none() {
+        config.sqlite.check_location()?;
+    }
+    Ok(rules)
 }
 
 /// Opens the store the configuration selects.
@@ -84,12 +102,12 @@ impl Application {
     ) -> anyhow::Result<Application> {
         // First, so what start-up emits (the rules version) is recorded.
         let metrics = http::metrics::recorder()?;
-        let rules = Rules::load(&config.events_points_path)?;
+        let rules = config.rules.load()?;
         let uncached = open_store(&config).await?;
         let cache_rebuilder = cache_rebuilder(&uncached, &config);
         let store = with_cache(uncached, &config)?;
         let reloader = Reloader {
-            path: config.events_points_path.clone(),
+            path: config.rules.path.clone(),
             rules: Arc::new(SharedRules::new(rules.clone())),
             store: store.clone(),
             clock: clock.clone(),
@@ -108,30 +126,26 @@ impl Application {
         let router = http::router(
             state.clone(),
             RouterOptions {
-                body_limit_bytes: config.body_limit_bytes,
-                auth: Arc::new(Auth::new(&config.auth)),
-                public_metrics: config.auth.public_metrics,
-                public_openapi: config.auth.public_openapi,
+                auth: Arc::new(Auth::new(&config.access)),
+                public_metrics: config.access.public_metrics,
+                public_openapi: config.access.public_openapi,
                 limits: config.limits,
             },
         );
-        if config.auth.keys.is_empty() {
+        if config.access.keys.is_empty() {
             tracing::warn!(
                 "no API keys configured: every endpoint is open to anyone who can reach it"
             );
         }
         // API_SERVER_HOST may be a host name: resolve it here, where a name that does not
         // resolve can be reported as such.
-        let host = config.host.as_str();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.port))
+        let (host, port) = (config.listen.host.as_str(), config.listen.port);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
             .with_context(|| format!("API_SERVER_HOST: cannot resolve {host}"))?
             .collect();
         let listener = TcpListener::bind(&addrs[..]).await.with_context(|| {
-            format!(
-                "cannot listen on {host} port {} (API_SERVER_HOST, API_SERVER_PORT)",
-                config.port
-            )
+            format!("cannot listen on {host} port {port} (API_SERVER_HOST, API_SERVER_PORT)")
         })?;
         Ok(Application {
             listener,
@@ -139,7 +153,7 @@ impl Application {
             router,
             state,
             reloader,
-            reload_interval: config.rules_reload_interval,
+            reload_interval: config.rules.reload_interval,
             webhooks,
         })
     }

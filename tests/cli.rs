@@ -187,3 +187,123 @@ fn the_test_crash_point_is_refused_outside_app_env_test() {
         );
     }
 }
+
+/// check-config refuses what `serve` would refuse or ignore, naming the variable, and
+/// exits non-zero without printing that the configuration is valid.
+fn check_config_refuses(env: &[(&str, &str)], var: &str, problem: &str) {
+    let (code, out, err) = run(&["check-config"], env);
+    assert_ne!(code, 0, "{env:?} passed: {out}");
+    assert!(!out.contains("configuration is valid"), "{out}");
+    assert!(
+        err.contains(&format!("error: {var}: ")) && err.contains(problem),
+        "{env:?}: {err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_redis_url_the_client_would_not_take() {
+    for url in ["http://x", "cache:6379", "redis://", "rediss://cache:6380"] {
+        check_config_refuses(&[("REDIS_URL", url)], "REDIS_URL", "expected redis://");
+    }
+    // serve refuses it too, before opening anything.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("et.db");
+    let (code, _, err) = run(
+        &["serve"],
+        &[
+            ("REDIS_URL", "http://x"),
+            ("SQLITE_PATH", db.to_str().unwrap()),
+            ("API_SERVER_HOST", "127.0.0.1"),
+            ("API_SERVER_PORT", "0"),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("REDIS_URL: "), "{err}");
+    assert!(!db.exists(), "refused before the store was opened");
+    let (code, out, err) = run(&["check-config"], &[("REDIS_URL", "redis://127.0.0.1:1/0")]);
+    assert_eq!(code, 0, "a good URL needs no Redis to check: {err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+}
+
+#[test]
+fn check_config_refuses_a_sqlite_path_whose_folder_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let under_file = file.join("data/et.db");
+    check_config_refuses(
+        &[("SQLITE_PATH", under_file.to_str().unwrap())],
+        "SQLITE_PATH",
+        "cannot create folder",
+    );
+    check_config_refuses(
+        &[("SQLITE_PATH", dir.path().to_str().unwrap())],
+        "SQLITE_PATH",
+        "is a folder",
+    );
+    // A folder that can be created is fine, and check-config does not create it.
+    let missing = dir.path().join("new/deeper/et.db");
+    let (code, out, err) = run(
+        &["check-config"],
+        &[("SQLITE_PATH", missing.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+    assert!(
+        !dir.path().join("new").exists(),
+        "check-config created the folder"
+    );
+    // With MongoDB as the store, SQLITE_PATH is not used and not checked.
+    let (code, _, err) = run(
+        &["check-config"],
+        &[
+            ("SQLITE_PATH", under_file.to_str().unwrap()),
+            ("MONGO_URL", "mongodb://127.0.0.1:1/et"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn check_config_refuses_bad_mongo_settings_even_without_mongo_url() {
+    check_config_refuses(
+        &[("MONGO_WRITE_CONCERN", "all")],
+        "MONGO_WRITE_CONCERN",
+        "invalid value \"all\"",
+    );
+    check_config_refuses(
+        &[("MONGO_READ_CONCERN", "snapshot")],
+        "MONGO_READ_CONCERN",
+        "invalid value \"snapshot\"",
+    );
+    check_config_refuses(
+        &[("MONGO_URL", "mongodb://db:notaport/et")],
+        "MONGO_URL",
+        "invalid connection string",
+    );
+}
+
+#[test]
+fn check_config_reports_a_missing_rules_file_once_naming_the_variable() {
+    let (code, _, err) = run(
+        &["check-config"],
+        &[("EVENTS_POINTS_PATH", "/nonexistent/events.yaml")],
+    );
+    assert_ne!(code, 0);
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: EVENTS_POINTS_PATH: /nonexistent/events.yaml: cannot read the file: {os_error}"
+        )
+    );
+}
+
+#[test]
+fn check_config_refuses_a_bad_rust_log_filter() {
+    check_config_refuses(
+        &[("RUST_LOG", "eventtracker=loud")],
+        "RUST_LOG",
+        "tracing filter",
+    );
+}

@@ -32,9 +32,8 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Logs go to stderr (warnings only unless `RUST_LOG` says otherwise): stdout carries
 /// the export or the summary line.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+pub fn init_logging(log: &crate::telemetry::LogConfig) {
+    let filter = log.env_filter("warn");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

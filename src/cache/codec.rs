@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::ops::CacheError;
+use super::commands::CacheError;
 use crate::store::{TypeTotal, UserCounters, UserPoints};
 
 /// One user as a script applies it: deltas after a write, absolute values in a load.

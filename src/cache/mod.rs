@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::config::RedisConfig;
+use crate::config::{ConfigError, Vars};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
@@ -29,19 +29,73 @@ use crate::webhooks::{
 };
 
 mod codec;
+mod commands;
 mod health;
 mod maintain;
-mod ops;
 #[cfg(test)]
 mod protocol_tests;
 mod rebuild;
 mod scripts;
 mod write;
 
+use commands::{CacheError, Ops};
 use health::Health;
-use ops::{CacheError, Ops};
 pub use rebuild::RebuildReport;
 
+/// Where the cache is: `REDIS_URL` and `REDIS_KEY_PREFIX`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// `REDIS_KEY_PREFIX` (default `et:`): lets several deployments share one Redis.
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// `None` when `REDIS_URL` is unset (no cache). A URL the Redis client would refuse
+    /// when connecting is refused here, so `check-config` and the start of any command
+    /// report it naming `REDIS_URL`.
+    pub fn from_vars(vars: &Vars) -> Result<Option<RedisConfig>, ConfigError> {
+        let key_prefix = vars.get("REDIS_KEY_PREFIX").unwrap_or("et:").to_string();
+        let Some(url) = vars.get("REDIS_URL") else {
+            return Ok(None);
+        };
+        check_redis_url(url)?;
+        Ok(Some(RedisConfig {
+            url: url.to_string(),
+            key_prefix,
+        }))
+    }
+}
+
+/// A `redis://` or `unix://` (`redis+unix://`) URL that the client takes. `rediss://`
+/// would need the client's TLS support, which this build leaves out, so it is refused
+/// here rather than when the cache first connects. The URL itself is never repeated:
+/// it may hold a password.
+fn check_redis_url(url: &str) -> Result<(), ConfigError> {
+    const EXPECTED: &str = "expected redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH";
+    let refuse = |why: String| ConfigError::new("REDIS_URL", format!("{why}; {EXPECTED}"));
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis" | "unix" | "redis+unix") => {}
+        Some("rediss") => {
+            return Err(refuse(
+                "rediss:// (Redis over TLS) is not supported: this build's Redis client has no TLS"
+                    .into(),
+            ))
+        }
+        Some(other) => return Err(refuse(format!("{other}:// is not a Redis URL scheme"))),
+        None => return Err(refuse("not a URL".into())),
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|_| ())
+        .map_err(|e| {
+            // "<description> - <kind>": the description says what is wrong.
+            let what = e.to_string();
+            let what = what.split(" - ").next().unwrap_or_default();
+            refuse(format!("not a usable Redis URL ({what})"))
+        })
+}
+
+/// The cache's settings: where it is, and the timings of its protocol.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
     pub url: String,
@@ -473,5 +527,58 @@ impl Store for CachedStore {
             let _ = task.await;
         }
         self.shared.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Option<RedisConfig>, ConfigError> {
+        RedisConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn redis_is_off_without_a_url_and_keys_share_a_prefix() {
+        assert!(config(&[("REDIS_KEY_PREFIX", "x:")]).unwrap().is_none());
+        let c = config(&[("REDIS_URL", "redis://cache:6379")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.key_prefix.as_str()),
+            ("redis://cache:6379", "et:")
+        );
+        let c = config(&[("REDIS_URL", "redis://c"), ("REDIS_KEY_PREFIX", "eu1:")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(CacheConfig::new(&c).key_prefix, "eu1:");
+    }
+
+    #[test]
+    fn redis_url_is_a_url_the_client_takes_and_is_never_echoed() {
+        for good in [
+            "redis://cache:6379",
+            "redis://:s3cret@cache/2",
+            "redis://127.0.0.1",
+            "unix:///run/redis.sock",
+            "redis+unix:///run/redis.sock?db=1",
+        ] {
+            assert!(config(&[("REDIS_URL", good)]).unwrap().is_some(), "{good}");
+        }
+        for bad in [
+            "http://x",
+            "cache:6379",
+            "localhost",
+            "redis://",
+            "redis://:s3cret@cache/notanumber",
+            "rediss://cache:6380",
+            "valkey://cache",
+        ] {
+            let e = config(&[("REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(e.var, "REDIS_URL", "{bad}");
+            assert!(e.problem.contains("expected redis://"), "{bad}: {e}");
+            assert!(!e.problem.contains("s3cret"), "{bad}: {e}");
+        }
     }
 }

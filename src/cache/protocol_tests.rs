@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use super::codec::UserEntry;
-use super::ops::{Finalize, Ops, ReportMode};
+use super::commands::{Finalize, Ops, ReportMode};
 use super::CacheConfig;
-use crate::config::RedisConfig;
+use super::RedisConfig;
 use crate::store::{TypeTotal, UserCounters};
 
 struct Fixture {

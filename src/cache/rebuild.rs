@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::codec::UserEntry;
-use super::ops::{CacheError, Finalize};
+use super::commands::{CacheError, Finalize};
 use super::Shared;
 use crate::store::{StoreError, UserCounters};
 

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::codec::{score, UserEntry};
+use super::commands::{CacheError, ReportMode};
 use super::health::Trust;
-use super::ops::{CacheError, ReportMode};
 use super::Shared;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;

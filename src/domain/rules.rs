@@ -47,15 +47,17 @@ pub struct RulesVersion {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
-    #[error("{path}: cannot read the file: {source}")]
+    // The cause is in the message and deliberately not a `source`: an error chain
+    // printed whole (`{:#}`) would otherwise say it twice.
+    #[error("{path}: cannot read the file: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: invalid YAML: {source}")]
+    #[error("{path}: invalid YAML: {error}")]
     Yaml {
         path: PathBuf,
-        source: serde_yaml::Error,
+        error: serde_yaml::Error,
     },
     #[error("{path}: {entry}: {problem}")]
     Entry {
@@ -122,17 +124,17 @@ impl RawCap {
 
 impl Rules {
     pub fn load(path: &Path) -> Result<Rules, RulesError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| RulesError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Rules::parse(path, &text)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Rules, RulesError> {
-        let file: FileFormat = serde_yaml::from_str(text).map_err(|source| RulesError::Yaml {
+        let file: FileFormat = serde_yaml::from_str(text).map_err(|error| RulesError::Yaml {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let entry_err = |entry: String, problem: String| RulesError::Entry {
             path: path.to_owned(),

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::access::Refusal;
 use crate::domain::event::FieldError;
 use crate::store::StoreError;
 
@@ -151,6 +152,28 @@ impl Answer {
             resp.extensions_mut().insert(cause);
         }
         resp
+    }
+}
+
+/// The answers of access control: 401 without a key or with an unknown one, 403 for a
+/// key without the route's role, 429 over the key's rate limit.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        match r {
+            Refusal::MissingKey => ApiError::Unauthorized("Missing API key"),
+            Refusal::UnknownKey => ApiError::Unauthorized("Unknown API key"),
+            Refusal::LacksRole(role) => ApiError::Forbidden(role.as_str()),
+            Refusal::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
+        }
+    }
+}
+
+/// What the guard middleware ([`crate::access::require`]) answers.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }
 

@@ -12,13 +12,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::access::{self, Role};
 use crate::clock::Clock;
-use crate::config::Role;
 use crate::domain::rules::SharedRules;
 use crate::store::Store;
 
 pub mod admin;
-pub mod auth;
 pub mod compression;
 pub mod dashboard;
 pub mod error;
@@ -28,8 +27,8 @@ pub mod leaderboard;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
-pub mod ops;
 pub mod server;
+pub mod service_info;
 pub mod stats;
 pub mod users;
 pub mod webhooks;
@@ -48,16 +47,15 @@ pub struct AppState {
 }
 
 pub struct RouterOptions {
-    pub body_limit_bytes: usize,
-    pub auth: Arc<auth::Auth>,
+    pub auth: Arc<access::Auth>,
     pub public_metrics: bool,
     pub public_openapi: bool,
-    pub limits: crate::config::ServerLimits,
+    pub limits: limits::ServerLimits,
 }
 
 pub fn router(state: AppState, options: RouterOptions) -> Router {
     let guard = |role: Role| {
-        axum::middleware::from_fn_with_state((options.auth.clone(), role), auth::require)
+        axum::middleware::from_fn_with_state((options.auth.clone(), role), access::require)
     };
     let guarded = |public: bool, route: MethodRouter<AppState>| {
         if public {
@@ -69,20 +67,20 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
     let ingest = || post(events::record_event).route_layer(guard(Role::Ingest));
     let compat_query = || get(events::query_points).route_layer(guard(Role::Read));
     let api = Router::new()
-        .route("/version", get(ops::version))
+        .route("/version", get(service_info::version))
         // The dashboard page holds no data: open, like the health checks.
         .route("/", get(dashboard::page))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/assets/{name}", get(dashboard::asset))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+        .route("/healthz", get(service_info::healthz))
+        .route("/readyz", get(service_info::readyz))
         .route(
             "/metrics",
-            guarded(options.public_metrics, get(ops::metrics)),
+            guarded(options.public_metrics, get(service_info::metrics)),
         )
         .route(
             "/openapi.json",
-            guarded(options.public_openapi, get(ops::openapi)),
+            guarded(options.public_openapi, get(service_info::openapi)),
         )
         .route(
             "/v1/users/events",
@@ -122,8 +120,8 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         )
         .merge(
             Router::new()
-                .route("/v1/event-types", get(ops::event_types))
-                .route("/v1/rules", get(ops::rules))
+                .route("/v1/event-types", get(service_info::event_types))
+                .route("/v1/rules", get(service_info::rules))
                 .route("/v1/users/{user_id}/points", get(users::points))
                 .route("/v1/users/{user_id}/events", get(users::history))
                 .route("/v1/leaderboard", get(leaderboard::leaderboard))
@@ -137,7 +135,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(|| async { error::ApiError::NotFound })
         .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(options.limits.body_limit_bytes))
         .layer(compression::layer())
         .with_state(state);
 

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, events, leaderboard, ops, stats, users, webhooks};
+use super::{admin, events, leaderboard, service_info, stats, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{admin, events, leaderboard, ops, stats, users, webhooks};
     // (and Schemathesis) call the instance they read it from.
     servers((url = "/", description = "The server that served this document")),
     paths(
-        ops::version, ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::event_types, ops::rules,
+        service_info::version, service_info::healthz, service_info::readyz, service_info::metrics, service_info::openapi, service_info::event_types, service_info::rules,
         events::record_event, events::record_batch, events::query_points,
         users::points, users::history, users::erase, users::erase_user_named_events,
         leaderboard::leaderboard, leaderboard::standing,
@@ -117,7 +117,7 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The names of the two ways to present an API key (src/http/auth.rs), as
+/// The names of the two ways to present an API key (src/access/guard.rs), as
 /// `components.securitySchemes` calls them.
 pub const BEARER_SCHEME: &str = "bearerAuth";
 pub const API_KEY_SCHEME: &str = "apiKeyAuth";

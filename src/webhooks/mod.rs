@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::config::{ConfigError, Vars};
 use crate::domain::event::FieldError;
 
 pub mod payload;
@@ -18,6 +19,39 @@ pub mod target;
 pub mod worker;
 
 pub use rank::RankWatch;
+
+/// The webhook settings (`WEBHOOKS_PATH`, `WEBHOOK_*`).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookConfig {
+    /// From the file `WEBHOOKS_PATH` names (none when unset): registered at start,
+    /// alongside those created over the API.
+    pub subscriptions: Vec<NewSubscription>,
+    pub delivery: worker::DeliveryConfig,
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`, `WEBHOOK_ALLOWED_TARGETS`: which addresses
+    /// deliveries may go to (by default public ones only).
+    pub targets: target::TargetPolicy,
+}
+
+impl WebhookConfig {
+    /// Reads and validates the `WEBHOOKS_PATH` file too. (Whether its URLs point
+    /// inside the network is checked at start and by `check-config`:
+    /// [`target::check_file`] resolves their names.)
+    pub fn from_vars(vars: &Vars) -> Result<WebhookConfig, ConfigError> {
+        let subscriptions = match vars.get("WEBHOOKS_PATH") {
+            None => Vec::new(),
+            Some(path) => {
+                let problem = |p: String| ConfigError::new("WEBHOOKS_PATH", format!("{path}: {p}"));
+                let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+                parse_file(&text).map_err(problem)?
+            }
+        };
+        Ok(WebhookConfig {
+            subscriptions,
+            delivery: worker::DeliveryConfig::from_vars(vars)?,
+            targets: target::TargetPolicy::from_vars(vars)?,
+        })
+    }
+}
 
 /// The notification kinds this version sends.
 pub const POINTS_CHANGED: &str = "points.changed";
@@ -273,6 +307,35 @@ pub fn parse_file(text: &str) -> Result<Vec<NewSubscription>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_webhooks_path_file_is_read_and_validated_naming_the_variable() {
+        let config = |pairs: &[(&str, &str)]| {
+            WebhookConfig::from_vars(&Vars::new(&crate::config::test_vars(pairs)))
+        };
+        let c = config(&[]).unwrap();
+        assert!(c.subscriptions.is_empty());
+        assert_eq!(c.delivery, worker::DeliveryConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("webhooks.yaml");
+        let path = file.to_str().unwrap();
+        std::fs::write(
+            &file,
+            "webhooks:\n  - url: https://hooks.example.com/et\n    secret: 0123456789abcdef\n    events: [points.changed]\n",
+        )
+        .unwrap();
+        let c = config(&[("WEBHOOKS_PATH", path), ("WEBHOOK_RETRY_BASE_MS", "100")]).unwrap();
+        assert_eq!(c.subscriptions.len(), 1);
+        assert_eq!(c.delivery.retry_base.as_millis(), 100);
+        std::fs::write(&file, "webhooks:\n  - {url: x, secret: s, events: []}\n").unwrap();
+        let e = config(&[("WEBHOOKS_PATH", path)]).unwrap_err();
+        assert_eq!(e.var, "WEBHOOKS_PATH");
+        assert!(e.problem.contains("webhooks[0]"), "{e}");
+        let e = config(&[("WEBHOOKS_PATH", "/nonexistent/hooks.yaml")]).unwrap_err();
+        assert_eq!(e.var, "WEBHOOKS_PATH");
+        let e = config(&[(target::ALLOWED_VAR, "intranet")]).unwrap_err();
+        assert_eq!(e.var, target::ALLOWED_VAR);
+    }
 
     #[test]
     fn signature_matches_the_worked_example_of_the_docs() {

@@ -22,6 +22,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 
 use super::NewSubscription;
+use crate::config::{ConfigError, Vars};
 use crate::domain::event::FieldError;
 
 pub const ALLOW_PRIVATE_VAR: &str = "WEBHOOK_ALLOW_PRIVATE_TARGETS";
@@ -47,6 +48,22 @@ pub struct TargetPolicy {
 }
 
 impl TargetPolicy {
+    pub fn from_vars(vars: &Vars) -> Result<TargetPolicy, ConfigError> {
+        let allowed = match vars.get(ALLOWED_VAR) {
+            None => Vec::new(),
+            Some(v) => parse_allowed(v).map_err(|p| {
+                ConfigError::new(
+                    ALLOWED_VAR,
+                    format!("{p}: expected addresses or CIDR ranges separated by commas"),
+                )
+            })?,
+        };
+        Ok(TargetPolicy {
+            allow_private: vars.flag(ALLOW_PRIVATE_VAR, false)?,
+            allowed,
+        })
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.allow_private || is_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
@@ -326,6 +343,29 @@ impl Resolve for CheckedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_public_unless_allowed() {
+        let policy = |pairs: &[(&str, &str)]| {
+            TargetPolicy::from_vars(&Vars::new(&crate::config::test_vars(pairs)))
+        };
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let c = policy(&[]).unwrap();
+        assert_eq!(c, TargetPolicy::default());
+        assert!(!c.permits(loopback));
+        let c = policy(&[(ALLOW_PRIVATE_VAR, "true")]).unwrap();
+        assert!(c.permits(loopback));
+        let c = policy(&[(ALLOWED_VAR, "127.0.0.0/8,fd00::/8")]).unwrap();
+        assert!(c.permits(loopback));
+        assert_eq!(c.allowed.len(), 2);
+        for (var, value) in [
+            (ALLOW_PRIVATE_VAR, "sometimes"),
+            (ALLOWED_VAR, "10.0.0.0/8,intranet.local"),
+        ] {
+            let e = policy(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap_or_else(|_| panic!("{s} is an address"))

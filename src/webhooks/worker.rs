@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 
 use super::target::{self, CheckedResolver, TargetPolicy};
 use super::{sign, AttemptResult, DueDelivery};
+use crate::config::{ConfigError, Vars};
 use crate::store::Store;
 
 /// How deliveries are sent and retried (`WEBHOOK_*` variables).
@@ -28,6 +29,22 @@ pub struct DeliveryConfig {
     /// `WEBHOOK_LOG_RETENTION_SECS` (default 30 days; 0 keeps everything): delivered and
     /// failed deliveries last updated longer ago than this leave the log.
     pub retention: Option<Duration>,
+}
+
+impl DeliveryConfig {
+    pub fn from_vars(vars: &Vars) -> Result<DeliveryConfig, ConfigError> {
+        Ok(DeliveryConfig {
+            max_attempts: vars
+                .number("WEBHOOK_MAX_ATTEMPTS", 8, 1)?
+                .min(u64::from(u32::MAX)) as u32,
+            retry_base: vars.millis("WEBHOOK_RETRY_BASE_MS", 1000, 1)?,
+            timeout: vars.millis("WEBHOOK_TIMEOUT_MS", 10_000, 1)?,
+            retention: match vars.number("WEBHOOK_LOG_RETENTION_SECS", 30 * 86_400, 0)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+        })
+    }
 }
 
 impl Default for DeliveryConfig {
@@ -267,6 +284,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_settings_are_typed_and_name_themselves() {
+        let config = |pairs: &[(&str, &str)]| {
+            DeliveryConfig::from_vars(&Vars::new(&crate::config::test_vars(pairs)))
+        };
+        assert_eq!(config(&[]).unwrap(), DeliveryConfig::default());
+        assert_eq!(
+            config(&[("WEBHOOK_LOG_RETENTION_SECS", "0")])
+                .unwrap()
+                .retention,
+            None
+        );
+        let c = config(&[
+            ("WEBHOOK_RETRY_BASE_MS", "100"),
+            ("WEBHOOK_MAX_ATTEMPTS", "3"),
+        ])
+        .unwrap();
+        assert_eq!((c.retry_base.as_millis(), c.max_attempts), (100, 3));
+        let e = config(&[("WEBHOOK_LOG_RETENTION_SECS", "a week")]).unwrap_err();
+        assert_eq!(e.var, "WEBHOOK_LOG_RETENTION_SECS");
+        for var in [
+            "WEBHOOK_MAX_ATTEMPTS",
+            "WEBHOOK_RETRY_BASE_MS",
+            "WEBHOOK_TIMEOUT_MS",
+        ] {
+            assert_eq!(config(&[(var, "0")]).unwrap_err().var, var);
+        }
+    }
 
     #[test]
     fn backoff_doubles_is_capped_and_jittered_into_the_upper_half() {

@@ -26,6 +26,58 @@ mod io;
 pub use admission::Deadlines;
 use admission::{Admission, Admitted, Closed, RequestGuard};
 
+use crate::config::{invalid, ConfigError, Vars};
+
+/// Where the server listens: `API_SERVER_HOST` (default `0.0.0.0`) and
+/// `API_SERVER_PORT` (default 3000; 0 picks a free port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// An IP address or a host name, resolved when the server starts.
+    pub host: String,
+    pub port: u16,
+}
+
+impl ListenAddress {
+    pub fn from_vars(vars: &Vars) -> Result<ListenAddress, ConfigError> {
+        let host = vars.get("API_SERVER_HOST").unwrap_or("0.0.0.0").to_string();
+        if !valid_host(&host) {
+            return Err(invalid(
+                "API_SERVER_HOST",
+                &host,
+                "an IP address or a host name (resolved when the server starts)",
+            ));
+        }
+        let port = match vars.get("API_SERVER_PORT") {
+            None => 3000,
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| invalid("API_SERVER_PORT", v, "a port number from 0 to 65535"))?,
+        };
+        Ok(ListenAddress { host, port })
+    }
+}
+
+/// An IP address, or a syntactically valid host name (RFC 1123: dot-separated labels of
+/// letters, digits and inner hyphens, at most 63 characters each and 253 in all; `_` is
+/// allowed too, as in Docker Compose service names). Whether the name resolves is only
+/// known when the server binds, which then fails naming API_SERVER_HOST.
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets requests in
 /// flight finish and returns once every connection is closed.
 pub async fn serve(
@@ -191,5 +243,56 @@ impl http_body::Body for Tracked {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn listen(pairs: &[(&str, &str)]) -> Result<ListenAddress, ConfigError> {
+        ListenAddress::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn the_default_address_is_every_interface_on_port_3000() {
+        let l = listen(&[]).unwrap();
+        assert_eq!((l.host.as_str(), l.port), ("0.0.0.0", 3000));
+        assert_eq!(listen(&[("API_SERVER_PORT", "0")]).unwrap().port, 0);
+        for bad in ["70000", "http", "-1"] {
+            let e = listen(&[("API_SERVER_PORT", bad)]).unwrap_err();
+            assert_eq!(e.var, "API_SERVER_PORT", "{bad}");
+        }
+    }
+
+    #[test]
+    fn api_server_host_is_an_ip_address_or_a_host_name() {
+        for host in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "::1",
+            "::",
+            "localhost",
+            "api.internal",
+            "eventtracker-1.svc.cluster.local.",
+            "HOST9",
+            "compose_service",
+        ] {
+            assert_eq!(listen(&[("API_SERVER_HOST", host)]).unwrap().host, host);
+        }
+        for host in [
+            "bad host",
+            "-lead.example",
+            "trail-.example",
+            "a..b",
+            "http://x",
+            "x:3000",
+            "[::1]",
+            &"a".repeat(64),
+        ] {
+            let e = listen(&[("API_SERVER_HOST", host)]).unwrap_err();
+            assert_eq!(e.var, "API_SERVER_HOST", "{host}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::ops::find_all;
+use super::bulk_commands::find_all;
 use super::outbox::Subscribers;
 use super::schema::{period_id, Deltas, PERIODS};
 use super::Ctx;

@@ -13,7 +13,7 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::ops::find_all;
+use super::bulk_commands::find_all;
 use super::Ctx;
 use crate::domain::caps::{Cap, Usage};
 use crate::domain::event::NewEvent;

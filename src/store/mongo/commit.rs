@@ -17,8 +17,8 @@ use mongodb::error::Result;
 use mongodb::ClientSession;
 
 use super::boards;
+use super::bulk_commands as ops;
 use super::caps::{self, Awarder};
-use super::ops;
 use super::outbox::{self, Batch, Subscribers};
 use super::schema::{Deltas, EventDoc, Pending, GUARD, PERIODS, TOTALS};
 use super::txn::{conflict, in_transaction};

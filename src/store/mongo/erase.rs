@@ -10,8 +10,8 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
+use super::bulk_commands::find_all;
 use super::commit::wall_ms;
-use super::ops::find_all;
 use super::schema::{period_id, DELETIONS, DELIVERIES, EVENTS, PERIODS, TOTALS};
 use super::txn::in_transaction;
 use super::{Ctx, Mode};

@@ -7,7 +7,7 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::Database;
 
-use super::ops::find_all;
+use super::bulk_commands::find_all;
 use super::read::{int, string};
 use super::schema::{PERIODS, TOTALS};
 use crate::store::{TypeTotal, UserCounters};

@@ -15,7 +15,6 @@ use mongodb::options::{
 use mongodb::{Client, Collection, Database};
 use tokio::task::JoinHandle;
 
-use crate::config::{MongoConfig, WriteConcern};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
@@ -31,12 +30,13 @@ use crate::webhooks::{
 };
 
 mod boards;
+mod bulk_commands;
 mod caps;
 mod commit;
+mod connection;
 mod erase;
 mod error;
 mod export;
-mod ops;
 mod outbox;
 mod read;
 mod recompute;
@@ -48,6 +48,7 @@ mod txn;
 mod webhooks;
 mod writer;
 
+pub use connection::{MongoConfig, WriteConcern};
 use error::to_store;
 pub use recovery::GRACE_MS as RECOVERY_GRACE_MS;
 use schema::EventDoc;

@@ -23,8 +23,8 @@ use mongodb::ClientSession;
 use sha2::{Digest, Sha256};
 
 use super::boards::RankNotice;
+use super::bulk_commands::{self, find_all};
 use super::commit::wall_ms as commit_ms;
-use super::ops::{self, find_all};
 use super::schema::{period_id, DELIVERIES, PERIODS};
 use super::Ctx;
 use crate::domain::caps::Cap;
@@ -184,7 +184,7 @@ pub async fn queue(
             .collect();
         docs.retain(|d| d.get_str("_id").is_ok_and(|id| !stored.contains(id)));
     }
-    ops::insert_new(&coll, &docs, session).await?;
+    bulk_commands::insert_new(&coll, &docs, session).await?;
     Ok(())
 }
 
@@ -257,7 +257,7 @@ pub async fn queue_recompute(
         .map(|sub| notice.delivery(&batch, sub))
         .collect();
     let coll = ctx.db.collection::<Document>(DELIVERIES);
-    ops::insert_new(&coll, &docs, Some(s)).await?;
+    bulk_commands::insert_new(&coll, &docs, Some(s)).await?;
     Ok(())
 }
 

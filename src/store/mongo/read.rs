@@ -7,8 +7,8 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::Database;
 
+use super::bulk_commands::find_all;
 use super::error::reply_error;
-use super::ops::find_all;
 use super::schema::{period_id, EventDoc, EVENTS, PERIODS, TOTALS};
 use crate::domain::ranking::{rank_run, RankedEntry};
 use crate::store::{

@@ -11,7 +11,7 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::ops::{self, find_all};
+use super::bulk_commands::{self, find_all};
 use super::outbox;
 use super::schema::{period_id, total_id, Deltas, EVENTS, PERIODS, TOTALS};
 use super::txn::in_transaction;
@@ -55,7 +55,7 @@ async fn apply_in(
             (e.id.clone(), doc! { "q": { "_id": &e.id, "user_id": user_id }, "u": { "$set": set } })
         })
         .collect();
-    ops::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;
+    bulk_commands::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;
 
     // Old counter documents go, and the replayed sums come back as fresh upserts.
     let mut deltas = Deltas::default();
@@ -89,14 +89,14 @@ async fn apply_in(
             .session(&mut *s)
             .await?;
     }
-    ops::update(
+    bulk_commands::update(
         ctx,
         TOTALS,
         &deltas.total_updates(None, true),
         Some(&mut *s),
     )
     .await?;
-    ops::update(
+    bulk_commands::update(
         ctx,
         PERIODS,
         &deltas.period_updates(None, true),

@@ -8,8 +8,8 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
+use super::bulk_commands::{self as ops, find_all};
 use super::commit::{self, Applied};
-use super::ops::{self, find_all};
 use super::outbox::{self, Batch, Created, Subscribers};
 use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
 use super::{erase, txn};

@@ -6,8 +6,8 @@ use mongodb::error::{ErrorKind, Result, WriteFailure};
 use mongodb::options::FindOptions;
 use mongodb::Database;
 
+use super::bulk_commands::find_all;
 use super::error::{reply_error, DUPLICATE_KEY};
-use super::ops::find_all;
 use super::schema::RULES;
 use crate::domain::rules::RulesVersion;
 

@@ -14,8 +14,8 @@ use mongodb::error::Result;
 use mongodb::options::{FindOptions, ReturnDocument};
 use mongodb::{ClientSession, Database};
 
+use super::bulk_commands::find_all;
 use super::error::DUPLICATE_KEY;
-use super::ops::find_all;
 use super::schema::{DELIVERIES, SUBSCRIPTIONS};
 use super::Ctx;
 use crate::webhooks::{

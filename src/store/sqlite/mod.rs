@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::config::{invalid, ConfigError, Vars};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
@@ -46,8 +47,118 @@ pub enum Synchronous {
 
 #[derive(Debug, Clone)]
 pub struct SqliteConfig {
+    /// `SQLITE_PATH` (default `data/eventtracker.db`); its folder is created when missing.
     pub path: PathBuf,
+    /// `SQLITE_SYNCHRONOUS` (default `full`).
     pub synchronous: Synchronous,
+}
+
+impl SqliteConfig {
+    pub fn from_vars(vars: &Vars) -> Result<SqliteConfig, ConfigError> {
+        let synchronous = match vars
+            .get("SQLITE_SYNCHRONOUS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("full") => Synchronous::Full,
+            Some("normal") => Synchronous::Normal,
+            Some(other) => return Err(invalid("SQLITE_SYNCHRONOUS", other, "full or normal")),
+        };
+        Ok(SqliteConfig {
+            path: PathBuf::from(vars.get("SQLITE_PATH").unwrap_or("data/eventtracker.db")),
+            synchronous,
+        })
+    }
+
+    /// Whether [`SqliteStore::open`] can use `path`, found without creating anything
+    /// (for `check-config`): an existing database must be a file; a missing one needs
+    /// its folder to exist or be creatable, that is the nearest existing folder on the
+    /// way up must be a directory this process may write in.
+    pub fn check_location(&self) -> Result<(), ConfigError> {
+        let path = &self.path;
+        let refuse = |problem: String| ConfigError::new("SQLITE_PATH", problem);
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(refuse(format!(
+                    "{} is a folder, not a database file",
+                    path.display()
+                )))
+            }
+            Ok(_) => return Ok(()),
+            Err(e) if missing(&e) => {}
+            Err(e) => return Err(refuse(format!("cannot use {}: {e}", path.display()))),
+        }
+        let folder = parent_folder(path);
+        let mut existing = folder;
+        loop {
+            match std::fs::metadata(existing) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(refuse(format!(
+                        "cannot create folder {}: {} is not a folder",
+                        folder.display(),
+                        existing.display()
+                    )))
+                }
+                Err(e) if missing(&e) && parent_folder(existing) != existing => {
+                    existing = parent_folder(existing);
+                }
+                Err(e) => {
+                    return Err(refuse(format!(
+                        "cannot create folder {}: {e}",
+                        folder.display()
+                    )))
+                }
+            }
+        }
+        if !may_write_in(existing) {
+            let what = if existing == folder {
+                format!("cannot create the database {}", path.display())
+            } else {
+                format!("cannot create folder {}", folder.display())
+            };
+            return Err(refuse(format!(
+                "{what}: no permission to write in {}",
+                existing.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Not there: no such entry, or a file where a folder would be on the way.
+fn missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// The folder holding `path`: `.` for a bare file name, `/` above the root.
+fn parent_folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => path,
+    }
+}
+
+/// Whether entries can be created in the directory `dir` (write and search permission
+/// for this process, on a file system mounted writable).
+fn may_write_in(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c_path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+        unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+    }
 }
 
 pub struct SqliteStore {
@@ -487,6 +598,89 @@ impl Store for SqliteStore {
             .take();
         if let Some(c) = checkpointer {
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_vars;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<SqliteConfig, ConfigError> {
+        SqliteConfig::from_vars(&Vars::new(&test_vars(pairs)))
+    }
+
+    #[test]
+    fn the_database_is_durable_by_default_and_names_bad_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.path, PathBuf::from("data/eventtracker.db"));
+        assert_eq!(c.synchronous, Synchronous::Full, "durable by default");
+        let c = config(&[
+            ("SQLITE_PATH", "/tmp/x.db"),
+            ("SQLITE_SYNCHRONOUS", "NORMAL"),
+        ])
+        .unwrap();
+        assert_eq!(c.path, PathBuf::from("/tmp/x.db"));
+        assert_eq!(c.synchronous, Synchronous::Normal);
+        assert_eq!(
+            config(&[("SQLITE_SYNCHRONOUS", "off")]).unwrap_err().var,
+            "SQLITE_SYNCHRONOUS"
+        );
+    }
+
+    fn at(path: &Path) -> SqliteConfig {
+        SqliteConfig {
+            path: path.to_owned(),
+            synchronous: Synchronous::Full,
+        }
+    }
+
+    #[test]
+    fn the_location_check_creates_nothing_and_names_sqlite_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder to be created, several levels deep: fine, and still not there.
+        let deep = dir.path().join("a/b/c/et.db");
+        at(&deep).check_location().unwrap();
+        assert!(
+            !dir.path().join("a").exists(),
+            "check-config creates nothing"
+        );
+        at(&dir.path().join("et.db")).check_location().unwrap();
+        at(Path::new("et.db")).check_location().unwrap();
+        // An existing database file is fine.
+        let db = dir.path().join("existing.db");
+        std::fs::write(&db, "").unwrap();
+        at(&db).check_location().unwrap();
+
+        let e = at(dir.path()).check_location().unwrap_err();
+        assert_eq!(e.var, "SQLITE_PATH");
+        assert!(e.problem.contains("is a folder"), "{e}");
+        // A folder would have to be created under a file.
+        let e = at(&db.join("data/et.db")).check_location().unwrap_err();
+        assert_eq!(e.var, "SQLITE_PATH");
+        assert!(
+            e.problem.contains("cannot create folder") && e.problem.contains("is not a folder"),
+            "{e}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_location_check_refuses_a_folder_it_cannot_write_in() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+        // Root may write anywhere: then there is nothing to refuse.
+        if std::fs::write(locked.join("probe"), "").is_ok() {
+            return;
+        }
+        for path in [locked.join("et.db"), locked.join("data/et.db")] {
+            let e = at(&path).check_location().unwrap_err();
+            assert_eq!(e.var, "SQLITE_PATH");
+            assert!(e.problem.contains("no permission to write in"), "{e}");
         }
     }
 }

@@ -1,11 +1,10 @@
-//! API keys with roles, and per-key rate limits.
+//! The middleware that guards routes: finds the key a request presents, checks it holds
+//! the route's role, and takes a token from its rate limit.
 //!
 //! Keys are compared through their SHA-256 digests in constant time, so neither the
 //! content nor the length of a configured key leaks through response timing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -13,8 +12,8 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
-use crate::config::{AuthConfig, RateLimit, Role, Roles};
+use super::rate_limit::Buckets;
+use super::{key_prefix, AccessConfig, Role, Roles, MIN_PRODUCTION_KEY_CHARS};
 
 struct Key {
     digest: [u8; 32],
@@ -25,37 +24,35 @@ struct Key {
 
 pub struct Auth {
     keys: Vec<Key>,
-    limits: HashMap<Role, RateLimit>,
-    buckets: Mutex<HashMap<(usize, Role), Bucket>>,
+    buckets: Buckets,
 }
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
+/// Why a request was refused. The HTTP answer of each (401, 403, 429) is given by
+/// `http::error`, which turns it into an `ApiError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    MissingKey,
+    UnknownKey,
+    /// The key is known but lacks this role.
+    LacksRole(Role),
+    RateLimited {
+        retry_after_secs: u64,
+    },
 }
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The first characters of a key, enough to tell keys apart in logs, never enough to use:
-/// four of a key of 16 characters or more, a quarter of a shorter one, none under 8.
-pub fn key_prefix(key: &str) -> String {
-    let n = key.chars().count();
-    let shown = if n < 8 { 0 } else { (n / 4).min(4) };
-    let shown: String = key.chars().take(shown).collect();
-    format!("{shown}…")
-}
-
 impl Auth {
-    pub fn new(config: &AuthConfig) -> Auth {
+    pub fn new(config: &AccessConfig) -> Auth {
         // Accepted only outside production (the configuration refuses them there): said
         // once at start, so a development set-up copied to production is no surprise.
         if !config.short_keys.is_empty() {
             tracing::warn!(
                 keys = %config.short_keys.join(", "),
                 "API keys shorter than {} characters: accepted outside production, refused with APP_ENV=production",
-                crate::config::MIN_PRODUCTION_KEY_CHARS
+                MIN_PRODUCTION_KEY_CHARS
             );
         }
         Auth {
@@ -68,8 +65,7 @@ impl Auth {
                     prefix: key_prefix(&k.key),
                 })
                 .collect(),
-            limits: config.rate_limits.clone(),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Buckets::new(config.rate_limits.clone()),
         }
     }
 
@@ -90,45 +86,24 @@ impl Auth {
         found
     }
 
-    /// Takes one token from the key's bucket for `role`; on refusal, seconds to wait.
-    fn take_token(&self, key: usize, role: Role) -> Result<(), u64> {
-        let Some(limit) = self.limits.get(&role) else {
-            return Ok(());
-        };
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let b = buckets.entry((key, role)).or_insert(Bucket {
-            tokens: limit.burst,
-            last: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second)
-            .min(limit.burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - b.tokens) / limit.per_second).ceil().max(1.0) as u64)
-        }
-    }
-
-    pub fn check(&self, presented: Option<&str>, role: Role) -> Result<(), ApiError> {
+    /// Whether a request presenting `presented` may use a route needing `role`.
+    pub fn check(&self, presented: Option<&str>, role: Role) -> Result<(), Refusal> {
         if self.is_open() {
             return Ok(());
         }
-        let presented = presented.ok_or(ApiError::Unauthorized("Missing API key"))?;
+        let presented = presented.ok_or(Refusal::MissingKey)?;
         let Some(i) = self.find(presented) else {
             tracing::warn!(key = %key_prefix(presented), "unknown API key");
-            return Err(ApiError::Unauthorized("Unknown API key"));
+            return Err(Refusal::UnknownKey);
         };
         let key = &self.keys[i];
         if !key.roles.has(role) {
             tracing::warn!(key = %key.prefix, role = role.as_str(), "API key lacks the role");
-            return Err(ApiError::Forbidden(role.as_str()));
+            return Err(Refusal::LacksRole(role));
         }
-        self.take_token(i, role).map_err(|retry_after_secs| {
+        self.buckets.take(i, role).map_err(|retry_after_secs| {
             metrics::counter!("rate_limited_total", "role" => role.as_str()).increment(1);
-            ApiError::TooManyRequests { retry_after_secs }
+            Refusal::RateLimited { retry_after_secs }
         })
     }
 }
@@ -159,7 +134,7 @@ pub async fn require(
     State((auth, role)): State<(Arc<Auth>, Role)>,
     req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     auth.check(presented_key(&req), role)?;
     Ok(next.run(req).await)
 }
@@ -182,18 +157,5 @@ mod tests {
         for v in ["Basic k1", "Bearerk1", "Bearer", "Bearer   ", "k1"] {
             assert_eq!(bearer_token(v), None, "{v:?}");
         }
-    }
-
-    #[test]
-    fn logged_prefixes_never_reveal_much_of_a_key() {
-        assert_eq!(key_prefix("k_ingest_secret_1234"), "k_in…");
-        assert_eq!(key_prefix("0123456789abcdef"), "0123…");
-        assert_eq!(key_prefix("0123456789ab"), "012…");
-        assert_eq!(key_prefix("01234567"), "01…");
-        for short in ["", "a", "abcd", "abcdefg", "ééééééé"] {
-            assert_eq!(key_prefix(short), "…", "{short:?}");
-        }
-        // Multi-byte characters count as characters, never split.
-        assert_eq!(key_prefix("éééééééééééééééééééé"), "éééé…");
     }
 }

@@ -1,4 +1,5 @@
-//! Operational endpoints: version, health, readiness, metrics, event types, OpenAPI.
+//! Operational endpoints that describe the service: version, liveness and readiness,
+//! metrics, the event types and rules versions in force, and the OpenAPI document.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
