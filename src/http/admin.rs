@@ -14,10 +14,10 @@ use crate::cache::RebuildNowError;
 use crate::recompute::{self, RecomputeError, Report};
 use crate::store::StoreError;
 
-/// The body is read into this type (`Option<Json<RecomputeRequest>>`: none, an empty
-/// one or `null` is the default). A bad field is a 400 naming it, in the words of the
-/// functions below; unknown fields are ignored. Whether `rules_version` is registered
-/// is for the store, after reading.
+// The body is read into this type (`Option<Json<RecomputeRequest>>`: none, an empty
+// one or `null` is the default). A bad field is a 400 naming it, in the words of the
+// functions below; unknown fields are ignored. Whether `rules_version` is registered
+// is for the store, after reading.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecomputeRequest {
     /// Report only (the default); `false` rewrites the ledger, totals and leaderboards.

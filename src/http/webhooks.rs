@@ -428,9 +428,10 @@ pub async fn deliveries(
 
 pub const MAX_REPLAY_IDS: usize = 1000;
 
-/// Which deliveries to send again: the body, read into this type
-/// (`Option<Json<ReplayRequest>>`: none, an empty one or `null` replays every failed
-/// delivery). A bad `delivery_ids` is a 400 naming it; unknown fields are ignored.
+/// Which deliveries to send again.
+// The body is read into this type (`Option<Json<ReplayRequest>>`: none, an empty one or
+// `null` replays every failed delivery). A bad `delivery_ids` is a 400 naming it;
+// unknown fields are ignored.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReplayRequest {
     /// Ids from the delivery log; absent, every failed delivery of the subscription.
