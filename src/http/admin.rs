@@ -17,7 +17,9 @@ use crate::store::StoreError;
 // The body is read into this type (`Option<Json<RecomputeRequest>>`: none, an empty
 // one or `null` is the default). A bad field is a 400 naming it, in the words of the
 // functions below; unknown fields are ignored. Whether `rules_version` is registered
-// is for the store, after reading.
+// is for the store, after reading. A type rather than a hand parser: the parser this
+// replaced stopped at the first bad field too, so naming one field loses nothing (with
+// both fields bad, the one first in the body is named).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecomputeRequest {
     /// Report only (the default); `false` rewrites the ledger, totals and leaderboards.

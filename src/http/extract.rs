@@ -46,8 +46,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let (parts, body) = req.into_parts();
+        let read = Request::from_parts(parts.clone(), body);
+        let bytes = Bytes::from_request(read, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
@@ -57,10 +58,10 @@ where
         if bytes.is_empty() {
             return Ok(None);
         }
-        // The same request again, for the required extractor: its Content-Type rule and
-        // its answers to malformed JSON, exactly.
-        let mut again = Request::new(Body::from(bytes));
-        *again.headers_mut() = headers;
+        // The same request again (headers, and extensions such as the body limit), for
+        // the required extractor: its Content-Type rule and its answers to malformed
+        // JSON, exactly.
+        let again = Request::from_parts(parts, Body::from(bytes));
         let Json(value) = <Json<Value> as FromRequest<S>>::from_request(again, state).await?;
         match value {
             Value::Null => Ok(None),
@@ -190,6 +191,14 @@ mod tests {
 
     /// Answers what the extractor made of the body: `none`, or `n=<value>`.
     async fn answer(content_type: Option<&str>, body: &'static str) -> (StatusCode, Value) {
+        answer_within(64, content_type, body.into()).await
+    }
+
+    async fn answer_within(
+        limit: usize,
+        content_type: Option<&str>,
+        body: String,
+    ) -> (StatusCode, Value) {
         let app = Router::new()
             .route(
                 "/",
@@ -200,7 +209,7 @@ mod tests {
                     }
                 }),
             )
-            .layer(DefaultBodyLimit::max(64));
+            .layer(DefaultBodyLimit::max(limit));
         let mut req = Request::post("/");
         if let Some(t) = content_type {
             req = req.header(header::CONTENT_TYPE, t);
@@ -292,5 +301,11 @@ mod tests {
         let (status, answer) = answer(JSON, r#"{"n": 1, "padding": "0123456789012345678901234567890123456789012345678901234567890123456789"}"#).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
         assert_eq!(answer["message"], "Request body is too large");
+        // The limit is the router's, also above axum's default of 2 MB.
+        let big = format!(r#"{{"n": 1, "padding": "{}"}}"#, "x".repeat(3 << 20));
+        assert_eq!(
+            answer_within(4 << 20, JSON, big).await,
+            (StatusCode::OK, Value::from("n=Some(1)"))
+        );
     }
 }
