@@ -266,3 +266,82 @@ async fn the_command_line_reports_and_applies_the_same_replay() {
     let (sum, _) = app.ledger_sum(&user).await;
     assert_eq!((app.points(&user).await, sum), (16, 16));
 }
+
+/// Malformed bodies get the API's JSON error, with the status every JSON endpoint gives:
+/// 400 naming the field (or the body), 415 for a body that is not declared JSON. A
+/// malformed body never runs a replay, even one that reads as `[false]`.
+#[tokio::test]
+async fn malformed_bodies_are_answered_in_the_error_format() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    std::fs::write(dir.path().join("events.yaml"), V1).unwrap();
+    let app = start(&dir, common::backend_env()).await;
+    let send = |content_type: Option<&'static str>, body: &'static str| {
+        let mut req = app.client.post(app.url("/v1/admin/recompute")).body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            let answer: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{body:?}: not JSON ({e}): {text}"));
+            (status, answer)
+        }
+    };
+    const JSON: Option<&str> = Some("application/json");
+
+    // No body needs no Content-Type (the documented `curl -X POST`).
+    let (status, report) = send(None, "").await;
+    assert_eq!(
+        (status, &report["applied"]),
+        (200, &json!(false)),
+        "{report}"
+    );
+
+    let field_errors = [
+        (r#"{"dry_run": "no"}"#, "dry_run"),
+        (r#"{"dry_run": null}"#, "dry_run"),
+        (r#"{"dry_run": 0}"#, "dry_run"),
+        (r#"{"rules_version": 0}"#, "rules_version"),
+        (r#"{"rules_version": "1"}"#, "rules_version"),
+        (r#"{"rules_version": 1.5}"#, "rules_version"),
+        (
+            r#"{"dry_run": true, "rules_version": [1]}"#,
+            "rules_version",
+        ),
+    ];
+    for (body, field) in field_errors {
+        let (status, answer) = send(JSON, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["errors"][0]["field"], field, "{body}: {answer}");
+        assert_eq!(answer["errors"].as_array().unwrap().len(), 1, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().starts_with(field),
+            "{body}: {answer}"
+        );
+    }
+    for body in [
+        "[false]",
+        "false",
+        "1",
+        "\"{}\"",
+        "{",
+        "{\"dry_run\": false,}",
+        " ",
+    ] {
+        let (status, answer) = send(JSON, body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert!(answer["message"].is_string(), "{body:?}: {answer}");
+        assert!(answer.get("errors").is_none(), "{body:?}: {answer}");
+    }
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let (status, answer) = send(content_type, r#"{"dry_run": false}"#).await;
+        assert_eq!(status, 415, "{content_type:?}: {answer}");
+        assert_eq!(answer["message"], "Content-Type must be application/json");
+    }
+}

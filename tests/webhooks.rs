@@ -1337,3 +1337,113 @@ async fn replay_takes_no_body_or_null_and_refuses_whitespace() {
     wait_log(&app, &sub, "delivered", 1).await;
     assert_eq!(receiver.hits().len(), 3);
 }
+
+/// Malformed bodies on subscribing and on replaying get the API's JSON error with the
+/// status every JSON endpoint gives: 400 naming the field (or the body), 415 for a body
+/// not declared JSON. Replaying takes no body at all (no Content-Type needed), as the
+/// curl examples of docs/webhooks.md send it.
+#[tokio::test]
+async fn malformed_bodies_are_answered_in_the_error_format() {
+    let app = spawn_app_with(Options {
+        env: vec![],
+        dir: Some(Arc::new(tempfile::tempdir().unwrap())),
+    })
+    .await;
+    let send = |path: String, content_type: Option<&'static str>, body: &'static str| {
+        let mut req = app.client.post(app.url(&path)).body(body);
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            let answer: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{path} {body:?}: not JSON ({e}): {text}"));
+            (status, answer)
+        }
+    };
+    const JSON: Option<&str> = Some("application/json");
+    let subscribe = || "/v1/webhooks".to_string();
+    let valid = r#"{"url": "https://8.8.8.8/hook", "secret": "whsec_test_0123456789", "events": ["points.changed"]}"#;
+
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let (status, answer) = send(subscribe(), content_type, valid).await;
+        assert_eq!(status, 415, "{content_type:?}: {answer}");
+        assert_eq!(answer["message"], "Content-Type must be application/json");
+    }
+    for body in ["", " ", "{", "[\"https://8.8.8.8/hook\"]", "null", "\"x\""] {
+        let (status, answer) = send(subscribe(), JSON, body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert!(answer["message"].is_string(), "{body:?}: {answer}");
+        assert!(answer.get("errors").is_none(), "{body:?}: {answer}");
+    }
+    let (status, answer) = send(
+        subscribe(),
+        JSON,
+        r#"{"url": "https://8.8.8.8/hook", "secret": 16, "events": "points.changed"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let fields: Vec<&str> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["secret", "events"], "{answer}");
+    let (_, list) = app.get("/v1/webhooks").await;
+    assert_eq!(list["data"], json!([]), "nothing was subscribed");
+
+    let (status, created) = send(subscribe(), JSON, valid).await;
+    assert_eq!(status, 201, "{created}");
+    let replay = || {
+        format!(
+            "/v1/webhooks/{}/deliveries/replay",
+            created["id"].as_str().unwrap()
+        )
+    };
+    let nothing = json!({"queued": [], "already_pending": [], "not_found": []});
+    for (content_type, body) in [
+        (None, ""),
+        (JSON, ""),
+        (JSON, "null"),
+        (JSON, "{}"),
+        (JSON, r#"{"delivery_ids": null, "other": 1}"#),
+    ] {
+        assert_eq!(
+            send(replay(), content_type, body).await,
+            (200, nothing.clone()),
+            "{content_type:?} {body:?}"
+        );
+    }
+    for body in [" ", "\n", "{", "[1]", "[]", "\"x\"", "0"] {
+        let (status, answer) = send(replay(), JSON, body).await;
+        assert_eq!(status, 400, "{body:?}: {answer}");
+        assert!(answer["message"].is_string(), "{body:?}: {answer}");
+        assert!(answer.get("errors").is_none(), "{body:?}: {answer}");
+    }
+    for body in [
+        r#"{"delivery_ids": []}"#,
+        r#"{"delivery_ids": "x"}"#,
+        r#"{"delivery_ids": [1]}"#,
+        r#"{"delivery_ids": {"$in": ["x"]}}"#,
+    ] {
+        let (status, answer) = send(replay(), JSON, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(
+            answer,
+            json!({"message": "delivery_ids must be an array of 1 to 1000 delivery ids",
+                   "errors": [{"field": "delivery_ids", "message": "must be an array of 1 to 1000 delivery ids"}]}),
+            "{body}"
+        );
+    }
+    for content_type in [None, Some("text/plain")] {
+        let (status, answer) = send(replay(), content_type, "{}").await;
+        assert_eq!(status, 415, "{content_type:?}: {answer}");
+    }
+}

@@ -1,11 +1,15 @@
 //! Validation of incoming events: the one place that decides what a valid event is,
 //! shared by the single and batch endpoints (and anything else that ingests).
 
-use serde::Serialize;
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::caps::Cap;
-use super::rules::Rules;
+use super::rules::{self, Rules};
 use super::time::parse_json_time;
 
 pub const MAX_USER_ID_CHARS: usize = 128;
@@ -17,7 +21,7 @@ pub const MAX_KEY_CHARS: usize = 256;
 /// Events may be stamped at most this far ahead of the server clock (clock skew allowance).
 pub const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -67,6 +71,154 @@ impl NewEvent {
 
 pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// An event as clients send it (documentation of the body; validation names each field).
+// The body as the OpenAPI document describes it, each field's constraints held by its
+// type. The endpoints read events with [`validate_event`] instead, which names every
+// bad field at once with its own message (a serde type stops at the first) and
+// interleaves the checks that need the rules in force and the clock (the event type is
+// configured, the timestamp at most an hour ahead), which no type can hold. The test
+// `the_documented_type_accepts_what_the_validator_accepts` holds the two together: the
+// validator accepts exactly what this type accepts and those two checks pass.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct EventInput {
+    /// 1 to 128 characters.
+    #[schema(
+        value_type = String,
+        example = "13",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub user_id: UserId,
+    /// A name configured in `events.yaml`.
+    #[schema(value_type = String, example = "PURCHASE", pattern = r"^[A-Z][A-Z0-9_]{0,63}$")]
+    pub event_type: EventTypeName,
+    #[schema(value_type = TimestampInput)]
+    pub timestamp: Timestamp,
+    /// The client's idempotency key, 1 to 128 characters.
+    #[schema(
+        value_type = Option<String>,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub event_id: Option<ClientEventId>,
+    /// Any JSON object up to 8 KiB, with keys of at most 256 characters at any depth;
+    /// stored and returned with the event.
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Properties>,
+    // Other fields are ignored, but their names are bounded too. (Flattened, serde also
+    // reads the body as an object only: a derived struct takes an array, in order.)
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: BTreeMap<FieldName, IgnoredAny>,
+}
+
+/// A `user_id` (see [`check_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UserId(pub String);
+
+impl TryFrom<String> for UserId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        check_id(&s, MAX_USER_ID_CHARS).map(|()| UserId(s))
+    }
+}
+
+/// An `event_id`, the client's idempotency key (see [`check_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ClientEventId(pub String);
+
+impl TryFrom<String> for ClientEventId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        check_id(&s, MAX_EVENT_ID_CHARS).map(|()| ClientEventId(s))
+    }
+}
+
+/// A name an event type can have ([`rules::valid_name`]); whether one has it is for the
+/// rules in force.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EventTypeName(pub String);
+
+impl TryFrom<String> for EventTypeName {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Self, &'static str> {
+        if rules::valid_name(&s) {
+            Ok(EventTypeName(s))
+        } else {
+            Err("must match ^[A-Z][A-Z0-9_]{0,63}$")
+        }
+    }
+}
+
+/// Unix seconds, Unix milliseconds (values >= 100000000000), or an RFC 3339 string;
+/// not negative, at most one hour in the future.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TimestampInput {
+    #[schema(example = 14223343)]
+    Unix(u64),
+    #[schema(example = "2026-11-29T12:00:00Z", format = DateTime)]
+    Rfc3339(String),
+}
+
+/// A `timestamp` read as [`parse_json_time`] reads it: Unix milliseconds. Whether it is
+/// too far ahead is for the clock, after reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TimestampInput")]
+pub struct Timestamp(pub i64);
+
+impl TryFrom<TimestampInput> for Timestamp {
+    type Error = String;
+
+    fn try_from(t: TimestampInput) -> Result<Self, String> {
+        let v = match t {
+            TimestampInput::Unix(n) => Value::from(n),
+            TimestampInput::Rfc3339(s) => Value::String(s),
+        };
+        parse_json_time(&v).map(Timestamp)
+    }
+}
+
+/// `properties` (see [`check_properties`]), as the compact JSON text stored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub struct Properties(pub String);
+
+impl TryFrom<Map<String, Value>> for Properties {
+    type Error = String;
+
+    fn try_from(m: Map<String, Value>) -> Result<Self, String> {
+        check_properties(&Value::Object(m)).map(Properties)
+    }
+}
+
+/// The name of a field an event object may have: at most [`MAX_KEY_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FieldName(pub String);
+
+impl TryFrom<String> for FieldName {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.chars().count() > MAX_KEY_CHARS {
+            Err(format!(
+                "must not be longer than {MAX_KEY_CHARS} characters"
+            ))
+        } else {
+            Ok(FieldName(s))
+        }
+    }
 }
 
 /// Checks one event object. `prefix` is prepended to field names (for batch items).
@@ -171,31 +323,13 @@ pub fn validate_event(
 
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => {
-            let text = v.to_string();
-            if longest_key(v) > MAX_KEY_CHARS {
-                errors.push(FieldError::new(
-                    field("properties"),
-                    format!("must not have keys longer than {MAX_KEY_CHARS} characters"),
-                ));
+        Some(v) => match check_properties(v) {
+            Ok(text) => Some(text),
+            Err(m) => {
+                errors.push(FieldError::new(field("properties"), m));
                 None
-            } else if text.len() > MAX_PROPERTIES_BYTES {
-                errors.push(FieldError::new(
-                    field("properties"),
-                    format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
-                ));
-                None
-            } else {
-                Some(text)
             }
-        }
-        Some(_) => {
-            errors.push(FieldError::new(
-                field("properties"),
-                "must be a JSON object",
-            ));
-            None
-        }
+        },
     };
 
     match (user_id, event_type, ts_ms) {
@@ -214,6 +348,26 @@ pub fn validate_event(
         }),
         _ => Err(errors),
     }
+}
+
+/// `properties`: a JSON object of at most [`MAX_PROPERTIES_BYTES`] of compact JSON, keys
+/// of at most [`MAX_KEY_CHARS`] at any depth; its compact JSON text.
+pub fn check_properties(v: &Value) -> Result<String, String> {
+    if !v.is_object() {
+        return Err("must be a JSON object".into());
+    }
+    if longest_key(v) > MAX_KEY_CHARS {
+        return Err(format!(
+            "must not have keys longer than {MAX_KEY_CHARS} characters"
+        ));
+    }
+    let text = v.to_string();
+    if text.len() > MAX_PROPERTIES_BYTES {
+        return Err(format!(
+            "must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"
+        ));
+    }
+    Ok(text)
 }
 
 /// The length in characters of the longest object key anywhere inside `v`.
@@ -252,12 +406,13 @@ pub fn check_id(s: &str, max_chars: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
     use std::path::Path;
 
-    fn rules() -> Rules {
+    pub(crate) fn rules() -> Rules {
         Rules::parse(
             Path::new("t.yaml"),
             "events:\n  - {name: PURCHASE, point: 10}\n  - {name: LOGIN, point: 1}\n",
@@ -265,7 +420,7 @@ mod tests {
         .unwrap()
     }
 
-    const NOW: i64 = 1_800_000_000_000;
+    pub(crate) const NOW: i64 = 1_800_000_000_000;
 
     #[test]
     fn valid_event_gets_points_and_id() {
@@ -417,5 +572,202 @@ mod tests {
                 && (if ts >= 100_000_000_000 { ts } else { ts * 1000 }) <= NOW + MAX_FUTURE_MS;
             proptest::prop_assert_eq!(validate_event(&v, &rules(), NOW, "").is_ok(), ok);
         }
+    }
+
+    /// Values of the wrong type for any field.
+    fn other_json() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            Just(json!(1.5)),
+            Just(json!([])),
+            Just(json!(["13"])),
+            Just(json!({})),
+            Just(json!({"$gt": ""})),
+        ]
+    }
+
+    /// `n` characters, cycling through `chars`.
+    fn text(chars: &str, n: usize) -> Value {
+        Value::from(chars.chars().cycle().take(n).collect::<String>())
+    }
+
+    fn id() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => "[a-zA-Z0-9_:.@-]{1,24}".prop_map(Value::from),
+            2 => proptest::sample::select(vec![0usize, 1, 127, 128, 129])
+                .prop_flat_map(|n| proptest::sample::select(vec![text("x", n), text("é😀", n)])),
+            // Control characters (C0, DEL, C1) and their neighbours.
+            2 => proptest::sample::select(vec!['\0', '\n', '\u{1f}', ' ', '~', '\u{7f}', '\u{85}', '\u{9f}', '\u{a0}'])
+                .prop_map(|c| Value::from(format!("a{c}b"))),
+            1 => other_json(),
+        ]
+    }
+
+    fn event_type() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            6 => proptest::sample::select(vec!["PURCHASE", "LOGIN"]).prop_map(Value::from),
+            // Valid names not configured, and names no type can have.
+            2 => proptest::sample::select(vec!["NOPE", "LOGIN_2", "login", "", "1LOGIN", " LOGIN"])
+                .prop_map(Value::from),
+            1 => other_json(),
+        ]
+    }
+
+    fn timestamp() -> impl Strategy<Value = Value> {
+        let seconds = NOW / 1000;
+        prop_oneof![
+            3 => (0..seconds + 7200).prop_map(Value::from),
+            3 => (100_000_000_000i64..NOW + 2 * MAX_FUTURE_MS).prop_map(Value::from),
+            2 => proptest::sample::select(vec![
+                json!(-1), json!(0), json!(99_999_999_999i64), json!(100_000_000_000i64),
+                json!(NOW + MAX_FUTURE_MS), json!(NOW + MAX_FUTURE_MS + 1),
+                json!(253_402_300_799_999i64), json!(253_402_300_800_000i64),
+                json!(i64::MAX), json!(u64::MAX), json!(1.0), json!(1e3), json!(-0.0),
+            ]),
+            2 => proptest::sample::select(vec![
+                "2026-11-29T12:00:00Z", "2026-11-29T12:00:00.123456+02:00", "2027-01-15T08:00:00Z",
+                "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z",
+                "2026-11-29", "2026-11-29 12:00:00", "14223343", "yesterday", "",
+            ]).prop_map(Value::from),
+            1 => other_json(),
+        ]
+    }
+
+    fn properties() -> impl Strategy<Value = Value> {
+        // `{"a":"<n x's>"}` is n + 8 bytes of JSON.
+        let sized = |n: usize| json!({"a": "x".repeat(n)});
+        prop_oneof![
+            4 => proptest::collection::btree_map("[a-z]{1,6}", other_json(), 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            2 => proptest::sample::select(vec![
+                sized(MAX_PROPERTIES_BYTES - 8), sized(MAX_PROPERTIES_BYTES - 7),
+                json!({ "k".repeat(MAX_KEY_CHARS): 1 }),
+                json!({ "é".repeat(MAX_KEY_CHARS + 1): 1 }),
+                json!({"a": [{ "k".repeat(MAX_KEY_CHARS + 1): 1 }]}),
+                json!({"a": {"b": { "k".repeat(MAX_KEY_CHARS): [1, {"c": null}] }}}),
+            ]),
+            1 => other_json(),
+        ]
+    }
+
+    /// Objects close to an event (each field mostly valid, sometimes wrong, absent or
+    /// null, with other fields around), and now and then something else entirely.
+    pub(crate) fn event_like() -> impl Strategy<Value = Value> {
+        let field = |s: BoxedStrategy<Value>, present: f64| proptest::option::weighted(present, s);
+        let object = (
+            field(id().boxed(), 0.95),
+            field(event_type().boxed(), 0.95),
+            field(timestamp().boxed(), 0.95),
+            field(id().boxed(), 0.5),
+            field(properties().boxed(), 0.4),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    ".{0,10}",
+                    Just("k".repeat(MAX_KEY_CHARS)),
+                    Just("é".repeat(MAX_KEY_CHARS + 1))
+                ],
+                other_json(),
+                0..2,
+            ),
+        )
+            .prop_map(
+                |(user_id, event_type, timestamp, event_id, properties, others)| {
+                    let mut m: Map<String, Value> = others.into_iter().collect();
+                    let fields = [
+                        ("user_id", user_id),
+                        ("event_type", event_type),
+                        ("timestamp", timestamp),
+                        ("event_id", event_id),
+                        ("properties", properties),
+                    ];
+                    for (k, v) in fields {
+                        if let Some(v) = v {
+                            m.insert(k.to_string(), v);
+                        }
+                    }
+                    Value::Object(m)
+                },
+            );
+        prop_oneof![
+            12 => object,
+            1 => other_json(),
+            // A valid event's fields in order, as an array.
+            1 => Just(json!(["13", "LOGIN", 14223343])),
+        ]
+    }
+
+    /// The checks that need the rules in force and the clock, on a read event.
+    pub(crate) fn in_force(e: &EventInput, rules: &Rules, now_ms: i64) -> bool {
+        rules.get(&e.event_type.0).is_some() && e.timestamp.0 <= now_ms + MAX_FUTURE_MS
+    }
+
+    /// What the documented type makes of `v` when those checks pass too: `None` if it
+    /// refuses it or they fail.
+    fn documented(v: &Value, rules: &Rules, now_ms: i64) -> Option<EventInput> {
+        serde_json::from_value::<EventInput>(v.clone())
+            .ok()
+            .filter(|e| in_force(e, rules, now_ms))
+    }
+
+    fn agree(v: &Value) -> Result<(), TestCaseError> {
+        let rules = rules();
+        match (
+            validate_event(v, &rules, NOW, ""),
+            documented(v, &rules, NOW),
+        ) {
+            (Ok(e), Some(t)) => {
+                prop_assert_eq!(&e.user_id, &t.user_id.0);
+                prop_assert_eq!(&e.event_type, &t.event_type.0);
+                prop_assert_eq!(e.ts_ms, t.timestamp.0);
+                prop_assert_eq!(e.event_id, t.event_id.map(|i| i.0));
+                prop_assert_eq!(e.properties, t.properties.map(|p| p.0));
+            }
+            (Err(_), None) => {}
+            (Ok(_), None) => prop_assert!(false, "only the validator accepts {}", v),
+            (Err(errors), Some(_)) => {
+                prop_assert!(false, "only the type accepts {}: {:?}", v, errors)
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The event as the document describes it (`EventInput`, with the checks that
+        /// need the rules and the clock) and as the endpoints read it (`validate_event`):
+        /// one accepts exactly what the other accepts, as the same event.
+        #[test]
+        fn the_documented_type_accepts_what_the_validator_accepts(v in event_like()) {
+            agree(&v)?;
+        }
+
+        #[test]
+        fn they_agree_on_any_json_too(v in any_json()) {
+            agree(&v)?;
+        }
+    }
+
+    /// Both sides of the property happen: it is not vacuous.
+    #[test]
+    fn the_events_tried_are_accepted_and_refused() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let rules = rules();
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let v = event_like().new_tree(&mut runner).unwrap().current();
+            if validate_event(&v, &rules, NOW, "").is_ok() {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            accepted > 300 && refused > 300,
+            "{accepted} accepted, {refused} refused"
+        );
     }
 }

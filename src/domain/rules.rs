@@ -233,7 +233,8 @@ pub fn content_hash(text: &str) -> String {
         .collect()
 }
 
-fn valid_name(name: &str) -> bool {
+/// An event type's name: `^[A-Z][A-Z0-9_]{0,63}$`.
+pub fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 64

@@ -1,47 +1,84 @@
 //! Operator actions over HTTP: replaying the ledger under the rules (`recompute`) and
 //! rebuilding the Redis cache (`cache/rebuild`, what `eventtracker rebuild-cache` does).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::extract::Json;
 use super::AppState;
 use crate::cache::RebuildNowError;
 use crate::recompute::{self, RecomputeError, Report};
 use crate::store::StoreError;
 
+// The body is read into this type (`Option<Json<RecomputeRequest>>`: none, an empty
+// one or `null` is the default). A bad field is a 400 naming it, in the words of the
+// functions below; unknown fields are ignored. Whether `rules_version` is registered
+// is for the store, after reading. A type rather than a hand parser: the parser this
+// replaced stopped at the first bad field too, so naming one field loses nothing (with
+// both fields bad, the one first in the body is named).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RecomputeRequest {
     /// Report only (the default); `false` rewrites the ledger, totals and leaderboards.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", deserialize_with = "flag")]
     pub dry_run: bool,
     /// Replay this registered version instead of the rules in force.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "version")]
+    #[schema(minimum = 1)]
     pub rules_version: Option<i64>,
+}
+
+impl Default for RecomputeRequest {
+    /// A dry run under the rules in force.
+    fn default() -> Self {
+        RecomputeRequest {
+            dry_run: yes(),
+            rules_version: None,
+        }
+    }
 }
 
 fn yes() -> bool {
     true
 }
 
+/// `true` or `false`; the message shows what was sent instead (`null` included).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Bool(b) => Ok(b),
+        v => Err(D::Error::custom(format!("must be true or false, not {v}"))),
+    }
+}
+
+/// A version number (1 or more), or `null` for the rules in force.
+fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => v.as_i64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
+            D::Error::custom(format!("must be a version number (1 or more), not {v}"))
+        }),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/admin/recompute", tag = "operations",
     summary = "Replay the ledger under a rules version",
     extensions(("x-required-role" = json!("admin"))),
-    request_body(content = Option<RecomputeRequest>, description = "Optional; an empty body or `null` is a dry run under the rules in force"),
+    request_body(content = Option<RecomputeRequest>, description = "Optional; no body (or an empty one) or `null` is a dry run under the rules in force. A body needs `Content-Type: application/json`; one of only white space is not JSON (400)"),
     responses(
         (status = 200, body = Report, description = "Per user and in total, how balances differ under the replayed rules"),
         (status = 400, body = super::error::ErrorBody, description = "A malformed body, or a rules_version the store does not have"),
         (status = 413, body = super::error::ErrorBody, description = "Body over BODY_LIMIT_BYTES"),
+        (status = 415, body = super::error::ErrorBody, description = "A body without `Content-Type: application/json`"),
         (status = 501, body = super::error::ErrorBody, description = "Applying needs MongoDB transactions"),
     ))]
 pub async fn recompute(
     State(state): State<AppState>,
-    body: Bytes,
+    body: Option<Json<RecomputeRequest>>,
 ) -> Result<axum::Json<Report>, ApiError> {
-    let request = parse(&body)?;
+    let request = body.map(|Json(r)| r).unwrap_or_default();
     let store = state.store.as_ref();
     let rules = recompute::rules_for(store, state.rules.current(), request.rules_version)
         .await
@@ -57,43 +94,6 @@ pub async fn recompute(
         "recompute"
     );
     Ok(axum::Json(report))
-}
-
-/// An empty body and a JSON `null` ask for the defaults (a dry run under the rules in
-/// force), as the OpenAPI document says; anything else must be a JSON object, so a body
-/// of only white space is malformed JSON like any other.
-fn parse(body: &[u8]) -> Result<RecomputeRequest, ApiError> {
-    let defaults = RecomputeRequest {
-        dry_run: true,
-        rules_version: None,
-    };
-    if body.is_empty() {
-        return Ok(defaults);
-    }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    if value.is_null() {
-        return Ok(defaults);
-    }
-    let Value::Object(map) = &value else {
-        return Err(ApiError::BadRequest("body must be a JSON object".into()));
-    };
-    if let Some(v) = map.get("dry_run").filter(|v| !v.is_boolean()) {
-        return Err(ApiError::field(
-            "dry_run",
-            format!("must be true or false, not {v}"),
-        ));
-    }
-    if let Some(v) = map
-        .get("rules_version")
-        .filter(|v| !(v.is_null() || v.as_i64().is_some_and(|n| n >= 1)))
-    {
-        return Err(ApiError::field(
-            "rules_version",
-            format!("must be a version number (1 or more), not {v}"),
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// What a cache rebuild did, as `eventtracker rebuild-cache` prints it.

@@ -1,59 +1,21 @@
 //! Ingest: single events, batches, and the compatible per-user points query.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Params};
 use super::AppState;
-use crate::domain::event::{validate_event, FieldError, NewEvent};
+use crate::domain::event::{validate_event, EventInput, FieldError, NewEvent};
 use crate::store::{RecordOutcome, TimeRange, TopUsersQuery};
 
 pub const MAX_BATCH: usize = 1000;
-
-/// An event as clients send it (documentation of the body; validation names each field).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EventInput {
-    /// 1 to 128 characters.
-    #[schema(
-        example = "13",
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
-    )]
-    user_id: String,
-    /// A name configured in `events.yaml`.
-    #[schema(example = "PURCHASE", pattern = r"^[A-Z][A-Z0-9_]{0,63}$")]
-    event_type: String,
-    timestamp: TimestampInput,
-    /// The client's idempotency key, 1 to 128 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
-    )]
-    event_id: Option<String>,
-    /// Any JSON object up to 8 KiB, with keys of at most 256 characters at any depth;
-    /// stored and returned with the event.
-    #[schema(value_type = Option<Object>)]
-    properties: Option<Value>,
-}
-
-/// Unix seconds, Unix milliseconds (values >= 100000000000), or an RFC 3339 string;
-/// not negative, at most one hour in the future.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum TimestampInput {
-    #[schema(example = 14223343)]
-    Unix(u64),
-    #[schema(example = "2026-11-29T12:00:00Z", format = DateTime)]
-    Rfc3339(String),
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct EventCreated {
@@ -111,12 +73,52 @@ pub async fn record_event(
     }
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+// The batch as the document describes it. The handler reads the list by hand
+// ([`batch_items`]) and each event with `validate_event`, so that one bad event is
+// rejected by itself, named by its index, while the others are recorded; the test
+// `the_documented_batch_is_what_is_recorded_whole` checks that this type accepts a
+// batch exactly when the handler takes it and records every event (the checks that need
+// the rules in force and the clock aside).
 pub struct BatchInput {
     /// 1 to 1000 events.
-    #[schema(min_items = 1, max_items = 1000)]
-    events: Vec<EventInput>,
+    #[schema(value_type = Vec<EventInput>, min_items = 1, max_items = 1000)]
+    pub events: BatchEvents,
+    // Other fields are ignored. (Flattened, serde reads the body as an object only: a
+    // derived struct also takes an array, in order.)
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: BTreeMap<String, IgnoredAny>,
+}
+
+/// 1 to [`MAX_BATCH`] events.
+#[derive(Deserialize)]
+#[serde(try_from = "Vec<EventInput>")]
+pub struct BatchEvents(pub Vec<EventInput>);
+
+impl TryFrom<Vec<EventInput>> for BatchEvents {
+    type Error = String;
+
+    fn try_from(events: Vec<EventInput>) -> Result<Self, String> {
+        if (1..=MAX_BATCH).contains(&events.len()) {
+            Ok(BatchEvents(events))
+        } else {
+            Err(format!("must hold 1 to {MAX_BATCH} events"))
+        }
+    }
+}
+
+/// The batch's `events`, before each is validated.
+fn batch_items(body: &Value) -> Result<&[Value], ApiError> {
+    match body.get("events") {
+        Some(Value::Array(items)) if (1..=MAX_BATCH).contains(&items.len()) => Ok(items),
+        Some(Value::Array(_)) => Err(ApiError::field(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        )),
+        None | Some(Value::Null) => Err(ApiError::field("events", "is required")),
+        Some(_) => Err(ApiError::field("events", "must be an array")),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -162,17 +164,7 @@ pub async fn record_batch(
     State(state): State<AppState>,
     Json(body): Json<Value>,
 ) -> Result<axum::Json<BatchResponse>, ApiError> {
-    let items = match body.get("events") {
-        Some(Value::Array(items)) if (1..=MAX_BATCH).contains(&items.len()) => items,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::field(
-                "events",
-                format!("must hold 1 to {MAX_BATCH} events"),
-            ))
-        }
-        None | Some(Value::Null) => return Err(ApiError::field("events", "is required")),
-        Some(_) => return Err(ApiError::field("events", "must be an array")),
-    };
+    let items = batch_items(&body)?;
     let rules = state.rules.current();
     let now = state.clock.now_ms();
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(items.len());
@@ -314,4 +306,75 @@ pub async fn query_points(
         message: "User events queried Successfully",
         data,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::event::tests::{event_like, in_force, rules, NOW};
+
+    fn valid_event() -> Value {
+        json!({"user_id": "13", "event_type": "LOGIN", "timestamp": 14223343})
+    }
+
+    fn batch_like() -> impl Strategy<Value = Value> {
+        let events = prop_oneof![
+            8 => proptest::collection::vec(
+                prop_oneof![3 => Just(valid_event()), 2 => event_like()], 0..4
+            ).prop_map(Value::from),
+            1 => proptest::sample::select(vec![MAX_BATCH, MAX_BATCH + 1])
+                .prop_map(|n| Value::from(vec![valid_event(); n])),
+            1 => proptest::sample::select(vec![json!(null), json!({}), json!("[]"), json!(1)]),
+        ];
+        let object = (
+            proptest::option::weighted(0.95, events),
+            proptest::collection::btree_map(".{0,8}", Just(json!(1)), 0..2),
+        )
+            .prop_map(|(events, others)| {
+                let mut m: serde_json::Map<String, Value> = others.into_iter().collect();
+                m.extend(events.map(|e| ("events".to_string(), e)));
+                Value::Object(m)
+            });
+        prop_oneof![
+            8 => object,
+            1 => Just(json!([[{"user_id": "13", "event_type": "LOGIN", "timestamp": 1}]])),
+            1 => Just(json!(null)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The batch as the document describes it (`BatchInput`, with the checks that
+        /// need the rules and the clock on each event) and as the handler reads it: the
+        /// type accepts exactly the batches the handler takes and records whole.
+        #[test]
+        fn the_documented_batch_is_what_is_recorded_whole(v in batch_like()) {
+            let rules = rules();
+            let by_hand = batch_items(&v).is_ok_and(|items| {
+                items.iter().all(|e| validate_event(e, &rules, NOW, "").is_ok())
+            });
+            let typed = serde_json::from_value::<BatchInput>(v.clone())
+                .is_ok_and(|batch| batch.events.0.iter().all(|e| in_force(e, &rules, NOW)));
+            prop_assert_eq!(by_hand, typed, "{}", v);
+        }
+    }
+
+    #[test]
+    fn the_list_is_named_when_it_is_wrong() {
+        let message = |v: Value| match batch_items(&v) {
+            Err(ApiError::Validation { message, .. }) => message,
+            other => panic!("{v}: {:?}", other.map(<[Value]>::len)),
+        };
+        assert_eq!(message(json!({})), "events is required");
+        assert_eq!(message(json!([])), "events is required");
+        assert_eq!(message(json!({"events": {}})), "events must be an array");
+        assert_eq!(
+            message(json!({"events": []})),
+            "events must hold 1 to 1000 events"
+        );
+    }
 }

@@ -186,3 +186,149 @@ impl Modify for Security {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::domain::event::{ClientEventId, EventTypeName, UserId};
+    use crate::http::events::MAX_BATCH;
+    use crate::http::webhooks::{WebhookSecret, MAX_REPLAY_IDS};
+    use crate::webhooks::{rank::MAX_TOP, MAX_URL_CHARS};
+
+    fn schemas() -> Value {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        doc["components"]["schemas"].clone()
+    }
+
+    /// A string schema's `minLength`, `maxLength` (in characters) and `pattern`.
+    struct Documented {
+        min: Option<u64>,
+        max: Option<u64>,
+        pattern: Option<regex::Regex>,
+    }
+
+    impl Documented {
+        fn of(schema: &Value) -> Documented {
+            Documented {
+                min: schema["minLength"].as_u64(),
+                max: schema["maxLength"].as_u64(),
+                pattern: schema["pattern"]
+                    .as_str()
+                    .map(|p| regex::Regex::new(p).unwrap()),
+            }
+        }
+
+        fn allows(&self, s: &str) -> bool {
+            let n = s.chars().count() as u64;
+            self.min.is_none_or(|m| n >= m)
+                && self.max.is_none_or(|m| n <= m)
+                && self.pattern.as_ref().is_none_or(|p| p.is_match(s))
+        }
+    }
+
+    /// Strings around every documented bound: lengths, control characters, names.
+    fn strings() -> impl Strategy<Value = String> {
+        let sized =
+            proptest::sample::select(vec![0usize, 1, 15, 16, 63, 64, 65, 127, 128, 129, 512, 513])
+                .prop_flat_map(|n| {
+                    proptest::sample::select(vec!["x", "é😀", "A", "AB_9"])
+                        .prop_map(move |c| c.chars().cycle().take(n).collect::<String>())
+                });
+        prop_oneof![
+            sized,
+            "[A-Za-z0-9_]{0,70}",
+            "\\PC{0,20}",
+            ".{0,20}",
+            (".{0,5}", proptest::char::range('\0', '\u{a0}'), ".{0,5}")
+                .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
+        ]
+    }
+
+    /// What the document says of each string field is what its type accepts.
+    #[test]
+    fn documented_string_constraints_are_the_types() {
+        let schemas = schemas();
+        type Accepts = fn(String) -> bool;
+        let fields: [(&str, &str, Accepts); 4] = [
+            ("EventInput", "user_id", |s| UserId::try_from(s).is_ok()),
+            ("EventInput", "event_id", |s| {
+                ClientEventId::try_from(s).is_ok()
+            }),
+            ("EventInput", "event_type", |s| {
+                EventTypeName::try_from(s).is_ok()
+            }),
+            ("WebhookRequest", "secret", |s| {
+                WebhookSecret::try_from(s).is_ok()
+            }),
+        ];
+        for (schema, field, accepts) in fields {
+            let documented = Documented::of(&schemas[schema]["properties"][field]);
+            assert!(
+                documented.min.is_some() || documented.pattern.is_some(),
+                "{schema}.{field} documents no constraint"
+            );
+            let mut runner =
+                proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(2000));
+            runner
+                .run(&strings(), |s| {
+                    prop_assert_eq!(
+                        documented.allows(&s),
+                        accepts(s.clone()),
+                        "{}.{}: {:?}",
+                        schema,
+                        field,
+                        s
+                    );
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
+    /// The documented sizes and ranges are the code's.
+    #[test]
+    fn documented_bounds_are_the_codes() {
+        let s = schemas();
+        let bounds = [
+            (&s["BatchInput"]["properties"]["events"], "minItems", 1),
+            (
+                &s["BatchInput"]["properties"]["events"],
+                "maxItems",
+                MAX_BATCH as u64,
+            ),
+            (
+                &s["ReplayRequest"]["properties"]["delivery_ids"],
+                "minItems",
+                1,
+            ),
+            (
+                &s["ReplayRequest"]["properties"]["delivery_ids"],
+                "maxItems",
+                MAX_REPLAY_IDS as u64,
+            ),
+            (
+                &s["WebhookRequest"]["properties"]["url"],
+                "maxLength",
+                MAX_URL_CHARS as u64,
+            ),
+            (&s["WebhookRequest"]["properties"]["events"], "minItems", 1),
+            (&s["RankWatch"]["properties"]["top"], "minimum", 1),
+            (
+                &s["RankWatch"]["properties"]["top"],
+                "maximum",
+                u64::from(MAX_TOP),
+            ),
+            (
+                &s["RecomputeRequest"]["properties"]["rules_version"],
+                "minimum",
+                1,
+            ),
+        ];
+        for (schema, key, value) in bounds {
+            assert_eq!(schema[key], value, "{key} of {schema}");
+        }
+    }
+}

@@ -1,14 +1,16 @@
 //! Webhook subscriptions and their delivery logs, for admins (docs/webhooks.md).
 
-use axum::body::Bytes;
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Params, Path};
+use super::extract::{Json, Params, Path};
 use super::AppState;
 use crate::domain::event::FieldError;
 use crate::domain::period::Period;
@@ -51,44 +53,153 @@ pub struct WebhookList {
 }
 
 /// A subscription to create (or, for a URL already subscribed, to replace).
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the body; it is read field by field
+// The handler reads the body by hand ([`parse`]) so that every bad field is named at
+// once, each with its own message, where a serde type stops at the first. This type is
+// the body as the document describes it, each field's constraints in its type; the test
+// `the_documented_type_accepts_what_parse_accepts` holds the two together: `parse`
+// accepts exactly what this type accepts and [`webhooks::validate`] passes, which adds
+// the rule between fields (`rank` goes with `rank.changed`). Where the URL may point
+// depends on the settings and DNS: that check comes after both.
+#[derive(Deserialize, ToSchema)]
 pub struct WebhookRequest {
     /// Where deliveries are POSTed: an http:// or https:// URL without credentials, at
     /// a public address (unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS
     /// allows others).
     // The pattern describes names only (the last label starts with a letter, so the
     // URL parser never reads the host as an IPv4 address): URLs generated from this
-    // document, by Schemathesis for one, must not aim deliveries at real addresses.
+    // document, by Schemathesis for one, must not aim deliveries at real addresses. It
+    // is narrower than what is accepted (IP addresses, upper case, queries...); the test
+    // checks that what it matches is accepted.
     #[schema(
+        value_type = String,
         max_length = 2048,
         pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
     )]
-    url: String,
+    pub url: WebhookUrl,
     /// Key of the HMAC-SHA256 signature, 16 to 512 characters.
-    #[schema(min_length = 16, max_length = 512)]
-    secret: String,
+    #[schema(value_type = String, min_length = 16, max_length = 512)]
+    pub secret: WebhookSecret,
     /// Notifications wanted.
-    #[schema(min_items = 1)]
-    events: Vec<WebhookEvent>,
+    #[schema(value_type = Vec<WebhookEvent>, min_items = 1)]
+    pub events: WebhookEvents,
     /// Required with `rank.changed`, refused without it: the leaderboard watched
     /// (`period`, default `all`) and how many of its first entries (`top`, 1 to 100).
-    rank: Option<RankWatch>,
+    #[serde(default)]
+    #[schema(value_type = Option<RankWatch>)]
+    pub rank: Option<RankInput>,
+    // Other fields are ignored. Flattened so that serde reads the body as an object
+    // only: a derived struct also takes a JSON array, field by field in order.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub other: BTreeMap<String, IgnoredAny>,
+}
+
+/// An http:// or https:// URL with a host, at most 2048 characters, no credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct WebhookUrl(pub String);
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = String;
+
+    fn try_from(url: String) -> Result<Self, String> {
+        webhooks::check_url(&url).map(|()| WebhookUrl(url))
+    }
+}
+
+/// 16 to 512 characters.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct WebhookSecret(pub String);
+
+impl TryFrom<String> for WebhookSecret {
+    type Error = String;
+
+    fn try_from(secret: String) -> Result<Self, String> {
+        webhooks::check_secret(&secret).map(|()| WebhookSecret(secret))
+    }
+}
+
+/// At least one kind of notification.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<WebhookEvent>")]
+pub struct WebhookEvents(pub Vec<WebhookEvent>);
+
+impl TryFrom<Vec<WebhookEvent>> for WebhookEvents {
+    type Error = &'static str;
+
+    fn try_from(events: Vec<WebhookEvent>) -> Result<Self, &'static str> {
+        if events.is_empty() {
+            Err("must name at least one event")
+        } else {
+            Ok(WebhookEvents(events))
+        }
+    }
+}
+
+/// `rank` as a request gives it (the document shows [`RankWatch`]): a `period` of
+/// `null` is `all`, as is none; `top` is 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankInput {
+    #[serde(default)]
+    pub period: Option<Period>,
+    pub top: RankTop,
+}
+
+/// 1 to [`webhooks::rank::MAX_TOP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u32")]
+pub struct RankTop(pub u32);
+
+impl TryFrom<u32> for RankTop {
+    type Error = String;
+
+    fn try_from(top: u32) -> Result<Self, String> {
+        if (1..=webhooks::rank::MAX_TOP).contains(&top) {
+            Ok(RankTop(top))
+        } else {
+            Err(format!("must be 1 to {}", webhooks::rank::MAX_TOP))
+        }
+    }
+}
+
+impl From<WebhookRequest> for NewSubscription {
+    fn from(r: WebhookRequest) -> Self {
+        NewSubscription {
+            url: r.url.0,
+            secret: r.secret.0,
+            events: r.events.0.iter().map(|e| e.as_str().to_owned()).collect(),
+            rank: r.rank.map(|r| RankWatch {
+                period: r.period.unwrap_or(Period::All),
+                top: r.top.0,
+            }),
+        }
+    }
 }
 
 /// A kind of notification.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the values
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 pub enum WebhookEvent {
     /// A user's points changed (one per user per write).
-    #[schema(rename = "points.changed")]
+    #[serde(rename = "points.changed")]
     PointsChanged,
     /// A user used up an event type's cap for a period.
-    #[schema(rename = "cap.reached")]
+    #[serde(rename = "cap.reached")]
     CapReached,
     /// A user entered, left or moved within the top N of the watched leaderboard.
-    #[schema(rename = "rank.changed")]
+    #[serde(rename = "rank.changed")]
     RankChanged,
+}
+
+impl WebhookEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::PointsChanged => webhooks::POINTS_CHANGED,
+            WebhookEvent::CapReached => webhooks::CAP_REACHED,
+            WebhookEvent::RankChanged => RANK_CHANGED,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -153,10 +264,11 @@ pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookLis
     request_body = WebhookRequest,
     responses((status = 201, body = WebhookView, description = "Subscribed; a URL already subscribed gets the new secret and events"),
               (status = 400, body = ErrorBody, description = "A bad field, named in `errors`; a `url` with credentials, or one naming or resolving to a non-public address unless WEBHOOK_ALLOW_PRIVATE_TARGETS or WEBHOOK_ALLOWED_TARGETS allows it"),
-              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
+              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES"),
+              (status = 415, body = ErrorBody, description = "A body without `Content-Type: application/json`")))]
 pub async fn create(
     State(state): State<AppState>,
-    body: Bytes,
+    Json(body): Json<Value>,
 ) -> Result<(StatusCode, axum::Json<WebhookView>), ApiError> {
     let new = parse(&body)?;
     crate::webhooks::target::check_registration(&new.url, &state.webhook_targets)
@@ -170,10 +282,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(sub.into())))
 }
 
-fn parse(body: &[u8]) -> Result<NewSubscription, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let Value::Object(map) = value else {
+/// The body as a subscription, every bad field named (see [`WebhookRequest`]).
+fn parse(body: &Value) -> Result<NewSubscription, ApiError> {
+    let Value::Object(map) = body else {
         return Err(ApiError::BadRequest("body must be a JSON object".into()));
     };
     let mut errors = Vec::new();
@@ -318,12 +429,48 @@ pub async fn deliveries(
 pub const MAX_REPLAY_IDS: usize = 1000;
 
 /// Which deliveries to send again.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the body; it is read field by field
+// The body is read into this type (`Option<Json<ReplayRequest>>`: none, an empty one or
+// `null` replays every failed delivery): with one field there is only one to name, so a
+// hand parser would add nothing. A bad `delivery_ids` is a 400 naming it; unknown
+// fields are ignored.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReplayRequest {
     /// Ids from the delivery log; absent, every failed delivery of the subscription.
-    #[schema(min_items = 1, max_items = 1000)]
-    delivery_ids: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 1000)]
+    pub delivery_ids: Option<DeliveryIds>,
+}
+
+/// 1 to [`MAX_REPLAY_IDS`] delivery ids. Read from any JSON value so that whatever is
+/// wrong with it gets the one message that says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
+pub struct DeliveryIds(pub Vec<String>);
+
+impl TryFrom<Value> for DeliveryIds {
+    type Error = String;
+
+    fn try_from(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Array(items)
+                if (1..=MAX_REPLAY_IDS).contains(&items.len())
+                    && items.iter().all(Value::is_string) =>
+            {
+                Ok(DeliveryIds(
+                    items
+                        .into_iter()
+                        .filter_map(|v| match v {
+                            Value::String(s) => Some(s),
+                            _ => None,
+                        })
+                        .collect(),
+                ))
+            }
+            _ => Err(format!(
+                "must be an array of 1 to {MAX_REPLAY_IDS} delivery ids"
+            )),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -340,17 +487,18 @@ pub struct ReplayResponse {
     summary = "Send deliveries again",
     extensions(("x-required-role" = json!("admin"))),
     params(("id" = String, Path, description = "Subscription id")),
-    request_body(content = Option<ReplayRequest>, description = "Optional: no body (or an empty one), `null`, `{}` or `{\"delivery_ids\": null}` replays every failed delivery. A body of only whitespace is not JSON (400)"),
+    request_body(content = Option<ReplayRequest>, description = "Optional: no body (or an empty one), `null`, `{}` or `{\"delivery_ids\": null}` replays every failed delivery. A body needs `Content-Type: application/json`; one of only whitespace is not JSON (400)"),
     responses((status = 200, body = ReplayResponse, description = "What was queued again, by id"),
               (status = 400, body = ErrorBody, description = "A malformed body"),
               (status = 404, body = ErrorBody, description = "No such subscription"),
-              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES")))]
+              (status = 413, body = ErrorBody, description = "Body over BODY_LIMIT_BYTES"),
+              (status = 415, body = ErrorBody, description = "A body without `Content-Type: application/json`")))]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Option<Json<ReplayRequest>>,
 ) -> Result<axum::Json<ReplayResponse>, ApiError> {
-    let ids = parse_replay(&body)?;
+    let ids = body.and_then(|Json(r)| r.delivery_ids).map(|ids| ids.0);
     // Wall time, like the worker that compares it with its own.
     let now = chrono::Utc::now().timestamp_millis();
     let r = state
@@ -366,40 +514,250 @@ pub async fn replay(
     }))
 }
 
-/// No body and `null` both mean "no options", as the OpenAPI schema (an optional,
-/// nullable body) says. Anything else must be JSON: whitespace alone is not, and is
-/// refused like any other malformed body rather than guessed at.
-fn parse_replay(body: &[u8]) -> Result<Option<Vec<String>>, ApiError> {
-    if body.is_empty() {
-        return Ok(None);
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{json, Map};
+
+    use super::*;
+
+    /// The `url` pattern of the document, without its anchors (proptest generates from
+    /// unanchored expressions), as the schema of `WebhookRequest` has it.
+    fn documented_url_pattern() -> String {
+        let doc = <WebhookRequest as utoipa::PartialSchema>::schema();
+        let doc = serde_json::to_value(doc).unwrap();
+        let pattern = doc["properties"]["url"]["pattern"].as_str().unwrap();
+        pattern
+            .strip_prefix('^')
+            .and_then(|p| p.strip_suffix('$'))
+            .unwrap()
+            .to_string()
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let map = match value {
-        Value::Null => return Ok(None),
-        Value::Object(map) => map,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "body must be a JSON object (or null)".into(),
-            ))
+
+    fn text(chars: &'static str, lengths: &[usize]) -> BoxedStrategy<Value> {
+        let lengths = lengths.to_vec();
+        (proptest::sample::select(lengths), any::<u8>())
+            .prop_map(move |(n, seed)| {
+                let c: Vec<char> = chars.chars().collect();
+                let s: String = (0..n).map(|i| c[(i + seed as usize) % c.len()]).collect();
+                Value::from(s)
+            })
+            .boxed()
+    }
+
+    /// Values of the wrong type for any field.
+    fn other_json() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            Just(json!(3.5)),
+            Just(json!([])),
+            Just(json!({})),
+            Just(json!({"$gt": ""})),
+        ]
+    }
+
+    fn url() -> impl Strategy<Value = Value> {
+        let long =
+            |n: usize| Value::from(format!("https://hooks.example.com/{}", "a".repeat(n - 26)));
+        prop_oneof![
+            8 => proptest::string::string_regex(&documented_url_pattern()).unwrap().prop_map(Value::from),
+            1 => proptest::sample::select(vec![
+                "https://8.8.8.8/hook",
+                "http://127.0.0.1:9/",
+                "http://[::1]/",
+                "HTTPS://Hooks.Example.COM/x?y=1#z",
+                "https://alice:pw@hooks.example.com/",
+                "https://alice@hooks.example.com/",
+                "ftp://hooks.example.com/",
+                "mailto:a@example.com",
+                "http://",
+                "https:///path",
+                "not a url",
+                "",
+            ]).prop_map(Value::from),
+            1 => proptest::sample::select(vec![2047usize, 2048, 2049]).prop_map(long),
+            1 => other_json(),
+        ]
+    }
+
+    fn secret() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            8 => text("abcdefghij0123456789_", &[16, 40, 512]),
+            // Characters, not bytes, are counted.
+            2 => text("é€😀x", &[0, 15, 16, 512, 513]),
+            1 => other_json(),
+        ]
+    }
+
+    fn events() -> impl Strategy<Value = Value> {
+        let event = prop_oneof![
+            8 => proptest::sample::select(vec!["points.changed", "cap.reached", "points.changed", "rank.changed"])
+                .prop_map(Value::from),
+            1 => proptest::sample::select(vec!["points", "POINTS.CHANGED", ""]).prop_map(Value::from),
+            1 => other_json(),
+        ];
+        prop_oneof![
+            8 => proptest::collection::vec(event, 1..4).prop_map(Value::from),
+            1 => Just(json!([])),
+            1 => other_json(),
+        ]
+    }
+
+    fn rank() -> impl Strategy<Value = Value> {
+        let period = prop_oneof![
+            4 => proptest::sample::select(vec!["all", "day", "week", "month"]).prop_map(Value::from),
+            1 => proptest::sample::select(vec!["year", "Day", ""]).prop_map(Value::from),
+            1 => other_json(),
+        ];
+        let top = prop_oneof![
+            4 => (1u64..=100).prop_map(Value::from),
+            1 => proptest::sample::select(vec![0u64, 101, u32::MAX as u64, u32::MAX as u64 + 1, u64::MAX])
+                .prop_map(Value::from),
+            1 => proptest::sample::select(vec![json!(-1), json!(3.0), json!("3")]),
+            1 => other_json(),
+        ];
+        let object = (
+            proptest::option::of(period),
+            proptest::option::of(top),
+            proptest::option::weighted(0.1, Just(("n".to_string(), json!(1)))),
+        )
+            .prop_map(|(period, top, extra)| {
+                let mut m = Map::new();
+                m.extend(period.map(|p| ("period".to_string(), p)));
+                m.extend(top.map(|t| ("top".to_string(), t)));
+                m.extend(extra);
+                Value::Object(m)
+            });
+        prop_oneof![4 => object, 1 => other_json()]
+    }
+
+    /// Bodies of every shape, most of them close to a valid subscription.
+    fn body() -> impl Strategy<Value = Value> {
+        let object = (
+            proptest::option::weighted(0.95, url()),
+            proptest::option::weighted(0.95, secret()),
+            proptest::option::weighted(0.95, events()),
+            rank(),
+            // Mostly a `rank` exactly with `rank.changed`, as a valid body has it.
+            proptest::sample::select(vec![
+                "with rank.changed",
+                "with rank.changed",
+                "with rank.changed",
+                "always",
+                "never",
+            ]),
+            proptest::collection::btree_map(".{0,8}", other_json(), 0..2),
+        )
+            .prop_map(|(url, secret, events, rank, rank_when, others)| {
+                let mut m: Map<String, Value> = others.into_iter().collect();
+                let wants_rank = events
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .is_some_and(|e| e.contains(&json!(RANK_CHANGED)));
+                let rank = match rank_when {
+                    "always" => Some(rank),
+                    "never" => None,
+                    _ => wants_rank.then_some(rank),
+                };
+                for (k, v) in [
+                    ("url", url),
+                    ("secret", secret),
+                    ("events", events),
+                    ("rank", rank),
+                ] {
+                    if let Some(v) = v {
+                        m.insert(k.to_string(), v);
+                    }
+                }
+                Value::Object(m)
+            });
+        prop_oneof![
+            8 => object,
+            1 => other_json(),
+            // An array holding a valid subscription's fields in order.
+            1 => Just(json!(["https://hooks.example.com/", "0123456789abcdef", ["points.changed"], null])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The body as the document describes it (`WebhookRequest`, with the rule between
+        /// fields of `webhooks::validate`) and as the handler reads it (`parse`): one
+        /// accepts exactly what the other accepts, as the same subscription.
+        #[test]
+        fn the_documented_type_accepts_what_parse_accepts(v in body()) {
+            let by_hand = parse(&v);
+            match serde_json::from_value::<WebhookRequest>(v.clone()) {
+                Ok(typed) => {
+                    let typed = NewSubscription::from(typed);
+                    match webhooks::validate(&typed) {
+                        Ok(()) => prop_assert_eq!(by_hand.ok(), Some(typed), "{}", v),
+                        Err(errors) => {
+                            // Only the rule between fields is left to validate.
+                            prop_assert!(errors.iter().all(|e| e.field == "rank"), "{v}: {errors:?}");
+                            prop_assert!(by_hand.is_err(), "{}", v);
+                        }
+                    }
+                }
+                Err(e) => prop_assert!(by_hand.is_err(), "{v}: the type refuses it ({e}), parse takes it"),
+            }
         }
-    };
-    match map.get("delivery_ids") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items))
-            if (1..=MAX_REPLAY_IDS).contains(&items.len())
-                && items.iter().all(Value::is_string) =>
-        {
-            Ok(Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ))
+    }
+
+    proptest! {
+        /// What the document's pattern matches (what Schemathesis sends) is a URL the
+        /// API takes.
+        #[test]
+        fn urls_matching_the_documented_pattern_are_accepted(url in proptest::string::string_regex(&documented_url_pattern()).unwrap()) {
+            prop_assert!(WebhookUrl::try_from(url.clone()).is_ok(), "{}", url);
         }
-        Some(_) => Err(ApiError::field(
-            "delivery_ids",
-            format!("must be an array of 1 to {MAX_REPLAY_IDS} delivery ids"),
-        )),
+    }
+
+    /// Both sides of the property happen: it is not vacuous.
+    #[test]
+    fn the_bodies_tried_are_accepted_and_refused() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let v = body().new_tree(&mut runner).unwrap().current();
+            if parse(&v).is_ok() {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            accepted > 300 && refused > 300,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let fields = |body: Value| -> Vec<String> {
+            match parse(&body) {
+                Err(ApiError::Validation { errors, .. }) => {
+                    errors.into_iter().map(|e| e.field).collect()
+                }
+                other => panic!("{body}: {:?}", other.map(|s| s.url)),
+            }
+        };
+        // What is not of the right type, first; then what the values break.
+        assert_eq!(
+            fields(
+                json!({"secret": 3, "events": ["points.changed", 1], "rank": {"top": "3", "period": "year"}})
+            ),
+            ["url", "secret", "events", "rank.period", "rank.top"]
+        );
+        assert_eq!(
+            fields(
+                json!({"url": "ftp://x", "secret": "short", "events": ["points", "rank.changed"]})
+            ),
+            ["url", "secret", "events", "rank"]
+        );
     }
 }

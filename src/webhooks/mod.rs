@@ -201,41 +201,18 @@ pub struct Replay {
 /// Checks a subscription field by field, naming each bad one.
 pub fn validate(s: &NewSubscription) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let url = reqwest::Url::parse(&s.url).ok().filter(|u| {
-        s.url.len() <= MAX_URL_CHARS && matches!(u.scheme(), "http" | "https") && u.host().is_some()
-    });
-    match url {
-        None => errors.push(FieldError::new(
-            "url",
-            format!("must be an http:// or https:// URL of at most {MAX_URL_CHARS} characters"),
-        )),
-        // They would be stored, listed and logged with the URL; the message does not
-        // repeat them.
-        Some(u) if !u.username().is_empty() || u.password().is_some() => {
-            errors.push(FieldError::new(
-                "url",
-                "must not carry credentials (user:password@); receivers authenticate \
-                 deliveries by their X-EventTracker-Signature",
-            ))
-        }
-        Some(_) => {}
+    if let Err(m) = check_url(&s.url) {
+        errors.push(FieldError::new("url", m));
     }
-    let n = s.secret.chars().count();
-    if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&n) {
-        errors.push(FieldError::new(
-            "secret",
-            format!("must have {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters"),
-        ));
+    if let Err(m) = check_secret(&s.secret) {
+        errors.push(FieldError::new("secret", m));
     }
     if s.events.is_empty() {
         errors.push(FieldError::new("events", "must name at least one event"));
     }
     for e in &s.events {
-        if !SENT.contains(&e.as_str()) {
-            errors.push(FieldError::new(
-                "events",
-                format!("unknown event {e:?}; known: {}", SENT.join(", ")),
-            ));
+        if let Err(m) = check_event(e) {
+            errors.push(FieldError::new("events", m));
         }
     }
     let wants_rank = s.events.iter().any(|e| e == RANK_CHANGED);
@@ -261,6 +238,50 @@ pub fn validate(s: &NewSubscription) -> Result<(), Vec<FieldError>> {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// A subscription URL: http:// or https://, with a host, at most [`MAX_URL_CHARS`], no
+/// credentials. (Where it may point is for [`target`], at registration and delivery.)
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).ok().filter(|u| {
+        url.len() <= MAX_URL_CHARS && matches!(u.scheme(), "http" | "https") && u.host().is_some()
+    });
+    match parsed {
+        None => Err(format!(
+            "must be an http:// or https:// URL of at most {MAX_URL_CHARS} characters"
+        )),
+        // They would be stored, listed and logged with the URL; the message does not
+        // repeat them.
+        Some(u) if !u.username().is_empty() || u.password().is_some() => Err(
+            "must not carry credentials (user:password@); receivers authenticate \
+             deliveries by their X-EventTracker-Signature"
+                .into(),
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A signing secret: [`MIN_SECRET_CHARS`] to [`MAX_SECRET_CHARS`] characters.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&secret.chars().count()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must have {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters"
+        ))
+    }
+}
+
+/// A notification kind this version sends.
+pub fn check_event(event: &str) -> Result<(), String> {
+    if SENT.contains(&event) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown event {event:?}; known: {}",
+            SENT.join(", ")
+        ))
     }
 }
 
