@@ -3,7 +3,7 @@
 //! finishes, and queues them once even when the crash came after they were stored.
 //! Needs `TEST_MONGO_URL`; runs on a replica set (transactions) and standalone.
 
-mod common;
+use crate::helpers as common;
 
 use common::{mongo_url_with_fresh_db, server_url, spawn_app_with, Options, TestApp};
 use eventtracker::domain::caps::Cap;

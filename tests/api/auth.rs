@@ -1,6 +1,6 @@
 //! Access control: API keys with roles, both header forms, and per-key rate limits.
 
-mod common;
+use crate::helpers as common;
 
 use common::{spawn_app_with, Options, TestApp};
 use serde_json::json;

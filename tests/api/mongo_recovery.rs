@@ -9,7 +9,7 @@
 //! sets `TEST_MONGO_MODE` (`replset` or `standalone`) so that a server of the wrong kind
 //! fails the run instead of silently testing the other path.
 
-mod common;
+use crate::helpers as common;
 
 use common::{mongo_url_with_fresh_db, server_url, spawn_app_with, Options, TestApp};
 use eventtracker::domain::event::NewEvent;

@@ -4,7 +4,7 @@
 //! (CI) runs it explicitly with `cargo test --test soak -- --ignored`. `SOAK_SECS`
 //! shortens it for a quick local run.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The server protects itself: header size, request time and connection count limits.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::Duration;
 

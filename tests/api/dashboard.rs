@@ -2,7 +2,7 @@
 //! in headless Chromium (driven through chromedriver) against a server with known data.
 //! Screenshots land in target/e2e-screenshots/.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;

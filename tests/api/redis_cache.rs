@@ -5,7 +5,7 @@
 //! Runs when `TEST_REDIS_URL` is set. The outage tests start their own `redis-server`
 //! (from PATH, or `REDIS_SERVER_BIN`) on a free port, so they can stop and restart it.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! the store, each ledger entry records the version that judged it, and an invalid file
 //! leaves the version in force untouched.
 
-mod common;
+use crate::helpers as common;
 
 use std::path::Path;
 use std::sync::Arc;

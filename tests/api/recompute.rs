@@ -4,7 +4,7 @@
 //! run finds nothing to do; an older version can be replayed by number. Over HTTP for
 //! every store, and once through the command line on SQLite.
 
-mod common;
+use crate::helpers as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! - Every operation in `/openapi.json` has a summary and declares the role the router
 //!   really enforces (`x-required-role`, both security schemes), or is really open.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,7 +29,7 @@ struct DocMetric {
 
 /// The rows of the table under `### Metrics` in docs/api.md.
 fn documented_metrics() -> Vec<DocMetric> {
-    let doc = include_str!("../docs/api.md");
+    let doc = include_str!("../../docs/api.md");
     let start = doc
         .find("\n### Metrics\n")
         .expect("docs/api.md has a Metrics section");

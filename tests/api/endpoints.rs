@@ -1,6 +1,6 @@
 //! Black-box API tests: the real server on a real port against a real store.
 
-mod common;
+use crate::helpers as common;
 
 use common::{spawn_app, spawn_app_with, Options, TestApp};
 use serde_json::{json, Value};

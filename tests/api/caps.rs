@@ -2,7 +2,7 @@
 //! remainder, the ledger shows base and awarded points, totals follow the awarded
 //! points, and caps hold in batches and under concurrent requests.
 
-mod common;
+use crate::helpers as common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! delivery log and replay, ingestion that does not wait for receivers, `cap.reached`
 //! and `rank.changed`. Runs on every store (`TEST_BACKEND`).
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
