@@ -152,11 +152,7 @@ async fn unknown_event_type_lists_the_configured_ones() {
 
 #[tokio::test]
 async fn malformed_wrong_type_and_oversized_bodies() {
-    let app = spawn_app_with(Options {
-        env: vec![("BODY_LIMIT_BYTES".into(), "2048".into())],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options::with_env(&[("BODY_LIMIT_BYTES", "2048")])).await;
     let send = |body: &'static str, ct: &'static str| {
         app.client
             .post(app.url("/v1/users/events"))
@@ -488,7 +484,7 @@ async fn history_is_newest_first_with_stable_cursor_paging() {
 #[tokio::test]
 async fn leaderboards_by_period_with_shared_ranks() {
     let app = spawn_app().await;
-    let ev = |u: &str, t: &str, ts: &str| json!({"user_id": u, "event_type": t, "timestamp": ts});
+    let ev = common::event::<&str>;
     app.batch(vec![
         ev("alice", "PURCHASE", "2026-11-02T10:00:00Z"),
         ev("alice", "PURCHASE", "2026-11-03T10:00:00Z"),

@@ -5,12 +5,11 @@
 
 use crate::helpers as common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::process;
-use common::{backend_env, base_env, spawn_app_with, unique_name, Options, TestApp};
+use common::{backend_env, base_env, spawn_app_with, unique_name, write_rules, Options, TestApp};
 use serde_json::{json, Value};
 
 const V1: &str =
@@ -18,13 +17,6 @@ const V1: &str =
 const V2: &str = "events:\n  - {name: PURCHASE, description: Bought, point: 15}\n  - {name: LOGIN, point: 1}\n  - {name: REFERRAL, point: 50}\n";
 /// Valid YAML, invalid rules: the second entry repeats a name.
 const INVALID: &str = "events:\n  - {name: PURCHASE, point: 99}\n  - {name: PURCHASE, point: 1}\n";
-
-/// Replaces the file in one step, as deployment tools and ConfigMaps do.
-fn write_rules(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn sha256(text: &str) -> String {
     eventtracker::domain::rules::content_hash(text)
