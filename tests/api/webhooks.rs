@@ -150,7 +150,8 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
     let sub = subscription_id(&app).await;
     let rows = wait_log(&app, &sub, "delivered", 3).await;
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    assert_eq!(receiver.hits().len(), 3);
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 3, "a pass since sent nothing more");
 }
 
 #[tokio::test]
@@ -333,10 +334,19 @@ async fn a_stuck_receiver_does_not_hold_up_ingestion() {
         assert_eq!(status, 201, "{body}");
     }
     assert_eq!(app.points(&user).await, 21);
+    // The worker records every attempt when it ends: none is recorded, so the first
+    // was still held when every write had been answered.
+    let sub = subscription_id(&app).await;
+    let rows = log(&app, &sub).await;
+    assert_eq!(rows.len(), 21, "each write queued its delivery");
+    assert!(
+        rows.iter()
+            .all(|d| d["status"] == "pending" && d["attempts"] == 0),
+        "{rows:#?}"
+    );
     assert_eq!(
-        receiver.hits().len(),
-        1,
-        "later deliveries wait behind the stuck one"
+        rows.last().unwrap()["id"],
+        receiver.hits()[0].delivery.as_str()
     );
 }
 
@@ -454,14 +464,18 @@ async fn using_up_a_cap_sends_cap_reached_once() {
         }),
         "the third BONUS (10 + 10 + 5) used the cap up"
     );
+    // Deliveries are queued in the write's own transaction, so the log, read after
+    // every write was answered, holds all there will be: this one. Once it is delivered
+    // and a worker pass has gone by, the receiver has had everything it will get.
     let sub = subscription_id(&app).await;
-    wait_log(&app, &sub, "delivered", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = wait_log(&app, &sub, "delivered", 1).await;
     assert_eq!(
-        receiver.hits().len(),
+        rows.len(),
         1,
-        "nothing more: no points.changed subscription, the cap is reached once"
+        "no points.changed subscription, the cap is reached once: {rows:#?}"
     );
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 1, "{:#?}", receiver.hits());
 }
 
 /// The data of the deliveries queued since the log had `seen` of them, by user id. The
@@ -584,7 +598,8 @@ async fn rank_changed_tells_who_entered_moved_and_left_the_top_3() {
 
     // The receiver gets all 9, signed, each user's in the order of the writes.
     let hits = receiver.wait_for(9, "every rank change").await;
-    wait_log(&app, &sub, "delivered", 9).await;
+    assert_eq!(wait_log(&app, &sub, "delivered", 9).await.len(), 9);
+    app.webhook_pass().await;
     assert_eq!(receiver.hits().len(), 9, "nothing but the 9: {hits:#?}");
     assert!(hits.iter().all(|h| h.signed_with(SECRET)));
     assert!(hits.iter().all(|h| h.json()["type"] == "rank.changed"));
@@ -709,8 +724,9 @@ async fn two_instances_on_one_mongodb_send_each_delivery_once_in_order() {
     let sub = subscription_id(&first).await;
     assert_eq!(subscription_id(&second).await, sub, "one subscription");
     wait_log(&first, &sub, "delivered", 12).await;
-    // Let a late double send, if any, arrive before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A double send would come from an attempt still in flight, or from a later claim
+    // of a delivered one: a whole pass of each instance since rules out both.
+    tokio::join!(first.webhook_pass(), second.webhook_pass());
     let hits = receiver.hits();
     let mut delivered: Vec<&str> = hits
         .iter()
@@ -779,8 +795,17 @@ async fn the_log_forgets_finished_deliveries_after_the_retention() {
         .await;
     assert_eq!(status, 201);
     receiver.wait_for(3, "the stalled attempt").await;
-    // Three prune passes (one a second) later, the pending one is still there.
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // The worker is busy with that attempt (its pass waits for it), so the test prunes
+    // itself, once the delivery is older than the retention: it stays, being pending.
+    let rows = log(&app, &sub).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let updated = chrono::DateTime::parse_from_rfc3339(rows[0]["updated_at"].as_str().unwrap())
+        .expect("updated_at")
+        .timestamp_millis();
+    while chrono::Utc::now().timestamp_millis() <= updated + 1_000 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.prune_webhook_log().await, 0);
     let rows = log(&app, &sub).await;
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["status"], "pending");
@@ -792,11 +817,7 @@ async fn the_log_forgets_finished_deliveries_after_the_retention() {
 async fn an_applied_recompute_sends_points_changed() {
     let receiver = Receiver::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let env = webhook_env(
-        dir.path(),
-        &receiver,
-        &[("RULES_RELOAD_INTERVAL_SECS", "1")],
-    );
+    let env = webhook_env(dir.path(), &receiver, &[]);
     let options = Options {
         env,
         dir: Some(dir.clone()),
@@ -811,16 +832,10 @@ async fn an_applied_recompute_sends_points_changed() {
         &dir.path().join("events.yaml"),
         "events:\n  - {name: PURCHASE, point: 15}\n",
     );
-    let mut version = Value::Null;
-    for _ in 0..150 {
-        let (_, types) = app.get("/v1/event-types").await;
-        if types["data"][0]["points"] == 15 {
-            version = types["rules_version"]["version"].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(version.is_i64(), "the new rules never came into force");
+    app.reload_rules().await;
+    let (_, types) = app.get("/v1/event-types").await;
+    assert_eq!(types["data"][0]["points"], 15, "the new rules: {types}");
+    let version = types["rules_version"]["version"].clone();
     let (status, report) = app
         .post("/v1/admin/recompute", json!({"dry_run": false}))
         .await;
@@ -838,13 +853,18 @@ async fn an_applied_recompute_sends_points_changed() {
         json!({"user_id": user, "points": 15, "delta": 5, "event_ids": [],
                "reason": "recompute", "rules_version": version})
     );
-    // Nothing changes on a second run, so nothing more is sent.
-    let (status, _) = app
+    // Nothing changes on a second run, so nothing more is queued (a recompute queues
+    // its notifications with its changes): the log holds the two, both delivered, and
+    // once a worker pass has gone by the receiver has had all it will get.
+    let (status, report) = app
         .post("/v1/admin/recompute", json!({"dry_run": false}))
         .await;
-    assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.hits().len(), 2);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["users"], json!([]), "{report}");
+    let sub = subscription_id(&app).await;
+    assert_eq!(wait_log(&app, &sub, "delivered", 2).await.len(), 2);
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 2, "{:#?}", receiver.hits());
 }
 
 /// What the delivery log records of a refused target (`webhooks::target::REFUSED`).

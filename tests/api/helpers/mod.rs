@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub mod process;
 pub mod receiver;
@@ -18,7 +19,8 @@ pub mod receiver;
 use eventtracker::clock::FixedClock;
 use eventtracker::config::Config;
 use eventtracker::domain::event::NewEvent;
-use eventtracker::startup::Application;
+use eventtracker::rules_reload::Outcome;
+use eventtracker::startup::{Application, Loops};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -36,6 +38,8 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Set when the app is the real binary in a child process ([`spawn_process_with`]).
     process: Option<process::Server>,
+    /// The app's background loops, when it runs in this process.
+    loops: Option<Loops>,
 }
 
 #[derive(Default)]
@@ -258,6 +262,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .await
         .expect("app builds");
     let addr = app.local_addr().expect("bound");
+    let loops = app.loops();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -271,6 +276,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         shutdown: Some(tx),
         task: Some(task),
         process: None,
+        loops: Some(loops),
     }
 }
 
@@ -289,6 +295,7 @@ pub fn spawn_process_with(opts: Options) -> TestApp {
         shutdown: None,
         task: None,
         process: Some(server),
+        loops: None,
     }
 }
 
@@ -353,6 +360,45 @@ impl TestApp {
     pub async fn event(&self, user: &str, event_type: &str, ts: Value) -> (u16, Value) {
         self.post("/v1/users/events", event(user, event_type, ts))
             .await
+    }
+
+    fn loops(&self) -> &Loops {
+        self.loops
+            .as_ref()
+            .expect("the app runs in this process (spawn_app_with), not as a child process")
+    }
+
+    /// Checks the rules file now, as the reload loop does at each interval and at SIGHUP,
+    /// and returns what came of it. Beside the loop's own checks this is safe: one file
+    /// registers as one version however many check it at once.
+    pub async fn reload_rules(&self) -> Outcome {
+        self.loops().rules.check(None).await
+    }
+
+    /// Waits until the webhook worker has made a whole pass over its queue that started
+    /// after this call: every delivery due now has been attempted and the attempt
+    /// recorded, and whatever was in flight has finished. What a test needs before it
+    /// says that something was *not* sent.
+    pub async fn webhook_pass(&self) {
+        let mut progress = self.loops().webhooks.progress();
+        let started = progress.borrow().passes_started;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            progress.wait_for(|p| p.passes_done > started),
+        )
+        .await
+        .expect("the webhook worker made no pass in 60 s")
+        .expect("the webhook worker stopped");
+    }
+
+    /// Prunes the webhook delivery log now, as the worker does every quarter of
+    /// `WEBHOOK_LOG_RETENTION_SECS`; returns how many deliveries went.
+    pub async fn prune_webhook_log(&self) -> u64 {
+        self.loops()
+            .webhooks
+            .prune_once()
+            .await
+            .expect("a retention is set and the store answered")
     }
 
     pub async fn batch(&self, events: Vec<Value>) -> Value {
