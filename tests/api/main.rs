@@ -1,7 +1,8 @@
 //! The integration tests: one crate, so the application and its dependencies are linked
 //! into one test binary instead of one per file. A module per area; what they share is
-//! in `helpers`. docs/testing.md says what lives where and how to run one area alone
-//! (`cargo test --test api webhooks::`).
+//! in `helpers` (which the modules import as `common`, its name when it was
+//! tests/common). docs/testing.md says what lives where, how to run one area alone
+//! (`cargo test --test api webhooks::`), and why no test needs a binary of its own.
 
 mod helpers;
 
