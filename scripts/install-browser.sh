@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Chromium and chromedriver for the dashboard's browser test
-# (tests/dashboard_e2e.rs). Does nothing when Chromium is already there.
+# (tests/api/dashboard.rs). Does nothing when Chromium is already there.
 set -euo pipefail
 
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then

@@ -147,20 +147,13 @@ impl Reloader {
     }
 
     /// Checks at every interval tick and every SIGHUP, forever (the task is aborted
-    /// at shutdown). The same invalid file is reported once, not at every tick.
-    pub async fn run(self, interval: Option<Duration>) {
-        let mut hangup = hangup_signals();
-        let mut ticker = interval.map(|i| {
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i, i);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        });
+    /// at shutdown). The same invalid file is reported once, not at every tick. The step
+    /// it repeats is [`Reloader::check`], which tests call directly.
+    pub async fn run(self: Arc<Self>, interval: Option<Duration>) {
+        let mut triggers = Triggers::new(interval);
         let mut rejected: Option<String> = None;
         loop {
-            let forced = tokio::select! {
-                _ = tick(&mut ticker) => false,
-                Some(()) = recv(&mut hangup) => true,
-            };
+            let forced = triggers.next().await == Trigger::Hangup;
             if forced {
                 tracing::info!(path = %self.path.display(), "SIGHUP: checking the rules file");
             }
@@ -170,6 +163,39 @@ impl Reloader {
                 Outcome::Applied(_) | Outcome::Deferred => rejected = None,
                 Outcome::Unchanged => {}
             }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Trigger {
+    Interval,
+    Hangup,
+}
+
+/// What makes the loop look at the file: the interval, unless it is off, and SIGHUP.
+struct Triggers {
+    ticker: Option<tokio::time::Interval>,
+    hangup: Hangup,
+}
+
+impl Triggers {
+    fn new(interval: Option<Duration>) -> Triggers {
+        let ticker = interval.map(|i| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i, i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        Triggers {
+            ticker,
+            hangup: hangup_signals(),
+        }
+    }
+
+    async fn next(&mut self) -> Trigger {
+        tokio::select! {
+            _ = tick(&mut self.ticker) => Trigger::Interval,
+            Some(()) = recv(&mut self.hangup) => Trigger::Hangup,
         }
     }
 }
@@ -262,5 +288,19 @@ mod tests {
         );
         let yaml = e.split("invalid YAML: ").nth(1).unwrap();
         assert_eq!(e.matches(yaml).count(), 1, "the YAML error once: {e}");
+    }
+
+    /// `RULES_RELOAD_INTERVAL_SECS=0`: the file is looked at on SIGHUP only. Time is
+    /// paused and jumps ahead whenever the runtime idles, so a day passes at once: a
+    /// ticker, had there been one, would have fired in it.
+    #[tokio::test(start_paused = true)]
+    async fn without_an_interval_nothing_but_sighup_triggers_a_check() {
+        let day = Duration::from_secs(86_400);
+        let mut off = Triggers::new(None);
+        assert!(tokio::time::timeout(day, off.next()).await.is_err());
+
+        let mut every_minute = Triggers::new(Some(Duration::from_secs(60)));
+        let first = tokio::time::timeout(Duration::from_secs(61), every_minute.next()).await;
+        assert_eq!(first, Ok(Trigger::Interval));
     }
 }

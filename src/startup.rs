@@ -24,9 +24,19 @@ pub struct Application {
     limits: crate::http::limits::ServerLimits,
     router: axum::Router,
     state: AppState,
-    reloader: Reloader,
+    reloader: Arc<Reloader>,
     reload_interval: Option<std::time::Duration>,
-    webhooks: Worker,
+    webhooks: Arc<Worker>,
+}
+
+/// The background loops of an application, for tests: instead of sleeping and hoping a
+/// loop got somewhere, a test takes its one step itself ([`Reloader::check`],
+/// [`Worker::run_once`], [`Worker::prune_once`]) or waits on the worker's
+/// [`Worker::progress`]. (The cache's maintainer shows its state in `/readyz`.)
+#[derive(Clone)]
+pub struct Loops {
+    pub rules: Arc<Reloader>,
+    pub webhooks: Arc<Worker>,
 }
 
 /// What `check-config` checks beyond parsing the configuration (which already refused
@@ -152,14 +162,23 @@ impl Application {
             limits: config.limits,
             router,
             state,
-            reloader,
+            reloader: Arc::new(reloader),
             reload_interval: config.rules.reload_interval,
-            webhooks,
+            webhooks: Arc::new(webhooks),
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The application's background loops (see [`Loops`]); they run once `run_until`
+    /// is called, so take them before.
+    pub fn loops(&self) -> Loops {
+        Loops {
+            rules: self.reloader.clone(),
+            webhooks: self.webhooks.clone(),
+        }
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight and flushes

@@ -124,7 +124,7 @@ pub const API_KEY_SCHEME: &str = "apiKeyAuth";
 
 /// The extension naming the role an operation needs when keys are configured; the
 /// handlers' annotations set it, and it must agree with the router's `guard(Role::...)`
-/// (tests/api_description.rs checks every operation against the running server).
+/// (tests/api/api_description.rs checks every operation against the running server).
 pub const REQUIRED_ROLE: &str = "x-required-role";
 
 /// Describes the API keys: both schemes, and on each operation which role it needs. An

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::watch;
 
 use super::target::{self, CheckedResolver, TargetPolicy};
 use super::{sign, AttemptResult, DueDelivery};
@@ -70,6 +71,19 @@ pub struct Worker {
     client: reqwest::Client,
     config: DeliveryConfig,
     targets: Arc<TargetPolicy>,
+    progress: watch::Sender<Progress>,
+}
+
+/// How far this worker has got, counted as each pass over the queue and each prune of
+/// the log starts and ends. Per worker, unlike the metrics (one recorder per process), so
+/// a test can wait for a pass that started after some moment and know that what was due
+/// then has been attempted and recorded, instead of sleeping and hoping it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub passes_started: u64,
+    pub passes_done: u64,
+    pub prunes_started: u64,
+    pub prunes_done: u64,
 }
 
 fn now_ms() -> i64 {
@@ -101,36 +115,59 @@ impl Worker {
             client,
             config,
             targets,
+            progress: watch::Sender::new(Progress::default()),
         })
     }
 
     /// Sends due deliveries until aborted. Whatever is in flight when it is aborted stays
     /// pending and is sent again.
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>) {
         let mut next_prune = tokio::time::Instant::now();
         loop {
             if let Some(retention) = self.config.retention {
                 if tokio::time::Instant::now() >= next_prune {
-                    self.prune(retention).await;
+                    self.prune_once().await;
                     next_prune = tokio::time::Instant::now() + prune_every(retention);
                 }
             }
-            match self
-                .store
-                .due_deliveries(now_ms(), BATCH, self.claim_ms())
-                .await
-            {
-                Ok(due) if !due.is_empty() => {
-                    futures_util::stream::iter(due)
-                        .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
-                        .await;
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the webhook queue"),
+            // Straight on while there is work; a pause once the queue had nothing due.
+            if self.run_once().await == 0 {
+                tokio::time::sleep(POLL).await;
             }
-            tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// One pass over the queue, the step [`Worker::run`] repeats: claims up to `BATCH`
+    /// due deliveries, attempts them (`CONCURRENCY` at once) and records each attempt.
+    /// Returns how many were attempted. A pass beside the running loop may send a
+    /// delivery the loop has in flight again on a store without claims (SQLite), which
+    /// at-least-once allows but a test counting requests would see.
+    pub async fn run_once(&self) -> usize {
+        self.progress.send_modify(|p| p.passes_started += 1);
+        let attempted = match self
+            .store
+            .due_deliveries(now_ms(), BATCH, self.claim_ms())
+            .await
+        {
+            Ok(due) => {
+                let n = due.len();
+                futures_util::stream::iter(due)
+                    .for_each_concurrent(CONCURRENCY, |d| self.attempt(d))
+                    .await;
+                n
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the webhook queue");
+                0
+            }
+        };
+        self.progress.send_modify(|p| p.passes_done += 1);
+        attempted
+    }
+
+    /// Follows [`Progress`] as the worker's passes and prunes start and end.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
     }
 
     /// How long the deliveries of one poll stay claimed (see `Store::due_deliveries`):
@@ -142,21 +179,33 @@ impl Worker {
         i64::try_from(attempts.as_millis()).unwrap_or(i64::MAX / 2) + 5_000
     }
 
-    /// Drops delivered and failed deliveries older than `retention` from the log.
-    async fn prune(&self, retention: Duration) {
+    /// Drops delivered and failed deliveries older than the retention from the log, the
+    /// step [`Worker::run`] takes every `prune_every(retention)`. Returns how many went;
+    /// `None` without a retention (`WEBHOOK_LOG_RETENTION_SECS=0`) or when the store
+    /// failed.
+    pub async fn prune_once(&self) -> Option<u64> {
+        let retention = self.config.retention?;
+        self.progress.send_modify(|p| p.prunes_started += 1);
         let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match self
+        let pruned = match self
             .store
             .prune_deliveries(now_ms().saturating_sub(keep))
             .await
         {
-            Ok(0) => {}
             Ok(n) => {
-                metrics::counter!("webhook_deliveries_pruned_total").increment(n);
-                tracing::info!(deliveries = n, "pruned the webhook delivery log");
+                if n > 0 {
+                    metrics::counter!("webhook_deliveries_pruned_total").increment(n);
+                    tracing::info!(deliveries = n, "pruned the webhook delivery log");
+                }
+                Some(n)
             }
-            Err(e) => tracing::warn!(error = %e, "cannot prune the webhook delivery log"),
-        }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the webhook delivery log");
+                None
+            }
+        };
+        self.progress.send_modify(|p| p.prunes_done += 1);
+        pruned
     }
 
     async fn attempt(&self, due: DueDelivery) {

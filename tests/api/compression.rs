@@ -3,7 +3,7 @@
 //! clients that do not ask (Prometheus without gzip, curl, the original service's
 //! clients).
 
-mod common;
+use crate::helpers as common;
 
 use std::io::Read;
 

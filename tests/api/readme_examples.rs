@@ -5,13 +5,13 @@
 //! JSON document (`# {...}`) is what the command must answer; otherwise it must answer
 //! 2xx, or what its trailing comment allows (`with Redis:` examples answer 409 here).
 
-mod common;
+use crate::helpers as common;
 
 use std::process::Command;
 
 use serde_json::Value;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// One command of the README with what it must answer.
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 //! metrics) and the routing corners: every routed path is in /openapi.json, and the user
 //! whose id is `events` can be erased.
 
-mod common;
+use crate::helpers as common;
 
 use common::{spawn_app, TestApp};
 use serde_json::{json, Value};
@@ -202,7 +202,7 @@ async fn the_user_named_events_can_be_erased() {
 
 /// The paths given to `.route(` in src/http/mod.rs.
 fn routed_paths() -> Vec<String> {
-    let source = include_str!("../src/http/mod.rs");
+    let source = include_str!("../../src/http/mod.rs");
     source
         .split(".route(")
         .skip(1)

@@ -9,7 +9,7 @@
 //! secantusd-py being installed: without it the test is skipped visibly (outside CI) or
 //! fails (with `CI=true`).
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};

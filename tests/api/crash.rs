@@ -5,7 +5,7 @@
 //! leaderboard entry (all-time, and every day, week and month the events fall in)
 //! equals the ledger.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

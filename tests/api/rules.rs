@@ -3,14 +3,14 @@
 //! the store, each ledger entry records the version that judged it, and an invalid file
 //! leaves the version in force untouched.
 
-mod common;
+use crate::helpers as common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::process;
-use common::{backend_env, base_env, spawn_app_with, unique_name, Options, TestApp};
+use common::{backend_env, base_env, spawn_app_with, unique_name, write_rules, Options, TestApp};
+use eventtracker::rules_reload::Outcome;
 use serde_json::{json, Value};
 
 const V1: &str =
@@ -19,27 +19,25 @@ const V2: &str = "events:\n  - {name: PURCHASE, description: Bought, point: 15}\
 /// Valid YAML, invalid rules: the second entry repeats a name.
 const INVALID: &str = "events:\n  - {name: PURCHASE, point: 99}\n  - {name: PURCHASE, point: 1}\n";
 
-/// Replaces the file in one step, as deployment tools and ConfigMaps do.
-fn write_rules(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn sha256(text: &str) -> String {
     eventtracker::domain::rules::content_hash(text)
 }
 
-/// An app whose data and events.yaml (V1 unless present) live in `dir`; `backend`
-/// names the store of an earlier app to open the same data again.
-async fn app_with_rules(dir: &Arc<tempfile::TempDir>, backend: Vec<(String, String)>) -> TestApp {
+/// An app whose data and events.yaml (V1 unless present) live in `dir`, checking the
+/// file every `interval` seconds (`"0"`: only when told); `backend` names the store of
+/// an earlier app to open the same data again.
+async fn app_with_rules(
+    dir: &Arc<tempfile::TempDir>,
+    backend: Vec<(String, String)>,
+    interval: &str,
+) -> TestApp {
     let path = dir.path().join("events.yaml");
     if !path.exists() {
         write_rules(&path, V1);
     }
     let mut env = backend;
     env.push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
-    env.push(("RULES_RELOAD_INTERVAL_SECS".into(), "1".into()));
+    env.push(("RULES_RELOAD_INTERVAL_SECS".into(), interval.into()));
     spawn_app_with(Options {
         env,
         dir: Some(dir.clone()),
@@ -55,6 +53,15 @@ async fn version_in_force(base: &str) -> Value {
         .await
         .unwrap();
     body["rules_version"].clone()
+}
+
+/// The count of rejected rules files, process-wide.
+async fn rejections(app: &TestApp) -> f64 {
+    let metrics = app.metrics().await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rules_reloads_total{outcome=\"rejected\"} "))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
 /// Polls until the version in force is `n`; panics after `secs`.
@@ -75,7 +82,8 @@ async fn wait_for_version(base: &str, n: i64, secs: u64) -> Value {
 #[tokio::test]
 async fn a_changed_file_applies_without_restart_and_each_event_records_its_version() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let app = app_with_rules(&dir, Vec::new()).await;
+    // The periodic check applies it: no one else tells the app to look.
+    let app = app_with_rules(&dir, Vec::new(), "1").await;
     let user = unique_name("r");
     let v1 = version_in_force(&app.base).await;
     assert_eq!(v1["version"].as_i64(), Some(1), "{v1}");
@@ -145,14 +153,19 @@ async fn a_changed_file_applies_without_restart_and_each_event_records_its_versi
 #[tokio::test]
 async fn an_invalid_file_is_rejected_and_the_version_in_force_stays() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let app = app_with_rules(&dir, Vec::new()).await;
+    // No periodic check: the test makes each check itself, so it knows each was made.
+    let app = app_with_rules(&dir, Vec::new(), "0").await;
     let user = unique_name("r");
     assert_eq!(version_in_force(&app.base).await["version"], 1);
+    // The recorder is process-wide and other tests run alongside: compare increments.
+    let rejected = rejections(&app).await;
 
     let path = dir.path().join("events.yaml");
     write_rules(&path, INVALID);
-    // Three check intervals.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        app.reload_rules().await,
+        Outcome::Rejected(Some(sha256(INVALID)))
+    );
     let v = version_in_force(&app.base).await;
     assert_eq!(
         (v["version"].as_i64(), v["hash"].clone()),
@@ -166,31 +179,28 @@ async fn an_invalid_file_is_rejected_and_the_version_in_force_stays() {
         1,
         "nothing registered: {rules}"
     );
-    let metrics = app.metrics().await;
-    // The series is exported at 0 from the start: the rejection makes it at least 1.
     assert!(
-        metrics
-            .lines()
-            .filter_map(|l| l.strip_prefix("rules_reloads_total{outcome=\"rejected\"} "))
-            .any(|v| v.trim().parse::<f64>().is_ok_and(|n| n >= 1.0)),
-        "a rejection is counted:\n{metrics}"
+        rejections(&app).await > rejected,
+        "a rejection is counted:\n{}",
+        app.metrics().await
     );
 
     // A fixed file is picked up as the next version.
     write_rules(&path, V2);
-    wait_for_version(&app.base, 2, 15).await;
+    assert_eq!(app.reload_rules().await, Outcome::Applied(2));
+    assert_eq!(version_in_force(&app.base).await["version"], 2);
 }
 
 #[tokio::test]
 async fn the_same_file_after_a_restart_keeps_its_version_and_a_reverted_file_gets_a_new_one() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let app = app_with_rules(&dir, Vec::new()).await;
+    let app = app_with_rules(&dir, Vec::new(), "1").await;
     write_rules(&dir.path().join("events.yaml"), V2);
     wait_for_version(&app.base, 2, 15).await;
     let backend = app.backend.clone();
     let dir = app.stop().await;
 
-    let app = app_with_rules(&dir, backend).await;
+    let app = app_with_rules(&dir, backend, "1").await;
     assert_eq!(
         version_in_force(&app.base).await["version"],
         2,
@@ -215,18 +225,22 @@ async fn sighup_reloads_the_rules_file() {
     env.push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
     // No periodic check: only the signal can make it reload.
     env.push(("RULES_RELOAD_INTERVAL_SECS".into(), "0".into()));
+    // That nothing else makes it look (no ticker without an interval) is a unit test
+    // of src/rules_reload.rs, in paused time; here the log shows the reload is the
+    // signal's doing.
     let server = process::start(&env);
     assert_eq!(version_in_force(&server.base).await["version"], 1);
 
     write_rules(&path, V2);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        version_in_force(&server.base).await["version"],
-        1,
-        "not reloaded without a signal"
-    );
     server.signal("HUP");
     wait_for_version(&server.base, 2, 15).await;
+    let log = server.wait_for_log("rules reloaded").await;
+    let signalled = log.find("SIGHUP: checking the rules file");
+    let reloaded = log.find("rules reloaded");
+    assert!(
+        signalled.is_some() && signalled < reloaded,
+        "the signal, then the reload:\n{log}"
+    );
     server.signal("TERM");
     assert_eq!(server.wait(), Some(0));
 }

@@ -2,7 +2,7 @@
 //! store `TEST_BACKEND` selects (SQLite in a temp dir by default), checked through the
 //! store itself.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;

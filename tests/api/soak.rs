@@ -1,10 +1,10 @@
 //! A bounded soak: 60 seconds at a steady rate of mixed writes and reads against the
 //! real binary. Every request must succeed and resident memory must stay flat.
 //! A minute is too long for every `cargo test`, so it is `#[ignore]`d: `scripts/test.sh`
-//! (CI) runs it explicitly with `cargo test --test soak -- --ignored`. `SOAK_SECS`
+//! (CI) runs it explicitly with `cargo test --test api -- soak:: --ignored`. `SOAK_SECS`
 //! shortens it for a quick local run.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::{Duration, Instant};
 

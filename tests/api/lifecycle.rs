@@ -2,7 +2,7 @@
 //! process exits 0, what was acknowledged survives a restart), and its log format (JSON
 //! lines in production, readable text otherwise, with the request id).
 
-mod common;
+use crate::helpers as common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! Access control: API keys with roles, both header forms, and per-key rate limits.
 
-mod common;
+use crate::helpers as common;
 
 use common::{spawn_app_with, Options, TestApp};
 use serde_json::json;
@@ -8,13 +8,9 @@ use serde_json::json;
 const KEYS: &str = "k_ingest_1:ingest,k_read_1:read,k_ops:admin+read+ingest";
 
 async fn app_with(extra: &[(&str, &str)]) -> TestApp {
-    let mut env = vec![("API_KEYS".to_string(), KEYS.to_string())];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    spawn_app_with(Options {
-        env,
-        ..Default::default()
-    })
-    .await
+    let mut env = vec![("API_KEYS", KEYS)];
+    env.extend_from_slice(extra);
+    spawn_app_with(Options::with_env(&env)).await
 }
 
 async fn status(app: &TestApp, method: &str, path: &str, key: Option<&str>) -> u16 {

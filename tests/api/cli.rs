@@ -1,6 +1,6 @@
 //! The command line: `check-config` and start-up errors that name what is wrong.
 
-mod common;
+use crate::helpers as common;
 
 use std::process::Command;
 

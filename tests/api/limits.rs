@@ -1,26 +1,16 @@
 //! The server protects itself: header size, request time and connection count limits.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::Duration;
 
-use common::{spawn_app_with, Options};
+use common::{spawn_app, spawn_app_with, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn opts(env: &[(&str, &str)]) -> Options {
-    Options {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn oversized_headers_get_431() {
-    let app = spawn_app_with(opts(&[("MAX_HEADER_BYTES", "2048")])).await;
+    let app = spawn_app_with(Options::with_env(&[("MAX_HEADER_BYTES", "2048")])).await;
     let r = app
         .client
         .get(app.url("/healthz"))
@@ -53,7 +43,7 @@ async fn oversized_headers_get_431() {
 
 #[tokio::test]
 async fn a_request_that_never_finishes_its_body_times_out() {
-    let app = spawn_app_with(opts(&[("REQUEST_TIMEOUT_SECS", "1")])).await;
+    let app = spawn_app_with(Options::with_env(&[("REQUEST_TIMEOUT_SECS", "1")])).await;
     let addr = app.base.trim_start_matches("http://").to_string();
     let mut s = TcpStream::connect(&addr).await.unwrap();
     // Promise 100 bytes, send 2, then go quiet.
@@ -71,7 +61,7 @@ async fn a_request_that_never_finishes_its_body_times_out() {
 
 #[tokio::test]
 async fn beyond_the_limit_connections_being_served_make_new_ones_wait() {
-    let app = spawn_app_with(opts(&[("MAX_CONNECTIONS", "2")])).await;
+    let app = spawn_app_with(Options::with_env(&[("MAX_CONNECTIONS", "2")])).await;
     let addr = addr_of(&app);
     // Each holds a request in progress: its body never comes.
     let busy = b"POST /v1/users/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
@@ -130,7 +120,7 @@ fn addr_of(app: &common::TestApp) -> String {
 
 #[tokio::test]
 async fn requests_hyper_cannot_parse_get_our_json_error() {
-    let app = spawn_app_with(opts(&[])).await;
+    let app = spawn_app().await;
     let addr = addr_of(&app);
     // Over hyper's fixed 64 KiB URL limit: answered before any of our code runs.
     let long_url = format!(
@@ -170,7 +160,7 @@ async fn requests_hyper_cannot_parse_get_our_json_error() {
 
 #[tokio::test]
 async fn invalid_utf8_in_a_path_parameter_is_a_json_error_naming_it() {
-    let app = spawn_app_with(opts(&[])).await;
+    let app = spawn_app().await;
     for (path, param) in [
         ("/v1/users/%ff/events", "user_id"),
         ("/v1/users/%ff/points", "user_id"),
@@ -188,7 +178,9 @@ async fn invalid_utf8_in_a_path_parameter_is_a_json_error_naming_it() {
 
 #[tokio::test]
 async fn a_connection_that_never_finishes_its_head_is_closed() {
-    let app = spawn_app_with(opts(&[("HEADER_READ_TIMEOUT_SECS", "1")])).await;
+    let app = spawn_app_with(Options::with_env(&[("HEADER_READ_TIMEOUT_SECS", "1")])).await;
+    // The recorder is process-wide and other tests run alongside: compare increments.
+    let before = header_timeouts(&app).await;
     let addr = addr_of(&app);
     let silent = TcpStream::connect(&addr).await.unwrap();
     let mut slow = TcpStream::connect(&addr).await.unwrap();
@@ -203,18 +195,22 @@ async fn a_connection_that_never_finishes_its_head_is_closed() {
             .unwrap_or(0);
         assert_eq!(n, 0, "closed without an answer");
     }
-    let metrics = app.metrics().await;
-    let closed = metrics
+    let after = header_timeouts(&app).await;
+    assert!(after >= before + 2.0, "{before} before, {after} after");
+}
+
+/// Connections closed for not finishing their head in time, process-wide; 0 before any.
+async fn header_timeouts(app: &common::TestApp) -> f64 {
+    app.metrics()
+        .await
         .lines()
-        .find(|l| l.starts_with("http_connections_closed_total{reason=\"header_timeout\"}"))
-        .unwrap_or_else(|| panic!("no header_timeout count in {metrics}"));
-    let count: f64 = closed.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 2.0, "{closed}");
+        .find_map(|l| l.strip_prefix("http_connections_closed_total{reason=\"header_timeout\"} "))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
-    let app = spawn_app_with(opts(&[("KEEP_ALIVE_TIMEOUT_SECS", "1")])).await;
+    let app = spawn_app_with(Options::with_env(&[("KEEP_ALIVE_TIMEOUT_SECS", "1")])).await;
     let mut s = TcpStream::connect(&addr_of(&app)).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -231,7 +227,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
 
 #[tokio::test]
 async fn a_request_in_progress_is_not_cut_by_the_header_deadline() {
-    let app = spawn_app_with(opts(&[
+    let app = spawn_app_with(Options::with_env(&[
         ("HEADER_READ_TIMEOUT_SECS", "1"),
         ("REQUEST_TIMEOUT_SECS", "3"),
     ]))
@@ -259,7 +255,7 @@ async fn a_request_in_progress_is_not_cut_by_the_header_deadline() {
 #[tokio::test]
 async fn slow_clients_beyond_the_connection_limit_do_not_delay_a_normal_one() {
     // The header deadline is far away: only giving idle places up makes room.
-    let app = spawn_app_with(opts(&[
+    let app = spawn_app_with(Options::with_env(&[
         ("MAX_CONNECTIONS", "20"),
         ("HEADER_READ_TIMEOUT_SECS", "60"),
     ]))

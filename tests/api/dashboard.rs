@@ -2,7 +2,7 @@
 //! in headless Chromium (driven through chromedriver) against a server with known data.
 //! Screenshots land in target/e2e-screenshots/.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -102,8 +102,7 @@ async fn the_page_and_every_asset_it_loads_are_served_with_their_types() {
 }
 
 async fn seed_fixed_days(app: &TestApp) {
-    let e =
-        |user: &str, t: &str, ts: &str| json!({"user_id": user, "event_type": t, "timestamp": ts});
+    let e = common::event;
     let body = app
         .batch(vec![
             e("dave", "LOGIN", "2025-02-28T23:59:59.999Z"),
@@ -218,11 +217,7 @@ async fn with_keys_the_page_is_open_and_the_stats_need_the_read_role() {
 
 async fn keyed_app() -> TestApp {
     let keys = format!("{READ_KEY}:read,{INGEST_KEY}:ingest");
-    spawn_app_with(Options {
-        env: vec![("API_KEYS".into(), keys)],
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(Options::with_env(&[("API_KEYS", &keys)])).await
 }
 
 // ---------------------------------------------------------------- in a browser
@@ -419,8 +414,7 @@ fn table(rows: &[(&str, &str, &str)]) -> Value {
 /// Known data: alice 25 events (52 points), bob 23, carol 10 over the last 3 weeks; erin
 /// on 2025-06-10 and dave 40 days ago, both outside the chart's default 30 days.
 async fn seed(p: &Page) {
-    let at =
-        |user: &str, t: &str, ms: i64| json!({"user_id": user, "event_type": t, "timestamp": ms});
+    let at = common::event;
     let ago = |days: i64, hours: i64| p.base_ms - days * DAY_MS - hours * 3_600_000;
     let mut events = Vec::new();
     for k in 0..3 {
@@ -436,12 +430,8 @@ async fn seed(p: &Page) {
     }
     events.push(at("carol", "ABUSE_REPORTED", ago(0, 6)));
     events.push(at("dave", "TEST_ONLY_QUEST", ago(40, 0)));
-    events.push(
-        json!({"user_id": "erin", "event_type": "REVIEW", "timestamp": "2025-06-10T09:00:00Z"}),
-    );
-    events.push(
-        json!({"user_id": "erin", "event_type": "REVIEW", "timestamp": "2025-06-10T10:00:00Z"}),
-    );
+    events.push(common::event("erin", "REVIEW", "2025-06-10T09:00:00Z"));
+    events.push(common::event("erin", "REVIEW", "2025-06-10T10:00:00Z"));
     p.ingest(events).await;
 }
 
@@ -942,8 +932,8 @@ fn css_var(css: &str, from: usize, name: &str) -> String {
 #[test]
 fn every_chart_line_colour_stands_out_from_the_panels_in_both_schemes() {
     // WCAG 1.4.11: graphical objects need 3:1 against what is next to them.
-    let chart = include_str!("../dashboard/chart.js");
-    let css = include_str!("../dashboard/style.css");
+    let chart = include_str!("../../dashboard/chart.js");
+    let css = include_str!("../../dashboard/style.css");
     let start = chart.find("PALETTE = [").expect("PALETTE");
     let end = start + chart[start..].find(']').expect("end of PALETTE");
     let palette: Vec<&str> = chart[start..end]

@@ -5,7 +5,7 @@
 //! A small tmpfs stands in for the disk, so these tests need root (mount); elsewhere
 //! they are skipped visibly, and under CI=true not being able to mount is a failure.
 
-mod common;
+use crate::helpers as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! run finds nothing to do; an older version can be replayed by number. Over HTTP for
 //! every store, and once through the command line on SQLite.
 
-mod common;
+use crate::helpers as common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,9 +34,7 @@ async fn start(dir: &Arc<tempfile::TempDir>, backend: Vec<(String, String)>) -> 
 }
 
 async fn switch_rules(app: &TestApp, dir: &tempfile::TempDir, text: &str, version: i64) {
-    let tmp = dir.path().join("events.yaml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.path().join("events.yaml")).unwrap();
+    common::write_rules(&dir.path().join("events.yaml"), text);
     for _ in 0..150 {
         let (_, types) = app.get("/v1/event-types").await;
         if types["rules_version"]["version"] == version {

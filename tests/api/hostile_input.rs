@@ -6,7 +6,7 @@
 //! Runs on every `TEST_BACKEND`: on MongoDB an operator that slipped through would be
 //! interpreted by the database, which is what these tests are for.
 
-mod common;
+use crate::helpers as common;
 
 use common::{spawn_app, TestApp};
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! mongo_recovery.rs). Needs `TEST_MONGO_URL`; the journaled steps run on a standalone
 //! server, the transaction's on a replica set.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Stop the real binary gracefully (SIGTERM, SIGINT) and brutally (SIGKILL), start it on
 //! the same data: every acknowledged event, total and history entry is still there.
 
-mod common;
+use crate::helpers as common;
 
 use common::process::{self, Server};
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@
 //! one file, sharing a Redis (added when the backend has none), so that the cache's
 //! cross-instance protocol is still exercised; that needs `TEST_REDIS_URL`.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! remainder, the ledger shows base and awarded points, totals follow the awarded
 //! points, and caps hold in batches and under concurrent requests.
 
-mod common;
+use crate::helpers as common;
 
 use std::sync::Arc;
 
@@ -20,14 +20,7 @@ const MONDAY: i64 = 1_793_613_600;
 const DAY: i64 = 86_400;
 
 async fn app() -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let path = dir.path().join("events.yaml");
-    std::fs::write(&path, RULES).unwrap();
-    spawn_app_with(Options {
-        env: vec![("EVENTS_POINTS_PATH".into(), path.display().to_string())],
-        dir: Some(dir),
-    })
-    .await
+    spawn_app_with(Options::default().rules(RULES)).await
 }
 
 /// (event_type, points, base_points) of the user's ledger, oldest first.

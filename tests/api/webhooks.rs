@@ -3,159 +3,16 @@
 //! delivery log and replay, ingestion that does not wait for receivers, `cap.reached`
 //! and `rank.changed`. Runs on every store (`TEST_BACKEND`).
 
-mod common;
+use crate::helpers as common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use common::receiver::{Answer, Hit, Receiver};
 use common::{spawn_app_with, unique_name, Options, TestApp};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 const SECRET: &str = "whsec_test_0123456789";
-
-/// What the receiver answers to one request.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Status(u16),
-    /// Never answers (the test's lifetime): the sender's timeout must fire.
-    Stall,
-}
-
-#[derive(Clone, Debug)]
-struct Hit {
-    delivery: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-    answer: Answer,
-}
-
-impl Hit {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("JSON body")
-    }
-    fn ok(&self) -> bool {
-        matches!(self.answer, Answer::Status(s) if s < 300)
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    /// Answers for the next requests, in order; 200 once empty (or `Stall` if `stall_all`).
-    script: Mutex<VecDeque<Answer>>,
-    stall_all: Mutex<bool>,
-    hits: Mutex<Vec<Hit>>,
-    /// Requests to where a 3xx answer pointed: a sender that followed it.
-    redirected: Mutex<usize>,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    url: String,
-    inner: Arc<Inner>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let inner = Arc::new(Inner::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let router = axum::Router::new()
-            .route("/hook", axum::routing::post(receive))
-            .route("/elsewhere", axum::routing::any(redirected))
-            .with_state(inner.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Receiver { url, inner }
-    }
-
-    fn script(&self, answers: &[Answer]) {
-        self.inner.script.lock().unwrap().extend(answers);
-    }
-
-    fn set_stall_all(&self, on: bool) {
-        *self.inner.stall_all.lock().unwrap() = on;
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.inner.hits.lock().unwrap().clone()
-    }
-
-    /// Waits (up to a generous bound, to fail rather than hang) for `n` requests.
-    async fn wait_for(&self, n: usize, what: &str) -> Vec<Hit> {
-        for _ in 0..600 {
-            let hits = self.hits();
-            if hits.len() >= n {
-                return hits;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{what}: expected {n} requests, got {:#?}", self.hits());
-    }
-}
-
-async fn redirected(State(inner): State<Arc<Inner>>) -> StatusCode {
-    *inner.redirected.lock().unwrap() += 1;
-    StatusCode::OK
-}
-
-async fn receive(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: String,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let answer = match inner.script.lock().unwrap().pop_front() {
-        Some(a) => a,
-        None if *inner.stall_all.lock().unwrap() => Answer::Stall,
-        None => Answer::Status(200),
-    };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    inner.hits.lock().unwrap().push(Hit {
-        delivery: header("x-eventtracker-delivery"),
-        timestamp: header("x-eventtracker-timestamp"),
-        signature: header("x-eventtracker-signature"),
-        body,
-        answer,
-    });
-    match answer {
-        // A redirect points at the receiver's other route, which counts what arrives.
-        Answer::Status(s) if (300..400).contains(&s) => (
-            StatusCode::from_u16(s).unwrap(),
-            [(axum::http::header::LOCATION, "/elsewhere")],
-        )
-            .into_response(),
-        Answer::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
-        Answer::Stall => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::OK.into_response()
-        }
-    }
-}
-
-/// What a receiver does: HMAC-SHA256 of "<timestamp>.<body>" with the shared secret,
-/// hex, compared with the header (computed here independently of the server's code).
-fn signature_ok(hit: &Hit, secret: &str) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{}.{}", hit.timestamp, hit.body).as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    hit.signature == format!("sha256={hex}")
-}
 
 /// Settings for an app that sends to `receiver`; retries are fast for the tests.
 fn webhook_env(
@@ -241,8 +98,8 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
     assert_eq!(status, 201, "{created}");
     let hits = receiver.wait_for(1, "one event").await;
     let hit = &hits[0];
-    assert!(signature_ok(hit, SECRET), "{hit:?}");
-    assert!(!signature_ok(hit, "another secret 123"));
+    assert!(hit.signed_with(SECRET), "{hit:?}");
+    assert!(!hit.signed_with("another secret 123"));
     let ts: i64 = hit.timestamp.parse().expect("Unix seconds");
     assert!(
         (ts - chrono::Utc::now().timestamp()).abs() < 300,
@@ -285,7 +142,7 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
             json!({"user_id": b, "points": 5, "delta": 5, "event_ids": [ids[1]]}),
         ]
     );
-    assert!(hits.iter().all(|h| signature_ok(h, SECRET)));
+    assert!(hits.iter().all(|h| h.signed_with(SECRET)));
 
     // A duplicate awards nothing, so it notifies nothing.
     let (status, _) = app.event(&a, "PURCHASE", json!(TS)).await;
@@ -293,7 +150,8 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
     let sub = subscription_id(&app).await;
     let rows = wait_log(&app, &sub, "delivered", 3).await;
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    assert_eq!(receiver.hits().len(), 3);
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 3, "a pass since sent nothing more");
 }
 
 #[tokio::test]
@@ -314,7 +172,7 @@ async fn retries_after_500s_and_a_timeout_send_the_same_delivery() {
             "same delivery id on every attempt"
         );
         assert_eq!(hit.body, hits[0].body, "same body on every attempt");
-        assert!(signature_ok(hit, SECRET));
+        assert!(hit.signed_with(SECRET));
     }
     let sub = subscription_id(&app).await;
     let rows = wait_log(&app, &sub, "delivered", 1).await;
@@ -349,7 +207,7 @@ async fn deliveries_queued_while_the_receiver_is_down_survive_a_restart() {
 
     let mut backend = app.backend.clone();
     let dir = app.stop().await;
-    receiver.inner.script.lock().unwrap().clear();
+    receiver.clear_script();
     backend.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
     backend.extend(env);
     let app = spawn_app_with(Options {
@@ -476,10 +334,19 @@ async fn a_stuck_receiver_does_not_hold_up_ingestion() {
         assert_eq!(status, 201, "{body}");
     }
     assert_eq!(app.points(&user).await, 21);
+    // The worker records every attempt when it ends: none is recorded, so the first
+    // was still held when every write had been answered.
+    let sub = subscription_id(&app).await;
+    let rows = log(&app, &sub).await;
+    assert_eq!(rows.len(), 21, "each write queued its delivery");
+    assert!(
+        rows.iter()
+            .all(|d| d["status"] == "pending" && d["attempts"] == 0),
+        "{rows:#?}"
+    );
     assert_eq!(
-        receiver.hits().len(),
-        1,
-        "later deliveries wait behind the stuck one"
+        rows.last().unwrap()["id"],
+        receiver.hits()[0].delivery.as_str()
     );
 }
 
@@ -555,7 +422,7 @@ async fn admins_manage_subscriptions_and_secrets_are_never_shown() {
 async fn using_up_a_cap_sends_cap_reached_once() {
     let receiver = Receiver::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut env = webhook_env(dir.path(), &receiver, &[]);
+    let env = webhook_env(dir.path(), &receiver, &[]);
     std::fs::write(
         dir.path().join("webhooks.yaml"),
         format!(
@@ -564,17 +431,13 @@ async fn using_up_a_cap_sends_cap_reached_once() {
         ),
     )
     .unwrap();
-    let rules = dir.path().join("events.yaml");
-    std::fs::write(
-        &rules,
-        "events:\n  - {name: BONUS, point: 10, cap: {period: week, max_points: 25}}\n  - {name: PURCHASE, point: 10}\n",
-    )
-    .unwrap();
-    env.push(("EVENTS_POINTS_PATH".into(), rules.display().to_string()));
-    let app = spawn_app_with(Options {
+    let options = Options {
         env,
         dir: Some(dir),
-    })
+    };
+    let app = spawn_app_with(options.rules(
+        "events:\n  - {name: BONUS, point: 10, cap: {period: week, max_points: 25}}\n  - {name: PURCHASE, point: 10}\n",
+    ))
     .await;
     let user = unique_name("hook_cap");
     let mut ids = Vec::new();
@@ -587,7 +450,7 @@ async fn using_up_a_cap_sends_cap_reached_once() {
 
     let hits = receiver.wait_for(1, "the cap used up").await;
     let hit = &hits[0];
-    assert!(signature_ok(hit, SECRET), "{hit:?}");
+    assert!(hit.signed_with(SECRET), "{hit:?}");
     let body = hit.json();
     assert_eq!(body["type"], "cap.reached");
     assert_eq!(
@@ -601,14 +464,18 @@ async fn using_up_a_cap_sends_cap_reached_once() {
         }),
         "the third BONUS (10 + 10 + 5) used the cap up"
     );
+    // Deliveries are queued in the write's own transaction, so the log, read after
+    // every write was answered, holds all there will be: this one. Once it is delivered
+    // and a worker pass has gone by, the receiver has had everything it will get.
     let sub = subscription_id(&app).await;
-    wait_log(&app, &sub, "delivered", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = wait_log(&app, &sub, "delivered", 1).await;
     assert_eq!(
-        receiver.hits().len(),
+        rows.len(),
         1,
-        "nothing more: no points.changed subscription, the cap is reached once"
+        "no points.changed subscription, the cap is reached once: {rows:#?}"
     );
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 1, "{:#?}", receiver.hits());
 }
 
 /// The data of the deliveries queued since the log had `seen` of them, by user id. The
@@ -657,7 +524,7 @@ async fn rank_changed_tells_who_entered_moved_and_left_the_top_3() {
     assert_eq!(subs["data"][0]["rank"], json!({"period": "all", "top": 3}));
     let sub = subscription_id(&app).await;
     let [a, b, c, d] = ["rank_a", "rank_b", "rank_c", "rank_d"].map(unique_name);
-    let ev = |user: &str, event_type: &str, ts: i64| json!({"user_id": user, "event_type": event_type, "timestamp": ts});
+    let ev = common::event::<i64>;
     let mut seen = 0;
 
     // An empty board fills up: a 10, b 5, c 1, each entering.
@@ -731,9 +598,10 @@ async fn rank_changed_tells_who_entered_moved_and_left_the_top_3() {
 
     // The receiver gets all 9, signed, each user's in the order of the writes.
     let hits = receiver.wait_for(9, "every rank change").await;
-    wait_log(&app, &sub, "delivered", 9).await;
+    assert_eq!(wait_log(&app, &sub, "delivered", 9).await.len(), 9);
+    app.webhook_pass().await;
     assert_eq!(receiver.hits().len(), 9, "nothing but the 9: {hits:#?}");
-    assert!(hits.iter().all(|h| signature_ok(h, SECRET)));
+    assert!(hits.iter().all(|h| h.signed_with(SECRET)));
     assert!(hits.iter().all(|h| h.json()["type"] == "rank.changed"));
     let ranks_of = |user: &str| -> Vec<Value> {
         hits.iter()
@@ -856,8 +724,9 @@ async fn two_instances_on_one_mongodb_send_each_delivery_once_in_order() {
     let sub = subscription_id(&first).await;
     assert_eq!(subscription_id(&second).await, sub, "one subscription");
     wait_log(&first, &sub, "delivered", 12).await;
-    // Let a late double send, if any, arrive before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A double send would come from an attempt still in flight, or from a later claim
+    // of a delivered one: a whole pass of each instance since rules out both.
+    tokio::join!(first.webhook_pass(), second.webhook_pass());
     let hits = receiver.hits();
     let mut delivered: Vec<&str> = hits
         .iter()
@@ -926,8 +795,17 @@ async fn the_log_forgets_finished_deliveries_after_the_retention() {
         .await;
     assert_eq!(status, 201);
     receiver.wait_for(3, "the stalled attempt").await;
-    // Three prune passes (one a second) later, the pending one is still there.
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // The worker is busy with that attempt (its pass waits for it), so the test prunes
+    // itself, once the delivery is older than the retention: it stays, being pending.
+    let rows = log(&app, &sub).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let updated = chrono::DateTime::parse_from_rfc3339(rows[0]["updated_at"].as_str().unwrap())
+        .expect("updated_at")
+        .timestamp_millis();
+    while chrono::Utc::now().timestamp_millis() <= updated + 1_000 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.prune_webhook_log().await, 0);
     let rows = log(&app, &sub).await;
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["status"], "pending");
@@ -939,37 +817,25 @@ async fn the_log_forgets_finished_deliveries_after_the_retention() {
 async fn an_applied_recompute_sends_points_changed() {
     let receiver = Receiver::start().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let rules = dir.path().join("events.yaml");
-    std::fs::write(&rules, "events:\n  - {name: PURCHASE, point: 10}\n").unwrap();
-    let mut env = webhook_env(
-        dir.path(),
-        &receiver,
-        &[("RULES_RELOAD_INTERVAL_SECS", "1")],
-    );
-    env.push(("EVENTS_POINTS_PATH".into(), rules.display().to_string()));
-    let app = spawn_app_with(Options {
+    let env = webhook_env(dir.path(), &receiver, &[]);
+    let options = Options {
         env,
         dir: Some(dir.clone()),
-    })
-    .await;
+    };
+    let app = spawn_app_with(options.rules("events:\n  - {name: PURCHASE, point: 10}\n")).await;
     let user = unique_name("hook_recompute");
     let (status, _) = app.event(&user, "PURCHASE", json!(TS)).await;
     assert_eq!(status, 201);
     receiver.wait_for(1, "the write's delivery").await;
 
-    let tmp = dir.path().join("events.yaml.tmp");
-    std::fs::write(&tmp, "events:\n  - {name: PURCHASE, point: 15}\n").unwrap();
-    std::fs::rename(&tmp, &rules).unwrap();
-    let mut version = Value::Null;
-    for _ in 0..150 {
-        let (_, types) = app.get("/v1/event-types").await;
-        if types["data"][0]["points"] == 15 {
-            version = types["rules_version"]["version"].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(version.is_i64(), "the new rules never came into force");
+    common::write_rules(
+        &dir.path().join("events.yaml"),
+        "events:\n  - {name: PURCHASE, point: 15}\n",
+    );
+    app.reload_rules().await;
+    let (_, types) = app.get("/v1/event-types").await;
+    assert_eq!(types["data"][0]["points"], 15, "the new rules: {types}");
+    let version = types["rules_version"]["version"].clone();
     let (status, report) = app
         .post("/v1/admin/recompute", json!({"dry_run": false}))
         .await;
@@ -987,13 +853,18 @@ async fn an_applied_recompute_sends_points_changed() {
         json!({"user_id": user, "points": 15, "delta": 5, "event_ids": [],
                "reason": "recompute", "rules_version": version})
     );
-    // Nothing changes on a second run, so nothing more is sent.
-    let (status, _) = app
+    // Nothing changes on a second run, so nothing more is queued (a recompute queues
+    // its notifications with its changes): the log holds the two, both delivered, and
+    // once a worker pass has gone by the receiver has had all it will get.
+    let (status, report) = app
         .post("/v1/admin/recompute", json!({"dry_run": false}))
         .await;
-    assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.hits().len(), 2);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["users"], json!([]), "{report}");
+    let sub = subscription_id(&app).await;
+    assert_eq!(wait_log(&app, &sub, "delivered", 2).await.len(), 2);
+    app.webhook_pass().await;
+    assert_eq!(receiver.hits().len(), 2, "{:#?}", receiver.hits());
 }
 
 /// What the delivery log records of a refused target (`webhooks::target::REFUSED`).
@@ -1240,11 +1111,7 @@ async fn a_redirect_is_a_failure_and_is_not_followed() {
     );
     // Both attempts are recorded, so any following would have happened by now.
     assert_eq!(receiver.hits().len(), 2);
-    assert_eq!(
-        *receiver.inner.redirected.lock().unwrap(),
-        0,
-        "not followed"
-    );
+    assert_eq!(receiver.redirected(), 0, "not followed");
 }
 
 /// The delivery log and replay of a subscription that does not exist (any more) are

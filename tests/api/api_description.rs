@@ -8,7 +8,7 @@
 //! - Every operation in `/openapi.json` has a summary and declares the role the router
 //!   really enforces (`x-required-role`, both security schemes), or is really open.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -29,7 +29,7 @@ struct DocMetric {
 
 /// The rows of the table under `### Metrics` in docs/api.md.
 fn documented_metrics() -> Vec<DocMetric> {
-    let doc = include_str!("../docs/api.md");
+    let doc = include_str!("../../docs/api.md");
     let start = doc
         .find("\n### Metrics\n")
         .expect("docs/api.md has a Metrics section");
@@ -183,10 +183,7 @@ fn every_emitted_metric_is_described_and_documented() {
 async fn live_metrics_have_help_and_type_and_match_the_docs() {
     // The real binary: its metrics registry is its own, so its first scrape shows what a
     // fresh instance exports (tests in this process share one recorder).
-    let app = spawn_process_with(Options {
-        env: vec![("PUBLIC_METRICS".into(), "true".into())],
-        ..Default::default()
-    });
+    let app = spawn_process_with(Options::with_env(&[("PUBLIC_METRICS", "true")]));
     let doc = documented_metrics();
 
     let first = families(&app.metrics().await);
@@ -261,11 +258,7 @@ async fn every_operation_declares_the_role_the_router_enforces() {
         ("admin", "k_described_admin"),
     ];
     let api_keys: Vec<String> = keys.iter().map(|(r, k)| format!("{k}:{r}")).collect();
-    let app = spawn_app_with(Options {
-        env: vec![("API_KEYS".into(), api_keys.join(","))],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options::with_env(&[("API_KEYS", &api_keys.join(","))])).await;
     // Open by default (PUBLIC_OPENAPI=true), as its operation says.
     let (s, doc) = app.get("/openapi.json").await;
     assert_eq!(s, 200, "{doc}");

@@ -2,7 +2,7 @@
 //! every user's total, breakdown and leaderboard entry equal what their stored events
 //! say, whether events arrive one by one, in batches, or from concurrent writers.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::{HashMap, HashSet};
 

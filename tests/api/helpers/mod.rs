@@ -4,17 +4,22 @@
 //! (default), `sqlite+redis`, `mongo` or `mongo+redis`. Servers are found through
 //! `TEST_MONGO_URL` (no database path: each app gets a database of its own) and
 //! `TEST_REDIS_URL` (each app gets a key prefix of its own), so tests run in parallel.
-#![allow(dead_code)]
+//!
+//! Besides the app: `process` runs the real binary, `receiver` is a webhook receiver,
+//! and the builders here make the events and the rules files tests send and serve.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub mod process;
+pub mod receiver;
 
 use eventtracker::clock::FixedClock;
 use eventtracker::config::Config;
-use eventtracker::startup::Application;
+use eventtracker::rules_reload::Outcome;
+use eventtracker::startup::{Application, Loops};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -32,6 +37,8 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Set when the app is the real binary in a child process ([`spawn_process_with`]).
     process: Option<process::Server>,
+    /// The app's background loops, when it runs in this process.
+    loops: Option<Loops>,
 }
 
 #[derive(Default)]
@@ -40,6 +47,46 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Reuse the data folder of an earlier app (restart on the same data).
     pub dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl Options {
+    /// A fresh data folder and these variables.
+    pub fn with_env(vars: &[(&str, &str)]) -> Options {
+        Options {
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dir: None,
+        }
+    }
+
+    /// Serves the rules `text` from `events.yaml` in the data folder (made here when
+    /// there is none yet), instead of the fixture's.
+    pub fn rules(mut self, text: &str) -> Options {
+        let dir = self
+            .dir
+            .get_or_insert_with(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let path = dir.path().join("events.yaml");
+        write_rules(&path, text);
+        self.env
+            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
+        self
+    }
+}
+
+/// Replaces the rules file at `path` in one step (a rename), as deployment tools and
+/// Kubernetes ConfigMaps do, so the reloader never reads it half-written.
+pub fn write_rules(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write the rules");
+    std::fs::rename(&tmp, path).expect("replace the rules file");
+}
+
+/// An event as a client sends it; `ts` is anything the API takes as a timestamp (Unix
+/// seconds or milliseconds, RFC 3339 text).
+pub fn event<T: serde::Serialize>(user: &str, event_type: &str, ts: T) -> Value {
+    json!({"user_id": user, "event_type": event_type, "timestamp": ts})
 }
 
 /// Unix ms now, as the fixed clock starts.
@@ -192,6 +239,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .await
         .expect("app builds");
     let addr = app.local_addr().expect("bound");
+    let loops = app.loops();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -205,6 +253,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         shutdown: Some(tx),
         task: Some(task),
         process: None,
+        loops: Some(loops),
     }
 }
 
@@ -223,6 +272,7 @@ pub fn spawn_process_with(opts: Options) -> TestApp {
         shutdown: None,
         task: None,
         process: Some(server),
+        loops: None,
     }
 }
 
@@ -285,11 +335,47 @@ impl TestApp {
     }
 
     pub async fn event(&self, user: &str, event_type: &str, ts: Value) -> (u16, Value) {
-        self.post(
-            "/v1/users/events",
-            json!({"user_id": user, "event_type": event_type, "timestamp": ts}),
+        self.post("/v1/users/events", event(user, event_type, ts))
+            .await
+    }
+
+    fn loops(&self) -> &Loops {
+        self.loops
+            .as_ref()
+            .expect("the app runs in this process (spawn_app_with), not as a child process")
+    }
+
+    /// Checks the rules file now, as the reload loop does at each interval and at SIGHUP,
+    /// and returns what came of it. Beside the loop's own checks this is safe: one file
+    /// registers as one version however many check it at once.
+    pub async fn reload_rules(&self) -> Outcome {
+        self.loops().rules.check(None).await
+    }
+
+    /// Waits until the webhook worker has made a whole pass over its queue that started
+    /// after this call: every delivery due now has been attempted and the attempt
+    /// recorded, and whatever was in flight has finished. What a test needs before it
+    /// says that something was *not* sent.
+    pub async fn webhook_pass(&self) {
+        let mut progress = self.loops().webhooks.progress();
+        let started = progress.borrow().passes_started;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            progress.wait_for(|p| p.passes_done > started),
         )
         .await
+        .expect("the webhook worker made no pass in 60 s")
+        .expect("the webhook worker stopped");
+    }
+
+    /// Prunes the webhook delivery log now, as the worker does every quarter of
+    /// `WEBHOOK_LOG_RETENTION_SECS`; returns how many deliveries went.
+    pub async fn prune_webhook_log(&self) -> u64 {
+        self.loops()
+            .webhooks
+            .prune_once()
+            .await
+            .expect("a retention is set and the store answered")
     }
 
     pub async fn batch(&self, events: Vec<Value>) -> Value {
@@ -363,8 +449,4 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
-}
-
-pub fn data_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("data/et.db")
 }
