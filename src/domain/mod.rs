@@ -1,9 +1,9 @@
 //! The domain: rules, events, time and periods, and ranking. Nothing here does I/O.
 
 pub mod caps;
+pub mod engine;
 pub mod event;
 pub mod period;
 pub mod ranking;
-pub mod replay;
 pub mod rules;
 pub mod time;

@@ -41,17 +41,7 @@ pub struct UserRecompute {
 }
 
 /// What happened to one event handed to [`Store::record`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordOutcome {
-    Created {
-        id: String,
-        points: i64,
-    },
-    /// Already stored: `id` is the stored event's id. Nothing was awarded.
-    Duplicate {
-        id: String,
-    },
-}
+pub use crate::domain::engine::RecordOutcome;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeTotal {

@@ -5,20 +5,12 @@
 use serde_json::{json, Value};
 
 use crate::domain::caps::Cap;
+use crate::domain::engine::PointsChanged;
 use crate::domain::event::NewEvent;
 use crate::domain::time::format_millis;
 
-/// An event that used up its type's cap for its user and period.
-#[derive(Debug, Clone)]
-pub struct CapReached {
-    pub user_id: String,
-    pub event_type: String,
-    /// The server id of the event.
-    pub id: String,
-    pub ts_ms: i64,
-    pub received_ms: i64,
-    pub cap: Cap,
-}
+/// An event that used up its type's cap for its user and period (the engine's notice).
+pub use crate::domain::engine::CapReached;
 
 impl CapReached {
     pub fn of(e: &NewEvent, cap: Cap) -> CapReached {
@@ -45,12 +37,12 @@ impl CapReached {
 
 /// `points.changed`: the user's total after the write, what the write added, and the
 /// events it created for them.
-pub fn points_changed(user_id: &str, total: i64, delta: i64, event_ids: &[&str]) -> Value {
+pub fn points_changed(p: &PointsChanged) -> Value {
     json!({
-        "user_id": user_id,
-        "points": total,
-        "delta": delta,
-        "event_ids": event_ids,
+        "user_id": p.user_id,
+        "points": p.total,
+        "delta": p.delta,
+        "event_ids": p.event_ids,
     })
 }
 

@@ -154,6 +154,46 @@ async fn each_write_is_one_signed_delivery_per_user_with_the_new_total() {
     assert_eq!(receiver.hits().len(), 3, "a pass since sent nothing more");
 }
 
+/// Concurrent requests of one user commit together (both stores group them), yet each
+/// is its own `points.changed` with the total after it: the semantics is the engine's,
+/// one notice per user per request, on every store.
+#[tokio::test]
+async fn concurrent_requests_of_one_user_are_one_delivery_each() {
+    let receiver = Receiver::start().await;
+    let app = app_for(&receiver, &[]).await;
+    let user = unique_name("hook_concurrent");
+    const N: i64 = 16;
+    let writes = (0..N).map(|i| app.event(&user, "PURCHASE", json!(TS + i)));
+    let created = futures_util::future::join_all(writes).await;
+    let mut ids: Vec<String> = created
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 201, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let hits = receiver.wait_for(N as usize, "one delivery per request").await;
+    let data: Vec<Value> = hits.iter().map(|h| h.json()["data"].clone()).collect();
+    let mut totals: Vec<i64> = data.iter().map(|d| d["points"].as_i64().unwrap()).collect();
+    totals.sort_unstable();
+    assert_eq!(totals, (1..=N).map(|i| 10 * i).collect::<Vec<_>>(), "{data:#?}");
+    let mut notified: Vec<String> = data
+        .iter()
+        .map(|d| {
+            assert_eq!(d["delta"], 10, "{d}");
+            let events = d["event_ids"].as_array().unwrap();
+            assert_eq!(events.len(), 1, "{d}");
+            events[0].as_str().unwrap().to_owned()
+        })
+        .collect();
+    notified.sort();
+    ids.sort();
+    assert_eq!(notified, ids);
+    let sub = subscription_id(&app).await;
+    let rows = wait_log(&app, &sub, "delivered", N as usize).await;
+    assert_eq!(rows.len(), N as usize, "{rows:#?}");
+}
+
 #[tokio::test]
 async fn retries_after_500s_and_a_timeout_send_the_same_delivery() {
     let receiver = Receiver::start().await;

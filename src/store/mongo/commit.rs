@@ -18,19 +18,18 @@ use mongodb::ClientSession;
 
 use super::boards;
 use super::bulk_commands as ops;
-use super::caps::{self, Awarder};
+use super::judge::judge;
 use super::outbox::{self, Batch, Subscribers};
-use super::schema::{Deltas, EventDoc, Pending, GUARD, PERIODS, TOTALS};
+use super::schema::{Deltas, Pending, GUARD, PERIODS, TOTALS};
 use super::txn::{conflict, in_transaction};
 use super::{Ctx, Mode};
-use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
 use crate::faults::crash_point;
 use crate::store::RecordOutcome;
 
 pub struct Committed {
-    /// One per event given, in order.
-    pub outcomes: Vec<RecordOutcome>,
+    /// Per request, one per event given, in order.
+    pub outcomes: Vec<Vec<RecordOutcome>>,
     /// Tidying left once clients have their answers (journal mode).
     pub cleanup: Option<Applied>,
 }
@@ -43,12 +42,12 @@ pub struct Applied {
     pub period_ids: Vec<String>,
 }
 
-/// Stores `events` (no two with the same user and dedup key) exactly once each.
-pub async fn record(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> {
+/// Stores the events of `requests` exactly once each.
+pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
     match ctx.mode {
         Mode::Transactions => {
-            let outcomes = in_transaction(ctx, &(ctx, events), |s, (ctx, events)| {
-                record_in(ctx, s, events).boxed()
+            let outcomes = in_transaction(ctx, &(ctx, requests), |s, (ctx, requests)| {
+                record_in(ctx, s, requests).boxed()
             })
             .await?;
             Ok(Committed {
@@ -56,56 +55,37 @@ pub async fn record(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> {
                 cleanup: None,
             })
         }
-        Mode::Journal => record_journaled(ctx, events).await,
+        Mode::Journal => record_journaled(ctx, requests).await,
     }
 }
 
 async fn record_in(
     ctx: &Ctx,
     s: &mut ClientSession,
-    events: &[&NewEvent],
-) -> Result<Vec<RecordOutcome>> {
-    let stored = ops::stored_ids(ctx, events, Some(&mut *s)).await?;
-    let mut docs = Vec::new();
-    let mut deltas = Deltas::default();
-    let mut awarder = Awarder::default();
-    let mut outcomes = Vec::with_capacity(events.len());
-    let batch_id = uuid::Uuid::now_v7().simple().to_string();
-    let mut batch = Batch {
-        id: &batch_id,
-        created: Vec::new(),
-        reached: Vec::new(),
-        redo: false,
-    };
-    for e in events {
-        if let Some(id) = stored.get(&(e.user_id.clone(), e.dedup_key())) {
-            outcomes.push(RecordOutcome::Duplicate { id: id.clone() });
-            continue;
-        }
-        let (points, reached) = awarder.award(ctx, e, Some(&mut *s)).await?;
-        docs.push(EventDoc::new(e, None).with_points(points));
-        deltas.add(&e.user_id, &e.event_type, e.ts_ms, points);
-        batch.note(e, points, reached);
-        outcomes.push(RecordOutcome::Created {
-            id: e.id.clone(),
-            points,
-        });
-    }
+    requests: &[&[NewEvent]],
+) -> Result<Vec<Vec<RecordOutcome>>> {
+    let judged = judge(ctx, requests, None, Some(&mut *s)).await?;
     // Duplicates here mean another writer inserted the same event or counter document
     // after this transaction's reads: the retry sees it.
-    if !ops::insert_new(&ctx.events, &docs, Some(&mut *s))
+    if !ops::insert_new(&ctx.events, &judged.docs, Some(&mut *s))
         .await?
         .is_empty()
     {
         return Err(conflict("event inserted concurrently"));
     }
     let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
-    let boards = boards::before(ctx, Some(&mut *s), &subs, &deltas).await?;
-    apply_plain(ctx, s, &deltas).await?;
-    let ranks = boards::changes(ctx, Some(&mut *s), &subs, boards, &deltas).await?;
+    let boards = boards::before(ctx, Some(&mut *s), &subs, &judged.deltas).await?;
+    apply_plain(ctx, s, &judged.deltas).await?;
+    let ranks = boards::changes(ctx, Some(&mut *s), &subs, boards, &judged.deltas).await?;
+    let batch_id = uuid::Uuid::now_v7().simple().to_string();
+    let batch = Batch {
+        id: &batch_id,
+        notices: judged.notices,
+        redo: false,
+    };
     outbox::queue(ctx, Some(s), &batch, &subs, ranks).await?;
     crash_point("mongo.record.before_commit");
-    Ok(outcomes)
+    Ok(judged.outcomes)
 }
 
 async fn apply_plain(ctx: &Ctx, s: &mut ClientSession, deltas: &Deltas) -> Result<()> {
@@ -123,88 +103,40 @@ async fn apply_plain(ctx: &Ctx, s: &mut ClientSession, deltas: &Deltas) -> Resul
     Ok(())
 }
 
-async fn record_journaled(ctx: &Ctx, events: &[&NewEvent]) -> Result<Committed> {
+async fn record_journaled(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
     let pending = Pending {
         batch: uuid::Uuid::now_v7().simple().to_string(),
+        request: 0,
         at_ms: wall_ms(),
     };
-    // Capped events need their points before the insert: events already stored are
-    // left out of the cap's count (the insert will reject them as duplicates).
-    let mut awarded: Vec<(i64, Option<Cap>)> = events.iter().map(|e| (e.points, None)).collect();
-    if caps::any(events) {
-        let capped: Vec<&NewEvent> = events.iter().filter(|e| e.cap.is_some()).copied().collect();
-        let stored = ops::stored_ids(ctx, &capped, None).await?;
-        let mut awarder = Awarder::default();
-        for (e, award) in events.iter().zip(awarded.iter_mut()) {
-            if e.cap.is_some() && !stored.contains_key(&(e.user_id.clone(), e.dedup_key())) {
-                *award = awarder.award(ctx, e, None).await?;
-            }
-        }
+    let judged = judge(ctx, requests, Some(&pending), None).await?;
+    let rejected = ops::insert_new(&ctx.events, &judged.docs, None).await?;
+    if !rejected.is_empty() {
+        // Only another writer on this database inserts between the engine's reads and
+        // here, which a standalone server does not support. The events that did go in
+        // are pending: recovery counts them, and the client's retry finds them stored.
+        return Err(conflict("event inserted concurrently"));
     }
-    // The cap an event used up is stored with it, for recovery to notify it.
-    let docs: Vec<EventDoc> = events
-        .iter()
-        .zip(&awarded)
-        .map(|(e, &(points, reached))| {
-            EventDoc::new(e, Some(pending.clone()))
-                .with_points(points)
-                .reaching(reached)
-        })
-        .collect();
-    let rejected: HashSet<usize> = ops::insert_new(&ctx.events, &docs, None)
-        .await?
-        .into_iter()
-        .collect();
     crash_point("mongo.journal.after_insert");
-    let repeats: Vec<&NewEvent> = events
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| rejected.contains(i))
-        .map(|(_, e)| *e)
-        .collect();
-    let stored = ops::stored_ids(ctx, &repeats, None).await?;
-    let mut deltas = Deltas::default();
-    let mut event_ids = Vec::new();
-    let mut batch = Batch {
+    let subs = Subscribers::load(ctx, None).await?;
+    let boards = boards::before(ctx, None, &subs, &judged.deltas).await?;
+    apply_guarded(ctx, &judged.deltas, &pending.batch).await?;
+    crash_point("mongo.journal.after_counters");
+    let ranks = boards::changes(ctx, None, &subs, boards, &judged.deltas).await?;
+    let batch = Batch {
         id: &pending.batch,
-        created: Vec::new(),
-        reached: Vec::new(),
+        notices: judged.notices,
         redo: false,
     };
-    let outcomes = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            if rejected.contains(&i) {
-                let key = (e.user_id.clone(), e.dedup_key());
-                // Absent only if the user was erased in between; SQLite answers "" too.
-                let id = stored.get(&key).cloned().unwrap_or_default();
-                return RecordOutcome::Duplicate { id };
-            }
-            let (points, reached) = awarded[i];
-            deltas.add(&e.user_id, &e.event_type, e.ts_ms, points);
-            event_ids.push(e.id.clone());
-            batch.note(e, points, reached);
-            RecordOutcome::Created {
-                id: e.id.clone(),
-                points,
-            }
-        })
-        .collect();
-    let subs = Subscribers::load(ctx, None).await?;
-    let boards = boards::before(ctx, None, &subs, &deltas).await?;
-    apply_guarded(ctx, &deltas, &pending.batch).await?;
-    crash_point("mongo.journal.after_counters");
-    let ranks = boards::changes(ctx, None, &subs, boards, &deltas).await?;
     outbox::queue(ctx, None, &batch, &subs, ranks).await?;
     crash_point("mongo.journal.after_outbox");
     Ok(Committed {
-        outcomes,
+        outcomes: judged.outcomes,
         cleanup: Some(Applied {
             batch: pending.batch,
-            event_ids,
-            total_ids: deltas.total_ids(),
-            period_ids: deltas.period_ids(),
+            event_ids: judged.docs.iter().map(|d| d.id.clone()).collect(),
+            total_ids: judged.deltas.total_ids(),
+            period_ids: judged.deltas.period_ids(),
         }),
     })
 }

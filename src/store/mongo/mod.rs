@@ -31,12 +31,12 @@ use crate::webhooks::{
 
 mod boards;
 mod bulk_commands;
-mod caps;
 mod commit;
 mod connection;
 mod erase;
 mod error;
 mod export;
+mod judge;
 mod outbox;
 mod read;
 mod recompute;

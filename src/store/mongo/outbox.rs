@@ -7,9 +7,8 @@
 //!   the batch, so when recovery re-applies a batch cut short it queues the same
 //!   deliveries again and the ones already stored are kept, not doubled.
 //!
-//! One `points.changed` per subscription per user per group commit (concurrent
-//! requests for one user that commit together share it), and one `cap.reached` per
-//! event that used up a cap. A user's deliveries are ordered by `seq`, a counter in
+//! The engine's notices (one `points.changed` per user per request, one `cap.reached`
+//! per event that used up a cap), one delivery per subscription each. A user's deliveries are ordered by `seq`, a counter in
 //! the user's all-time leaderboard document that each group commit touching the user
 //! increments: commits of one user are serialized (they write that document), so the
 //! order holds across instances too.
@@ -27,48 +26,24 @@ use super::bulk_commands::{self, find_all};
 use super::commit::wall_ms as commit_ms;
 use super::schema::{period_id, DELIVERIES, PERIODS};
 use super::Ctx;
-use crate::domain::caps::Cap;
-use crate::domain::event::NewEvent;
+use crate::domain::engine::Notice as EngineNotice;
 use crate::store::UserRecompute;
-use crate::webhooks::payload::{self, CapReached};
+use crate::webhooks::payload;
 use crate::webhooks::{RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
 
-/// An event the group commit stored, with the points it awarded.
-pub struct Created<'a> {
-    pub user_id: &'a str,
-    pub id: &'a str,
-    pub points: i64,
-    pub received_ms: i64,
-}
-
-/// What one group commit stored, as far as notifications go.
+/// What one group commit notifies, as far as its own writes go.
 pub struct Batch<'a> {
     /// The group commit's id; delivery ids derive from it.
     pub id: &'a str,
-    pub created: Vec<Created<'a>>,
-    pub reached: Vec<CapReached>,
+    /// The engine's notices, in order.
+    pub notices: Vec<EngineNotice>,
     /// Recovery of a batch cut short: some of its deliveries may be stored already.
     pub redo: bool,
 }
 
-impl<'a> Batch<'a> {
-    /// Records an event the commit stores, awarding `points` and using up `reached`.
-    pub fn note(&mut self, e: &'a NewEvent, points: i64, reached: Option<Cap>) {
-        self.created.push(Created {
-            user_id: &e.user_id,
-            id: &e.id,
-            points,
-            received_ms: e.received_ms,
-        });
-        if let Some(cap) = reached {
-            self.reached.push(CapReached::of(e, cap));
-        }
-    }
-}
-
 /// Queues the deliveries of one group commit, reading and writing in `session` when
-/// there is one: its `points.changed` and `cap.reached` for `subs`, and the `ranks`
-/// notices. Reads nothing when nobody is to be notified.
+/// there is one: its engine notices for `subs`, and the `ranks` notices. Reads nothing
+/// when nobody is to be notified.
 pub async fn queue(
     ctx: &Ctx,
     mut session: Option<&mut ClientSession>,
@@ -76,75 +51,55 @@ pub async fn queue(
     subs: &Subscribers,
     ranks: Vec<RankNotice>,
 ) -> Result<()> {
-    let (batch, created, reached) = (b.id, &b.created, &b.reached);
-    // (user, delta, event ids, received at), users in the order of their first event.
-    let mut changes: Vec<(&str, i64, Vec<&str>, i64)> = Vec::new();
-    for e in created {
-        let i = match changes.iter().position(|c| c.0 == e.user_id) {
-            Some(i) => i,
-            None => {
-                changes.push((e.user_id, 0, Vec::new(), e.received_ms));
-                changes.len() - 1
-            }
-        };
-        changes[i].1 += e.points;
-        changes[i].2.push(e.id);
-    }
-    changes.retain(|c| c.1 != 0);
-    let points_subs = if changes.is_empty() {
-        &[][..]
-    } else {
-        &subs.points[..]
+    let batch = b.id;
+    let wanted = |n: &EngineNotice| match n {
+        EngineNotice::PointsChanged(_) => !subs.points.is_empty(),
+        EngineNotice::CapReached(_) => !subs.caps.is_empty(),
     };
-    let cap_subs = if reached.is_empty() {
-        &[][..]
-    } else {
-        &subs.caps[..]
-    };
-    if points_subs.is_empty() && cap_subs.is_empty() && ranks.is_empty() {
+    let own: Vec<&EngineNotice> = b.notices.iter().filter(|n| wanted(n)).collect();
+    if own.is_empty() && ranks.is_empty() {
         return Ok(());
     }
-    let mut users: BTreeSet<&str> = BTreeSet::new();
-    if !points_subs.is_empty() {
-        users.extend(changes.iter().map(|c| c.0));
-    }
-    if !cap_subs.is_empty() {
-        users.extend(reached.iter().map(|r| r.user_id.as_str()));
-    }
+    let mut users: BTreeSet<&str> = own.iter().map(|n| user_of(n)).collect();
     users.extend(ranks.iter().map(|r| r.user_id.as_str()));
     let standing = standings(ctx, session.as_deref_mut(), &users).await?;
-    let of = |user: &str| standing.get(user).copied().unwrap_or((0, 0));
+    let seq_of = |user: &str| standing.get(user).map_or(0, |s| s.1);
 
     let mut notices = Vec::new();
-    if !points_subs.is_empty() {
-        for (user, delta, event_ids, at) in &changes {
-            let (total, seq) = of(user);
-            notices.push(Notice {
-                kind: POINTS_CHANGED,
-                subs: points_subs,
-                user,
-                key: user.to_string(),
-                seq,
-                n: 0,
-                at_ms: *at,
-                data: payload::points_changed(user, total, *delta, event_ids),
-            });
-        }
-    }
-    if !cap_subs.is_empty() {
-        for (i, r) in reached.iter().enumerate() {
-            let earlier = reached[..i].iter().filter(|o| o.user_id == r.user_id);
-            notices.push(Notice {
-                kind: CAP_REACHED,
-                subs: cap_subs,
-                user: &r.user_id,
-                key: r.id.clone(),
-                seq: of(&r.user_id).1,
-                n: 1 + earlier.count() as i64,
-                at_ms: r.received_ms,
-                data: r.data(),
-            });
-        }
+    // A user's notices of this commit in the engine's order: `n` counts them.
+    let mut per_user: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for notice in own {
+        let user = user_of(notice);
+        let n = per_user.entry(user).or_default();
+        let (kind, subs, key, at_ms, data) = match notice {
+            // Keyed by the request's first event: a commit may hold several requests
+            // of one user, each with its own notice.
+            EngineNotice::PointsChanged(p) => (
+                POINTS_CHANGED,
+                &subs.points[..],
+                p.event_ids.first().cloned().unwrap_or_default(),
+                p.at_ms,
+                payload::points_changed(p),
+            ),
+            EngineNotice::CapReached(c) => (
+                CAP_REACHED,
+                &subs.caps[..],
+                c.id.clone(),
+                c.received_ms,
+                c.data(),
+            ),
+        };
+        notices.push(Notice {
+            kind,
+            subs,
+            user,
+            key,
+            seq: seq_of(user),
+            n: *n,
+            at_ms,
+            data,
+        });
+        *n += 1;
     }
     // After the commit's own notices of a user; users the commit did not write (pushed
     // down by others) keep their seq, so the commit's time orders theirs.
@@ -156,7 +111,7 @@ pub async fn queue(
             subs: std::slice::from_ref(&r.subscription),
             user: &r.user_id,
             key: format!("{}|{}", r.board, r.user_id),
-            seq: of(&r.user_id).1,
+            seq: seq_of(&r.user_id),
             n: rank_base + i as i64,
             at_ms: now,
             data: r.data.clone(),
@@ -263,7 +218,7 @@ pub async fn queue_recompute(
 
 /// Each user's total and delivery sequence as this commit leaves them (it has already
 /// written their all-time documents).
-async fn standings(
+pub async fn standings(
     ctx: &Ctx,
     session: Option<&mut ClientSession>,
     users: &BTreeSet<&str>,
@@ -331,6 +286,13 @@ impl Notice<'_> {
 
 /// A UUID (version 8) derived from what identifies the delivery, so the same batch
 /// queued twice yields the same ids.
+fn user_of(n: &EngineNotice) -> &str {
+    match n {
+        EngineNotice::PointsChanged(p) => &p.user_id,
+        EngineNotice::CapReached(c) => &c.user_id,
+    }
+}
+
 fn delivery_id(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {

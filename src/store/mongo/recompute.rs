@@ -16,14 +16,14 @@ use super::outbox;
 use super::schema::{period_id, total_id, Deltas, EVENTS, PERIODS, TOTALS};
 use super::txn::in_transaction;
 use super::Ctx;
+use crate::domain::engine::{replay, LedgerEntry, Replay};
 use crate::domain::period::PeriodKey;
-use crate::domain::replay::{replay, LedgerEntry, Replayed};
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
 pub async fn dry_run(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, None).await?;
-    let replayed = replay(rules, &entries);
+    let replayed = replay(user_id, rules, &entries);
     Ok(report(&entries, &replayed))
 }
 
@@ -41,15 +41,15 @@ async fn apply_in(
     rules: &Rules,
 ) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, Some(&mut *s)).await?;
-    let replayed = replay(rules, &entries);
+    let replayed = replay(user_id, rules, &entries);
     let result = report(&entries, &replayed);
     if result.changed_events == 0 {
         return Ok(result);
     }
-    let statements: Vec<(String, Document)> = entries
-        .iter()
-        .zip(&replayed)
-        .filter(|(e, r)| changed(e, r))
+    let statements: Vec<(String, Document)> = replayed
+        .changed(&entries)
+        .into_iter()
+        .map(|i| (&entries[i], replayed.entries[i]))
         .map(|(e, r)| {
             let set = doc! { "points": r.points, "base_points": r.base_points, "rules_version": rules.version() };
             (e.id.clone(), doc! { "q": { "_id": &e.id, "user_id": user_id }, "u": { "$set": set } })
@@ -59,10 +59,10 @@ async fn apply_in(
 
     // Old counter documents go, and the replayed sums come back as fresh upserts.
     let mut deltas = Deltas::default();
+    deltas.add(user_id, &replayed.counters);
     let mut totals = Vec::new();
     let mut periods = Vec::new();
-    for (e, r) in entries.iter().zip(&replayed) {
-        deltas.add(user_id, &e.event_type, e.ts_ms, r.points);
+    for e in &entries {
         totals.push(total_id(&e.event_type, user_id));
         periods.extend(
             PeriodKey::keys_for_event(e.ts_ms)
@@ -143,18 +143,10 @@ async fn ledger(
         .collect())
 }
 
-fn changed(e: &LedgerEntry, r: &Replayed) -> bool {
-    (e.points, e.base_points) != (r.points, r.base_points)
-}
-
-fn report(entries: &[LedgerEntry], replayed: &[Replayed]) -> UserRecompute {
+fn report(entries: &[LedgerEntry], replayed: &Replay) -> UserRecompute {
     UserRecompute {
         current: entries.iter().map(|e| e.points).sum(),
-        recomputed: replayed.iter().map(|r| r.points).sum(),
-        changed_events: entries
-            .iter()
-            .zip(replayed)
-            .filter(|(e, r)| changed(e, r))
-            .count() as u64,
+        recomputed: replayed.state.points,
+        changed_events: replayed.changed(entries).len() as u64,
     }
 }

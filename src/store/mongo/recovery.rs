@@ -10,11 +10,13 @@ use mongodb::ClientSession;
 
 use super::bulk_commands::{self as ops, find_all};
 use super::commit::{self, Applied};
-use super::outbox::{self, Batch, Created, Subscribers};
+use std::collections::{BTreeSet, HashMap};
+
+use super::outbox::{self, Batch, Subscribers};
 use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
 use super::{erase, txn};
 use super::{Ctx, Mode};
-use crate::webhooks::payload::CapReached;
+use crate::domain::engine::{CapReached, Changes, Notice, PointsChanged};
 
 /// Writes younger than this may still be in the hands of a live writer (this process's
 /// or another's), which finishes or gives up well within it (the writer's timeout).
@@ -91,7 +93,8 @@ async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
             commit::apply_guarded(ctx, &deltas, batch).await?;
             // No rank.changed: the boards as they were before this batch are gone.
             let subs = Subscribers::load(ctx, None).await?;
-            outbox::queue(ctx, None, &notices(&events, batch), &subs, Vec::new()).await?;
+            let batch_notices = notices(ctx, None, &events, batch).await?;
+            outbox::queue(ctx, None, &batch_notices, &subs, Vec::new()).await?;
             commit::finish(
                 ctx,
                 &Applied {
@@ -151,14 +154,8 @@ async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usi
         }
     }
     let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
-    outbox::queue(
-        ctx,
-        Some(&mut *s),
-        &notices(&events, batch),
-        &subs,
-        Vec::new(),
-    )
-    .await?;
+    let batch_notices = notices(ctx, Some(&mut *s), &events, batch).await?;
+    outbox::queue(ctx, Some(&mut *s), &batch_notices, &subs, Vec::new()).await?;
     ctx.events
         .update_many(
             doc! { "pending.batch": batch },
@@ -192,40 +189,93 @@ async fn pending_events(
     .await
 }
 
-/// The notifications of a batch cut short, from its stored events.
-fn notices<'a>(events: &'a [EventDoc], batch: &'a str) -> Batch<'a> {
-    Batch {
-        id: batch,
-        created: events
-            .iter()
-            .map(|e| Created {
-                user_id: &e.user_id,
-                id: &e.id,
-                points: e.points,
-                received_ms: e.received_ms,
-            })
-            .collect(),
-        reached: events
-            .iter()
-            .filter_map(|e| {
-                Some(CapReached {
-                    user_id: e.user_id.clone(),
-                    event_type: e.event_type.clone(),
-                    id: e.id.clone(),
-                    ts_ms: e.ts_ms,
-                    received_ms: e.received_ms,
-                    cap: e.cap_reached?,
-                })
-            })
-            .collect(),
-        redo: true,
+/// The notifications of a batch cut short, rebuilt from its stored events as the
+/// engine made them: per request and user a `points.changed` (its total what the
+/// user's all-time document says now, less what the batch's later requests added),
+/// then the `cap.reached` of the events that used a cap up.
+async fn notices<'a>(
+    ctx: &Ctx,
+    session: Option<&mut ClientSession>,
+    events: &'a [EventDoc],
+    batch: &'a str,
+) -> Result<Batch<'a>> {
+    let mut order: Vec<&EventDoc> = events.iter().collect();
+    order.sort_by(|a, b| (request_of(a), &a.id).cmp(&(request_of(b), &b.id)));
+    let users: BTreeSet<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+    let standing = outbox::standings(ctx, session, &users).await?;
+    // Walking back from the end gives each request's total after it.
+    let mut totals: HashMap<&str, i64> = users
+        .iter()
+        .map(|u| (*u, standing.get(*u).map_or(0, |s| s.0)))
+        .collect();
+    let mut groups: Vec<(i64, &str, Vec<&EventDoc>)> = Vec::new();
+    for e in order {
+        match groups.last_mut() {
+            Some((r, u, list)) if *r == request_of(e) && *u == e.user_id => list.push(e),
+            _ => {
+                // A request's events of one user are one notice even when interleaved
+                // with other users' events.
+                match groups
+                    .iter_mut()
+                    .find(|(r, u, _)| *r == request_of(e) && *u == e.user_id)
+                {
+                    Some((_, _, list)) => list.push(e),
+                    None => groups.push((request_of(e), &e.user_id, vec![e])),
+                }
+            }
+        }
     }
+    let mut points = vec![None; groups.len()];
+    for (k, (_, user, list)) in groups.iter().enumerate().rev() {
+        let delta: i64 = list.iter().map(|e| e.points).sum();
+        let total = totals.entry(user).or_default();
+        if delta != 0 {
+            points[k] = Some(Notice::PointsChanged(PointsChanged {
+                user_id: (*user).to_owned(),
+                total: *total,
+                delta,
+                event_ids: list.iter().map(|e| e.id.clone()).collect(),
+                at_ms: list.first().map_or(0, |e| e.received_ms),
+            }));
+        }
+        *total -= delta;
+    }
+    let mut notices = Vec::new();
+    for ((_, _, list), p) in groups.iter().zip(points) {
+        notices.extend(p);
+        notices.extend(list.iter().filter_map(|e| {
+            Some(Notice::CapReached(CapReached {
+                user_id: e.user_id.clone(),
+                event_type: e.event_type.clone(),
+                id: e.id.clone(),
+                ts_ms: e.ts_ms,
+                received_ms: e.received_ms,
+                cap: e.cap_reached?,
+            }))
+        }));
+    }
+    Ok(Batch {
+        id: batch,
+        notices,
+        redo: true,
+    })
+}
+
+fn request_of(e: &EventDoc) -> i64 {
+    e.pending.as_ref().map_or(0, |p| p.request)
 }
 
 fn deltas_of(events: &[EventDoc]) -> Deltas {
-    let mut deltas = Deltas::default();
+    let mut by_user: HashMap<&str, Changes> = HashMap::new();
     for e in events {
-        deltas.add(&e.user_id, &e.event_type, e.ts_ms, e.points);
+        by_user
+            .entry(&e.user_id)
+            .or_default()
+            .add(&e.event_type, e.ts_ms, e.points);
+    }
+    let mut deltas = Deltas::default();
+    for (user, changes) in &by_user {
+        deltas.add(user, changes);
     }
     deltas
 }

@@ -9,8 +9,8 @@ use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::caps::Cap;
+use crate::domain::engine::Changes;
 use crate::domain::event::NewEvent;
-use crate::domain::period::PeriodKey;
 
 /// The ledger: one document per stored event, `_id` the server-assigned event id.
 pub const EVENTS: &str = "events";
@@ -73,6 +73,10 @@ pub struct EventDoc {
 pub struct Pending {
     /// The write batch (one group commit) that inserted the event.
     pub batch: String,
+    /// The request of the batch the event came in (0 for batches written before this
+    /// was kept): recovery notifies per request, as the commit would have.
+    #[serde(default)]
+    pub request: i64,
     /// Wall-clock ms when that batch began; recovery leaves younger batches alone.
     pub at_ms: i64,
 }
@@ -118,17 +122,20 @@ pub struct Deltas {
 }
 
 impl Deltas {
-    pub fn add(&mut self, user_id: &str, event_type: &str, ts_ms: i64, points: i64) {
-        let t = self
-            .totals
-            .entry(total_id(event_type, user_id))
-            .or_insert_with(|| (user_id.to_owned(), event_type.to_owned(), 0, 0));
-        t.2 += 1;
-        t.3 += points;
-        for key in PeriodKey::keys_for_event(ts_ms) {
+    /// Adds the engine's changes for one user.
+    pub fn add(&mut self, user_id: &str, changes: &Changes) {
+        for (ty, c) in &changes.by_type {
+            let t = self
+                .totals
+                .entry(total_id(ty, user_id))
+                .or_insert_with(|| (user_id.to_owned(), ty.clone(), 0, 0));
+            t.2 += c.events;
+            t.3 += c.points;
+        }
+        for (key, points) in &changes.periods {
             self.periods
-                .entry(period_id(&key, user_id))
-                .or_insert_with(|| (user_id.to_owned(), key, 0))
+                .entry(period_id(key, user_id))
+                .or_insert_with(|| (user_id.to_owned(), key.clone(), 0))
                 .2 += points;
         }
     }

@@ -3,7 +3,6 @@
 //! requests share round trips. Each request is answered once MongoDB acknowledged its
 //! write at the configured write concern. Between requests it runs recovery passes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,52 +94,27 @@ async fn record_group(ctx: &Ctx, group: Vec<(Vec<NewEvent>, RecordReply)>) {
     if group.is_empty() {
         return;
     }
-    let all: Vec<&NewEvent> = group.iter().flat_map(|(events, _)| events).collect();
-    metrics::histogram!("store_commit_batch_events").record(all.len() as f64);
-
-    // A repeat inside the group counts once and points at the first occurrence.
-    let mut first_of: HashMap<(&str, String), usize> = HashMap::new();
-    let mut unique: Vec<&NewEvent> = Vec::new();
-    let slots: Vec<Result<usize, usize>> = all
-        .iter()
-        .map(
-            |e| match first_of.entry((e.user_id.as_str(), e.dedup_key())) {
-                std::collections::hash_map::Entry::Occupied(o) => Err(*o.get()),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(unique.len());
-                    unique.push(e);
-                    Ok(unique.len() - 1)
-                }
-            },
-        )
-        .collect();
-
-    let committed = match tokio::time::timeout(WRITE_TIMEOUT, commit::record(ctx, &unique)).await {
+    let events: usize = group.iter().map(|(events, _)| events.len()).sum();
+    metrics::histogram!("store_commit_batch_events").record(events as f64);
+    let requests: Vec<&[NewEvent]> = group.iter().map(|(events, _)| events.as_slice()).collect();
+    let committed = match tokio::time::timeout(WRITE_TIMEOUT, commit::record(ctx, &requests)).await
+    {
         Ok(Ok(c)) => c,
         failed => {
             let err = || match &failed {
                 Ok(Err(e)) => to_store(e.clone()),
                 _ => timed_out("group commit"),
             };
-            tracing::error!(error = %err(), events = all.len(), "mongodb group commit failed");
+            tracing::error!(error = %err(), events, "mongodb group commit failed");
             for (_, reply) in group {
                 let _ = reply.send(Err(err()));
             }
             return;
         }
     };
-
-    let mut outcomes = slots.into_iter().map(|slot| match slot {
-        Ok(i) => committed.outcomes[i].clone(),
-        Err(first) => match &committed.outcomes[first] {
-            RecordOutcome::Created { id, .. } | RecordOutcome::Duplicate { id } => {
-                RecordOutcome::Duplicate { id: id.clone() }
-            }
-        },
-    });
-    for (events, reply) in group {
+    for ((_, reply), outcomes) in group.into_iter().zip(committed.outcomes) {
         // A dropped receiver is a client that went away; its write still stands.
-        let _ = reply.send(Ok(outcomes.by_ref().take(events.len()).collect()));
+        let _ = reply.send(Ok(outcomes));
     }
     if let Some(applied) = committed.cleanup {
         // Clients have their answers; a failure here only leaves work for recovery.

@@ -1,11 +1,8 @@
 //! The webhook outbox: deliveries queued in the transaction that stores the events, so
 //! a committed event always has its notifications and a rolled-back one never does.
 //!
-//! - `points.changed`: one delivery per subscription, per user, per write (a request or
-//!   a batch); writes that award no points (capped, duplicates) notify nothing.
-//! - `cap.reached`: one delivery per subscription when an event uses up what a cap
-//!   allows a user in a period; later events of that period earn nothing and send
-//!   nothing more.
+//! - `points.changed` and `cap.reached`: the engine's notices (see
+//!   [`crate::domain::engine::Notice`]), one delivery per subscription each.
 //! - `rank.changed`: for each subscription watching a board (`rank: {period, top}`), one
 //!   delivery per user whose rank within its top N differs between just before and just
 //!   after the writer applies a transaction's counters (see [`Outbox::boards_before`]).
@@ -16,12 +13,11 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::read;
-use crate::domain::event::NewEvent;
+use crate::domain::engine::Notice;
 use crate::domain::period::Period;
 use crate::domain::ranking::RankedEntry;
-use crate::store::{RecordOutcome, UserRecompute};
+use crate::store::UserRecompute;
 use crate::webhooks::payload;
-pub use crate::webhooks::payload::CapReached;
 use crate::webhooks::{rank, RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
 
 /// The subscriptions, read once per transaction.
@@ -41,53 +37,28 @@ pub struct BoardsBefore(BTreeMap<String, (Period, u32, Vec<RankedEntry>)>);
 #[derive(Default)]
 pub struct Outbox {
     subscriptions: Option<Subscriptions>,
-    /// Each notified user's total as of the writes so far in this transaction (the
-    /// counters themselves are only written at the end, see the writer's `Deltas`).
-    pub totals: HashMap<String, i64>,
 }
 
 impl Outbox {
+    /// The deliveries of the engine's notices for one request.
     pub fn queue(
         &mut self,
         tx: &rusqlite::Transaction,
-        events: &[NewEvent],
-        outcomes: &[RecordOutcome],
+        notices: &[Notice],
     ) -> rusqlite::Result<()> {
-        // (user, delta, event ids, received at), users in the order of their first event.
-        let mut changes: Vec<(&str, i64, Vec<&str>, i64)> = Vec::new();
-        for (e, outcome) in events.iter().zip(outcomes) {
-            let RecordOutcome::Created { id, points } = outcome else {
-                continue;
+        for notice in notices {
+            let (kind, user, at, data) = match notice {
+                Notice::PointsChanged(p) => (
+                    POINTS_CHANGED,
+                    &p.user_id,
+                    p.at_ms,
+                    payload::points_changed(p),
+                ),
+                Notice::CapReached(c) => (CAP_REACHED, &c.user_id, c.received_ms, c.data()),
             };
-            let i = match changes.iter().position(|c| c.0 == e.user_id) {
-                Some(i) => i,
-                None => {
-                    changes.push((&e.user_id, 0, Vec::new(), e.received_ms));
-                    changes.len() - 1
-                }
-            };
-            changes[i].1 += points;
-            changes[i].2.push(id);
-        }
-        changes.retain(|c| c.1 != 0);
-        if changes.is_empty() || self.subscribers(tx, POINTS_CHANGED)?.is_empty() {
-            return Ok(());
-        }
-        for (user, delta, event_ids, at) in changes {
-            let total = match self.totals.get(user) {
-                Some(t) => t + delta,
-                // This write's own points are still in the pending deltas.
-                None => {
-                    tx.prepare_cached(
-                        "SELECT COALESCE(SUM(points), 0) FROM type_totals WHERE user_id = ?1",
-                    )?
-                    .query_row([user], |r| r.get::<_, i64>(0))?
-                        + delta
-                }
-            };
-            self.totals.insert(user.to_owned(), total);
-            let data = payload::points_changed(user, total, delta, &event_ids);
-            self.insert(tx, POINTS_CHANGED, user, at, data)?;
+            if !self.subscribers(tx, kind)?.is_empty() {
+                self.insert(tx, kind, user, at, data)?;
+            }
         }
         Ok(())
     }
@@ -107,20 +78,6 @@ impl Outbox {
         }
         let data = payload::points_recomputed(user_id, report.recomputed, delta, rules_version);
         self.insert(tx, POINTS_CHANGED, user_id, at_ms, data)
-    }
-
-    pub fn queue_caps(
-        &mut self,
-        tx: &rusqlite::Transaction,
-        reached: &[CapReached],
-    ) -> rusqlite::Result<()> {
-        if reached.is_empty() || self.subscribers(tx, CAP_REACHED)?.is_empty() {
-            return Ok(());
-        }
-        for r in reached {
-            self.insert(tx, CAP_REACHED, &r.user_id, r.received_ms, r.data())?;
-        }
-        Ok(())
     }
 
     fn subscriptions(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<&Subscriptions> {

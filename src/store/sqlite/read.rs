@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::domain::engine::{TypeCount, UserState};
 use crate::domain::ranking::{rank_run, RankedEntry};
 use crate::store::{
     HistoryQuery, Standing, StoredEvent, TimeRange, TopUsersQuery, TypeTotal, UserPoints, UserTotal,
@@ -40,6 +41,23 @@ pub fn user_points(
         events: by_type.iter().map(|t| t.events).sum(),
         by_type,
     })
+}
+
+/// A user's state for the engine: their per-type totals (caps are loaded per window
+/// by the writer, as events need them).
+pub fn user_state(c: &Connection, user_id: &str) -> rusqlite::Result<UserState> {
+    let mut stmt =
+        c.prepare_cached("SELECT event_type, events, points FROM type_totals WHERE user_id = ?1")?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            TypeCount {
+                events: r.get(1)?,
+                points: r.get(2)?,
+            },
+        ))
+    })?;
+    Ok(UserState::from_types(rows.collect::<Result<Vec<_>, _>>()?))
 }
 
 fn type_total(r: &rusqlite::Row) -> rusqlite::Result<TypeTotal> {

@@ -2,12 +2,9 @@
 //! dry run, inside the writer's transaction to apply (so no write of that user can
 //! interleave), where the counters are rebuilt from the rewritten ledger.
 
-use std::collections::BTreeMap;
-
 use rusqlite::{params, Connection};
 
-use crate::domain::period::PeriodKey;
-use crate::domain::replay::{replay, LedgerEntry};
+use crate::domain::engine::{replay, Changes, LedgerEntry};
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
@@ -18,16 +15,11 @@ pub fn user(
     apply: bool,
 ) -> rusqlite::Result<UserRecompute> {
     let entries = ledger(c, user_id)?;
-    let replayed = replay(rules, &entries);
-    let changed: Vec<usize> = (0..entries.len())
-        .filter(|&i| {
-            (entries[i].points, entries[i].base_points)
-                != (replayed[i].points, replayed[i].base_points)
-        })
-        .collect();
+    let replayed = replay(user_id, rules, &entries);
+    let changed = replayed.changed(&entries);
     let report = UserRecompute {
         current: entries.iter().map(|e| e.points).sum(),
-        recomputed: replayed.iter().map(|r| r.points).sum(),
+        recomputed: replayed.state.points,
         changed_events: changed.len() as u64,
     };
     if !apply || changed.is_empty() {
@@ -38,7 +30,7 @@ pub fn user(
          WHERE user_id = ?4 AND ts_ms = ?5 AND id = ?6",
     )?;
     for &i in &changed {
-        let (e, r) = (&entries[i], replayed[i]);
+        let (e, r) = (&entries[i], replayed.entries[i]);
         update.execute(params![
             r.points,
             r.base_points,
@@ -48,7 +40,7 @@ pub fn user(
             e.id
         ])?;
     }
-    rebuild_counters(c, user_id, &entries, |i| replayed[i].points)?;
+    rebuild_counters(c, user_id, &replayed.counters)?;
     Ok(report)
 }
 
@@ -69,30 +61,14 @@ fn ledger(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<LedgerEntry>> {
     rows.collect()
 }
 
-/// Replaces the user's totals and period points with sums of `points_of` over the
-/// ledger.
-fn rebuild_counters(
-    c: &Connection,
-    user_id: &str,
-    entries: &[LedgerEntry],
-    points_of: impl Fn(usize) -> i64,
-) -> rusqlite::Result<()> {
-    let mut types: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let mut periods: BTreeMap<String, i64> = BTreeMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        let t = types.entry(&e.event_type).or_default();
-        t.0 += 1;
-        t.1 += points_of(i);
-        for key in PeriodKey::keys_for_event(e.ts_ms) {
-            *periods.entry(key).or_default() += points_of(i);
-        }
-    }
+/// Replaces the user's totals and period points with the replayed counters.
+fn rebuild_counters(c: &Connection, user_id: &str, counters: &Changes) -> rusqlite::Result<()> {
     c.execute("DELETE FROM type_totals WHERE user_id = ?1", [user_id])?;
     let mut insert = c.prepare_cached(
         "INSERT INTO type_totals (user_id, event_type, events, points) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (ty, (events, points)) in &types {
-        insert.execute(params![user_id, ty, events, points])?;
+    for (ty, t) in &counters.by_type {
+        insert.execute(params![user_id, ty, t.events, t.points])?;
     }
     // The user's periods are those of their events, which a recompute does not move:
     // each row is overwritten, none appears or goes.
@@ -100,7 +76,7 @@ fn rebuild_counters(
         "INSERT INTO period_points (period, user_id, points) VALUES (?1, ?2, ?3)
          ON CONFLICT (period, user_id) DO UPDATE SET points = excluded.points",
     )?;
-    for (key, points) in &periods {
+    for (key, points) in &counters.periods {
         set.execute(params![key, user_id, points])?;
     }
     Ok(())

@@ -10,8 +10,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::map_err;
-use super::outbox::{CapReached, Outbox};
+use super::outbox::Outbox;
 use crate::domain::caps::{Cap, Usage};
+use crate::domain::engine::{self, Changes, Incoming, Notice, UserState};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
@@ -143,17 +144,22 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn add(&mut self, e: &NewEvent, points: i64) {
-        let t = self
-            .types
-            .entry((e.user_id.clone(), e.event_type.clone()))
-            .or_default();
-        t.0 += 1;
-        t.1 += points;
-        for key in PeriodKey::keys_for_event(e.ts_ms) {
-            *self.periods.entry((key, e.user_id.clone())).or_default() += points;
+    fn add(&mut self, user_id: &str, changes: &Changes, received_ms: i64) {
+        for (ty, c) in &changes.by_type {
+            let t = self
+                .types
+                .entry((user_id.to_owned(), ty.clone()))
+                .or_default();
+            t.0 += c.events;
+            t.1 += c.points;
         }
-        self.received_ms = self.received_ms.max(e.received_ms);
+        for (key, points) in &changes.periods {
+            *self
+                .periods
+                .entry((key.clone(), user_id.to_owned()))
+                .or_default() += points;
+        }
+        self.received_ms = self.received_ms.max(received_ms);
     }
 
     /// Writes the pending counters. The leaderboards watched by `rank.changed`
@@ -185,29 +191,48 @@ impl Deltas {
     }
 }
 
+/// The states of the users a transaction writes, loaded on first use and carried
+/// through its requests in order, so that each request sees the ones before it.
+#[derive(Default)]
+struct States(HashMap<String, UserState>);
+
+impl States {
+    fn of<'a>(
+        &'a mut self,
+        tx: &rusqlite::Transaction,
+        user_id: &str,
+    ) -> rusqlite::Result<&'a mut UserState> {
+        if !self.0.contains_key(user_id) {
+            let state = super::read::user_state(tx, user_id)?;
+            self.0.insert(user_id.to_owned(), state);
+        }
+        Ok(self.0.entry(user_id.to_owned()).or_default())
+    }
+
+    /// Forgets a user whose rows were rewritten or erased: the next use reloads them.
+    fn forget(&mut self, user_id: &str) {
+        self.0.remove(user_id);
+    }
+}
+
 fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<Done>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut deltas = Deltas::default();
     let mut outbox = Outbox::default();
-    let mut caps_reached = Vec::new();
+    let mut states = States::default();
     let mut done = Vec::with_capacity(commands.len());
     for cmd in commands {
         match cmd {
             Command::Record { events, .. } => {
-                let mut outcomes = Vec::with_capacity(events.len());
-                for e in events {
-                    outcomes.push(insert_event(&tx, e, &mut deltas, &mut caps_reached)?);
-                }
-                outbox.queue(&tx, events, &outcomes)?;
-                outbox.queue_caps(&tx, &caps_reached)?;
-                caps_reached.clear();
+                let (outcomes, notices) = record(&tx, events, &mut states, &mut deltas)?;
+                outbox.queue(&tx, &notices)?;
                 done.push(Done::Record(outcomes));
             }
             Command::DeleteUser { user_id, .. } => {
                 // Counters of this user pending in this transaction must land before they go.
                 deltas.flush(&tx, &mut outbox)?;
                 done.push(Done::Delete(delete_user(&tx, user_id)?));
-                outbox.totals.clear();
+                states.forget(user_id);
             }
             Command::Recompute { user_id, rules, .. } => {
                 // The replay reads the counters' source, the ledger, which pending
@@ -217,7 +242,7 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
                 let now = chrono::Utc::now().timestamp_millis();
                 outbox.queue_recompute(&tx, user_id, &report, rules.version(), now)?;
                 done.push(Done::Recompute(report));
-                outbox.totals.clear();
+                states.forget(user_id);
             }
         }
     }
@@ -226,74 +251,91 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
     Ok(done)
 }
 
-fn insert_event(
+/// One request: each of its users' events go through the engine against that user's
+/// state; the events it creates are inserted and its changes queued for the counters.
+fn record(
     tx: &rusqlite::Transaction,
-    e: &NewEvent,
+    events: &[NewEvent],
+    states: &mut States,
     deltas: &mut Deltas,
-    caps_reached: &mut Vec<CapReached>,
-) -> rusqlite::Result<RecordOutcome> {
-    let dedup_key = e.dedup_key();
-    // Earlier events of this transaction are visible here, so a batch counts towards
-    // its own cap; the single writer makes this exact under concurrency.
-    let (points, reached) = match &e.cap {
-        Some(cap) => {
-            let used = usage(tx, e, cap)?;
-            let points = cap.award(e.points, used);
-            (points, cap.reached_by(used, points))
+) -> rusqlite::Result<(Vec<RecordOutcome>, Vec<Notice>)> {
+    let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
+    let mut notices = Vec::new();
+    for (user_id, positions) in engine::by_user(events) {
+        let state = states.of(tx, user_id)?;
+        let mut stored = Vec::with_capacity(positions.len());
+        for &i in &positions {
+            let e = &events[i];
+            if let Some(cap) = &e.cap {
+                let window = UserState::cap_window(&e.event_type, e.ts_ms, cap);
+                if let std::collections::btree_map::Entry::Vacant(slot) = state.caps.entry(window) {
+                    // Untouched by this transaction so far: the ledger has it right.
+                    slot.insert(usage(tx, e, cap)?);
+                }
+            }
+            stored.push(stored_id(tx, e)?);
         }
-        None => (e.points, false),
-    };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (user_id, dedup_key) DO NOTHING",
-        )?
-        .execute(params![
-            e.id,
-            e.user_id,
-            e.event_type,
-            e.ts_ms,
-            e.event_id,
-            dedup_key,
-            points,
-            e.properties,
-            e.received_ms,
-            e.base_points,
-            e.rules_version
-        ])?;
-    if inserted == 1 {
-        if let (true, Some(cap)) = (reached, e.cap) {
-            caps_reached.push(CapReached::of(e, cap));
+        let incoming: Vec<Incoming> = positions
+            .iter()
+            .zip(&stored)
+            .map(|(&i, id)| Incoming::new(&events[i], id.as_deref()))
+            .collect();
+        let step = engine::apply(user_id, state, &incoming);
+        for (&i, outcome) in positions.iter().zip(step.outcomes) {
+            if let RecordOutcome::Created { points, .. } = &outcome {
+                insert_event(tx, &events[i], *points)?;
+            }
+            outcomes[i] = Some(outcome);
         }
-        deltas.add(e, points);
-        return Ok(RecordOutcome::Created {
-            id: e.id.clone(),
-            points,
-        });
+        let received = positions.iter().map(|&i| events[i].received_ms).max();
+        deltas.add(user_id, &step.changes, received.unwrap_or_default());
+        notices.extend(step.notices);
     }
-    let id: Option<String> = tx
-        .prepare_cached("SELECT id FROM events WHERE user_id = ?1 AND dedup_key = ?2")?
-        .query_row(params![e.user_id, dedup_key], |r| r.get(0))
-        .optional()?;
-    Ok(RecordOutcome::Duplicate {
-        id: id.unwrap_or_default(),
-    })
+    Ok((outcomes.into_iter().flatten().collect(), notices))
+}
+
+/// The id under which the ledger holds `e` already (earlier writes of this
+/// transaction included), if it does.
+fn stored_id(tx: &rusqlite::Transaction, e: &NewEvent) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT id FROM events WHERE user_id = ?1 AND dedup_key = ?2")?
+        .query_row(params![e.user_id, e.dedup_key()], |r| r.get(0))
+        .optional()
+}
+
+fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        e.id,
+        e.user_id,
+        e.event_type,
+        e.ts_ms,
+        e.event_id,
+        e.dedup_key(),
+        points,
+        e.properties,
+        e.received_ms,
+        e.base_points,
+        e.rules_version
+    ])?;
+    Ok(())
 }
 
 /// What the ledger holds for the event's user and type in the cap's period.
 fn usage(tx: &rusqlite::Transaction, e: &NewEvent, cap: &Cap) -> rusqlite::Result<Usage> {
     let (from, to) = cap.window(e.ts_ms);
-    tx.prepare_cached(
-        "SELECT COUNT(*) FILTER (WHERE points > 0), COALESCE(SUM(points), 0) FROM events
+    let mut stmt = tx.prepare_cached(
+        "SELECT points FROM events
          WHERE user_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND event_type = ?4",
-    )?
-    .query_row(params![e.user_id, from, to, e.event_type], |r| {
-        Ok(Usage {
-            awarded_events: r.get(0)?,
-            points: r.get(1)?,
-        })
-    })
+    )?;
+    let points = stmt
+        .query_map(params![e.user_id, from, to, e.event_type], |r| {
+            r.get::<_, i64>(0)
+        })?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(UserState::usage_of(points))
 }
 
 fn delete_user(tx: &rusqlite::Transaction, user_id: &str) -> rusqlite::Result<bool> {

@@ -1,0 +1,161 @@
+//! The transition: one request's events for one user, judged in order against the
+//! user's state.
+
+use std::collections::HashMap;
+
+use super::notice::{CapReached, Notice, PointsChanged};
+use super::state::{Changes, UserState};
+use crate::domain::caps::Cap;
+use crate::domain::event::NewEvent;
+
+/// What happened to one event handed to a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Created {
+        id: String,
+        points: i64,
+    },
+    /// Already stored: `id` is the stored event's id. Nothing was awarded.
+    Duplicate {
+        id: String,
+    },
+}
+
+/// How an event earns its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// What its type is worth under the rules that judge it, within the type's cap.
+    Earn { base_points: i64, cap: Option<Cap> },
+    /// Exactly these points: a replayed event of a type the rules no longer define
+    /// keeps what it earned.
+    Keep { points: i64 },
+}
+
+/// One event of a request, as the transition needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub ts_ms: i64,
+    pub received_ms: i64,
+    /// Two events of one call with the same key are one event (the first counts).
+    pub dedup_key: String,
+    pub rule: Rule,
+    /// The id under which the user's ledger already holds this event, if it does.
+    pub stored: Option<&'a str>,
+}
+
+impl<'a> Incoming<'a> {
+    /// An event as received, judged by the rules it carries.
+    pub fn new(e: &'a NewEvent, stored: Option<&'a str>) -> Incoming<'a> {
+        Incoming {
+            id: &e.id,
+            event_type: &e.event_type,
+            ts_ms: e.ts_ms,
+            received_ms: e.received_ms,
+            dedup_key: e.dedup_key(),
+            rule: Rule::Earn {
+                base_points: e.base_points,
+                cap: e.cap,
+            },
+            stored,
+        }
+    }
+}
+
+/// What a transition produced besides the new state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// One per event given, in order.
+    pub outcomes: Vec<RecordOutcome>,
+    pub changes: Changes,
+    pub notices: Vec<Notice>,
+}
+
+/// Applies one request's events of `user_id` to `state`, in order. Events the ledger
+/// holds (`stored`) and repeats within `events` change nothing; the others are stored
+/// with the points their rule gives them, caps counting in the order given.
+pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step {
+    let mut step = Step {
+        outcomes: Vec::with_capacity(events.len()),
+        ..Step::default()
+    };
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut reached = Vec::new();
+    let mut event_ids = Vec::new();
+    let mut first_received = None;
+    for e in events {
+        let earlier = e.stored.or_else(|| seen.get(e.dedup_key.as_str()).copied());
+        if let Some(id) = earlier {
+            step.outcomes
+                .push(RecordOutcome::Duplicate { id: id.to_owned() });
+            continue;
+        }
+        seen.insert(&e.dedup_key, e.id);
+        let points = match e.rule {
+            Rule::Keep { points }
+            | Rule::Earn {
+                base_points: points,
+                cap: None,
+            } => points,
+            Rule::Earn {
+                base_points,
+                cap: Some(cap),
+            } => {
+                let window = UserState::cap_window(e.event_type, e.ts_ms, &cap);
+                let used = state.caps.entry(window).or_default();
+                let points = cap.award(base_points, *used);
+                if cap.reached_by(*used, points) {
+                    reached.push(Notice::CapReached(CapReached {
+                        user_id: user_id.to_owned(),
+                        event_type: e.event_type.to_owned(),
+                        id: e.id.to_owned(),
+                        ts_ms: e.ts_ms,
+                        received_ms: e.received_ms,
+                        cap,
+                    }));
+                }
+                *used = used.after(points);
+                points
+            }
+        };
+        state.points += points;
+        state.events += 1;
+        let t = state.by_type.entry(e.event_type.to_owned()).or_default();
+        t.events += 1;
+        t.points += points;
+        step.changes.add(e.event_type, e.ts_ms, points);
+        first_received.get_or_insert(e.received_ms);
+        event_ids.push(e.id.to_owned());
+        step.outcomes.push(RecordOutcome::Created {
+            id: e.id.to_owned(),
+            points,
+        });
+    }
+    if step.changes.points != 0 {
+        step.notices.push(Notice::PointsChanged(PointsChanged {
+            user_id: user_id.to_owned(),
+            total: state.points,
+            delta: step.changes.points,
+            event_ids,
+            at_ms: first_received.unwrap_or_default(),
+        }));
+    }
+    step.notices.extend(reached);
+    step
+}
+
+/// The positions of each user's events in a request, users in the order of their first
+/// event: a request is one transition per user, in this order.
+pub fn by_user(events: &[NewEvent]) -> Vec<(&str, Vec<usize>)> {
+    let mut users: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let k = *index.entry(&e.user_id).or_insert_with(|| {
+            users.push((&e.user_id, Vec::new()));
+            users.len() - 1
+        });
+        users[k].1.push(i);
+    }
+    users
+}

@@ -1,0 +1,141 @@
+//! A group commit through the engine: loads the state of each of its users (all-time
+//! points, and the usage of the cap windows its events fall in, in the commit's
+//! transaction when there is one), runs each request's events of each user through the
+//! transition in order, and returns what the commit must write. Nothing here decides
+//! points, caps or notices; the engine does.
+
+use std::collections::{BTreeSet, HashMap};
+
+use mongodb::bson::{doc, Document};
+use mongodb::error::Result;
+use mongodb::options::FindOptions;
+use mongodb::ClientSession;
+
+use super::bulk_commands::{find_all, stored_ids};
+use super::outbox::standings;
+use super::schema::{Deltas, EventDoc, Pending, EVENTS};
+use super::Ctx;
+use crate::domain::engine::{self, Incoming, Notice, RecordOutcome, UserState};
+use crate::domain::event::NewEvent;
+
+/// What a group commit writes.
+#[derive(Debug, Default)]
+pub struct Judged {
+    /// Per request, one per event, in order.
+    pub outcomes: Vec<Vec<RecordOutcome>>,
+    /// The events to insert.
+    pub docs: Vec<EventDoc>,
+    pub deltas: Deltas,
+    pub notices: Vec<Notice>,
+}
+
+/// Runs `requests` through the engine. With `pending` (journal mode) the documents
+/// carry the batch marker and the request they came in.
+pub async fn judge(
+    ctx: &Ctx,
+    requests: &[&[NewEvent]],
+    pending: Option<&Pending>,
+    mut session: Option<&mut ClientSession>,
+) -> Result<Judged> {
+    let all: Vec<&NewEvent> = requests.iter().flat_map(|r| r.iter()).collect();
+    let mut known = stored_ids(ctx, &all, session.as_deref_mut()).await?;
+    let users: BTreeSet<&str> = all.iter().map(|e| e.user_id.as_str()).collect();
+    // The users' all-time points, from their all-time leaderboard documents.
+    let mut states: HashMap<String, UserState> = standings(ctx, session.as_deref_mut(), &users)
+        .await?
+        .into_iter()
+        .map(|(user, (points, _))| {
+            let state = UserState {
+                points,
+                ..UserState::default()
+            };
+            (user, state)
+        })
+        .collect();
+    let mut judged = Judged::default();
+    for (r, events) in requests.iter().enumerate() {
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
+        for (user_id, positions) in engine::by_user(events) {
+            let state = states.entry(user_id.to_owned()).or_default();
+            for &i in &positions {
+                let e = &events[i];
+                if let Some(cap) = &e.cap {
+                    let window = UserState::cap_window(&e.event_type, e.ts_ms, cap);
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        state.caps.entry(window)
+                    {
+                        slot.insert(
+                            usage(ctx, e, cap.window(e.ts_ms), session.as_deref_mut()).await?,
+                        );
+                    }
+                }
+            }
+            let keys: Vec<(String, String)> = positions
+                .iter()
+                .map(|&i| (events[i].user_id.clone(), events[i].dedup_key()))
+                .collect();
+            let incoming: Vec<Incoming> = positions
+                .iter()
+                .zip(&keys)
+                .map(|(&i, k)| Incoming::new(&events[i], known.get(k).map(String::as_str)))
+                .collect();
+            let step = engine::apply(user_id, state, &incoming);
+            let reached: HashMap<&str, _> = step
+                .notices
+                .iter()
+                .filter_map(|n| match n {
+                    Notice::CapReached(c) => Some((c.id.as_str(), c.cap)),
+                    Notice::PointsChanged(_) => None,
+                })
+                .collect();
+            for ((&i, outcome), key) in positions.iter().zip(&step.outcomes).zip(&keys) {
+                let e = &events[i];
+                if let RecordOutcome::Created { id, points } = outcome {
+                    let marker = pending.map(|p| Pending {
+                        request: r as i64,
+                        ..p.clone()
+                    });
+                    // The cap an event used up is stored with it, for recovery to notify it.
+                    judged.docs.push(
+                        EventDoc::new(e, marker)
+                            .with_points(*points)
+                            .reaching(reached.get(e.id.as_str()).copied()),
+                    );
+                    known.insert(key.clone(), id.clone());
+                }
+                outcomes[i] = Some(outcome.clone());
+            }
+            judged.deltas.add(user_id, &step.changes);
+            judged.notices.extend(step.notices);
+        }
+        judged
+            .outcomes
+            .push(outcomes.into_iter().flatten().collect());
+    }
+    Ok(judged)
+}
+
+/// What the ledger holds for the event's user and type in the cap's window.
+async fn usage(
+    ctx: &Ctx,
+    e: &NewEvent,
+    (from, to): (i64, i64),
+    session: Option<&mut ClientSession>,
+) -> Result<crate::domain::caps::Usage> {
+    let docs: Vec<Document> = find_all(
+        &ctx.db.collection::<Document>(EVENTS),
+        doc! {
+            "user_id": &e.user_id,
+            "ts_ms": { "$gte": from, "$lt": to },
+            "event_type": &e.event_type,
+        },
+        FindOptions::builder()
+            .projection(doc! { "_id": 0, "points": 1 })
+            .build(),
+        session,
+    )
+    .await?;
+    Ok(UserState::usage_of(
+        docs.iter().filter_map(|d| d.get_i64("points").ok()),
+    ))
+}
