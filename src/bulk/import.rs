@@ -130,12 +130,16 @@ async fn store_chunk(
         return Ok(());
     }
     let n = events.len();
-    let outcomes = store.record(events).await.map_err(|e| {
-        anyhow!(e).context(format!(
-            "{name}: storing the batch from line {first_line} failed (lines before it are \
+    let outcomes = store
+        .record(events)
+        .await
+        .map_err(|e| {
+            anyhow!(e).context(format!(
+                "{name}: storing the batch from line {first_line} failed (lines before it are \
              stored; run the same command again to carry on)"
-        ))
-    })?;
+            ))
+        })?
+        .outcomes;
     if outcomes.len() != n {
         bail!(
             "{name}: the store answered {} outcomes for {n} events",

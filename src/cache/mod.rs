@@ -21,8 +21,8 @@ use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
-    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
@@ -292,9 +292,9 @@ impl Rebuilder {
 
 #[async_trait]
 impl Store for CachedStore {
-    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         // Its own task: a client hanging up must not stop the Redis update half-way
         // after the store committed.

@@ -6,7 +6,7 @@
 //! whole is invalidated before the client is answered, or, if Redis cannot be reached
 //! at all, this instance invalidates it the moment Redis is back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::codec::{score, UserEntry};
@@ -14,8 +14,7 @@ use super::commands::{CacheError, ReportMode};
 use super::health::Trust;
 use super::Shared;
 use crate::domain::event::NewEvent;
-use crate::domain::period::PeriodKey;
-use crate::store::{RecordOutcome, StoreError};
+use crate::store::{RecordOutcome, Recorded, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Announced {
@@ -40,24 +39,21 @@ async fn announce(shared: &Shared, wid: &str, users: &[String]) -> Announced {
     }
 }
 
-pub async fn record(
-    shared: &Shared,
-    events: Vec<NewEvent>,
-) -> Result<Vec<RecordOutcome>, StoreError> {
+pub async fn record(shared: &Shared, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
     let wid = uuid::Uuid::now_v7().simple().to_string();
-    // The store takes the events by value; keep what the deltas need.
-    let touched: Vec<Touch> = events.iter().map(Touch::of).collect();
-    let users: Vec<String> = touched
+    let users: Vec<String> = events
         .iter()
-        .map(|t| t.user_id.as_str())
+        .map(|e| e.user_id.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .map(str::to_owned)
         .collect();
+    // The store takes the events by value; keep who each belongs to.
+    let owners: Vec<String> = events.iter().map(|e| e.user_id.clone()).collect();
     let announced = announce(shared, &wid, &users).await;
     let result = shared.store.record(events).await;
     let entries = match &result {
-        Ok(outcomes) => deltas(&touched, outcomes),
+        Ok(recorded) => entries(&owners, recorded),
         Err(_) => users.into_iter().map(UserEntry::bare).collect(),
     };
     report(shared, &wid, announced, result.is_ok(), &entries).await;
@@ -76,61 +72,30 @@ pub async fn delete_user(shared: &Shared, user_id: String) -> Result<bool, Store
     result
 }
 
-/// What a write's deltas need of one event.
-struct Touch {
-    user_id: String,
-    event_type: String,
-    ts_ms: i64,
-}
-
-impl Touch {
-    fn of(e: &NewEvent) -> Touch {
-        Touch {
-            user_id: e.user_id.clone(),
-            event_type: e.event_type.clone(),
-            ts_ms: e.ts_ms,
-        }
-    }
-}
-
-/// What the created events of one write add, per user, in the form the scripts apply.
-fn deltas(events: &[Touch], outcomes: &[RecordOutcome]) -> Vec<UserEntry> {
-    #[derive(Default)]
-    struct PerUser {
-        types: BTreeMap<String, (u64, i64)>,
-        periods: BTreeMap<String, i64>,
-        dup: bool,
-    }
-    let mut users: BTreeMap<&str, PerUser> = BTreeMap::new();
-    for (e, outcome) in events.iter().zip(outcomes) {
-        let user = users.entry(&e.user_id).or_default();
-        match outcome {
-            RecordOutcome::Created { points, .. } => {
-                let t = user.types.entry(e.event_type.clone()).or_default();
-                t.0 += 1;
-                t.1 += points;
-                for key in PeriodKey::keys_for_event(e.ts_ms) {
-                    *user.periods.entry(key).or_default() += points;
-                }
-            }
-            RecordOutcome::Duplicate { .. } => user.dup = true,
-        }
-    }
-    users
-        .into_iter()
-        .map(|(u, user)| UserEntry {
-            t: user
-                .types
-                .into_iter()
-                .map(|(t, (n, p))| (t, n.to_string(), p.to_string()))
+/// The engine's changes of one write, per user, in the form the scripts apply.
+fn entries(owners: &[String], recorded: &Recorded) -> Vec<UserEntry> {
+    let duplicates: BTreeSet<&str> = owners
+        .iter()
+        .zip(&recorded.outcomes)
+        .filter(|(_, o)| matches!(o, RecordOutcome::Duplicate { .. }))
+        .map(|(u, _)| u.as_str())
+        .collect();
+    recorded
+        .changes
+        .iter()
+        .map(|(user, changes)| UserEntry {
+            t: changes
+                .by_type
+                .iter()
+                .map(|(t, c)| (t.clone(), c.events.to_string(), c.points.to_string()))
                 .collect(),
-            p: user
+            p: changes
                 .periods
-                .into_iter()
-                .map(|(k, p)| (k, score(p)))
+                .iter()
+                .map(|(k, p)| (k.clone(), score(*p)))
                 .collect(),
-            dup: user.dup,
-            ..UserEntry::bare(u.to_string())
+            dup: duplicates.contains(user.as_str()),
+            ..UserEntry::bare(user.clone())
         })
         .collect()
 }

@@ -50,7 +50,7 @@ pub async fn record_event(
         count("rejected", 1);
         ApiError::fields(errors)
     })?;
-    let outcome = state.store.record(vec![event]).await?.pop();
+    let outcome = state.store.record(vec![event]).await?.outcomes.pop();
     match outcome {
         Some(RecordOutcome::Created { id, points }) => {
             count("created", 1);
@@ -187,7 +187,7 @@ pub async fn record_batch(
             })),
         }
     }
-    let outcomes = state.store.record(valid).await?;
+    let outcomes = state.store.record(valid).await?.outcomes;
     for (index, outcome) in valid_index.into_iter().zip(outcomes) {
         results[index] = Some(match outcome {
             RecordOutcome::Created { id, points } => BatchItem {

@@ -40,8 +40,18 @@ pub struct UserRecompute {
     pub changed_events: u64,
 }
 
+use crate::domain::engine::Changes;
 /// What happened to one event handed to [`Store::record`].
 pub use crate::domain::engine::RecordOutcome;
+
+/// What one [`Store::record`] stored: an outcome per event, and per user the engine's
+/// changes to the counters (what a cache in front mirrors).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub outcomes: Vec<RecordOutcome>,
+    /// Users in the order of their first event; every user of the request is listed.
+    pub changes: Vec<(String, Changes)>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeTotal {
@@ -145,7 +155,7 @@ pub struct Standing {
 pub trait Store: Send + Sync + 'static {
     /// Stores events in order, exactly once each, returning one outcome per event.
     /// Returns only once the write is durable. A repeat inside `events` is a duplicate.
-    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError>;
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError>;
 
     /// Counter totals when `range` is empty (O(number of types)); otherwise summed over
     /// the events in the window.

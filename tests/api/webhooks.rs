@@ -172,11 +172,17 @@ async fn concurrent_requests_of_one_user_are_one_delivery_each() {
             body["id"].as_str().unwrap().to_owned()
         })
         .collect();
-    let hits = receiver.wait_for(N as usize, "one delivery per request").await;
+    let hits = receiver
+        .wait_for(N as usize, "one delivery per request")
+        .await;
     let data: Vec<Value> = hits.iter().map(|h| h.json()["data"].clone()).collect();
     let mut totals: Vec<i64> = data.iter().map(|d| d["points"].as_i64().unwrap()).collect();
     totals.sort_unstable();
-    assert_eq!(totals, (1..=N).map(|i| 10 * i).collect::<Vec<_>>(), "{data:#?}");
+    assert_eq!(
+        totals,
+        (1..=N).map(|i| 10 * i).collect::<Vec<_>>(),
+        "{data:#?}"
+    );
     let mut notified: Vec<String> = data
         .iter()
         .map(|d| {

@@ -25,11 +25,11 @@ use super::txn::{conflict, in_transaction};
 use super::{Ctx, Mode};
 use crate::domain::event::NewEvent;
 use crate::faults::crash_point;
-use crate::store::RecordOutcome;
+use crate::store::Recorded;
 
 pub struct Committed {
-    /// Per request, one per event given, in order.
-    pub outcomes: Vec<Vec<RecordOutcome>>,
+    /// Per request, what it stored.
+    pub recorded: Vec<Recorded>,
     /// Tidying left once clients have their answers (journal mode).
     pub cleanup: Option<Applied>,
 }
@@ -46,12 +46,12 @@ pub struct Applied {
 pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
     match ctx.mode {
         Mode::Transactions => {
-            let outcomes = in_transaction(ctx, &(ctx, requests), |s, (ctx, requests)| {
+            let recorded = in_transaction(ctx, &(ctx, requests), |s, (ctx, requests)| {
                 record_in(ctx, s, requests).boxed()
             })
             .await?;
             Ok(Committed {
-                outcomes,
+                recorded,
                 cleanup: None,
             })
         }
@@ -63,7 +63,7 @@ async fn record_in(
     ctx: &Ctx,
     s: &mut ClientSession,
     requests: &[&[NewEvent]],
-) -> Result<Vec<Vec<RecordOutcome>>> {
+) -> Result<Vec<Recorded>> {
     let judged = judge(ctx, requests, None, Some(&mut *s)).await?;
     // Duplicates here mean another writer inserted the same event or counter document
     // after this transaction's reads: the retry sees it.
@@ -85,7 +85,7 @@ async fn record_in(
     };
     outbox::queue(ctx, Some(s), &batch, &subs, ranks).await?;
     crash_point("mongo.record.before_commit");
-    Ok(judged.outcomes)
+    Ok(judged.recorded)
 }
 
 async fn apply_plain(ctx: &Ctx, s: &mut ClientSession, deltas: &Deltas) -> Result<()> {
@@ -131,7 +131,7 @@ async fn record_journaled(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committ
     outbox::queue(ctx, None, &batch, &subs, ranks).await?;
     crash_point("mongo.journal.after_outbox");
     Ok(Committed {
-        outcomes: judged.outcomes,
+        recorded: judged.recorded,
         cleanup: Some(Applied {
             batch: pending.batch,
             event_ids: judged.docs.iter().map(|d| d.id.clone()).collect(),

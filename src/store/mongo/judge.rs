@@ -17,12 +17,13 @@ use super::schema::{Deltas, EventDoc, Pending, EVENTS};
 use super::Ctx;
 use crate::domain::engine::{self, Incoming, Notice, RecordOutcome, UserState};
 use crate::domain::event::NewEvent;
+use crate::store::Recorded;
 
 /// What a group commit writes.
 #[derive(Debug, Default)]
 pub struct Judged {
-    /// Per request, one per event, in order.
-    pub outcomes: Vec<Vec<RecordOutcome>>,
+    /// Per request: one outcome per event, in order, and the changes per user.
+    pub recorded: Vec<Recorded>,
     /// The events to insert.
     pub docs: Vec<EventDoc>,
     pub deltas: Deltas,
@@ -55,6 +56,7 @@ pub async fn judge(
     let mut judged = Judged::default();
     for (r, events) in requests.iter().enumerate() {
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
+        let mut changes = Vec::new();
         for (user_id, positions) in engine::by_user(events) {
             let state = states.entry(user_id.to_owned()).or_default();
             for &i in &positions {
@@ -107,10 +109,12 @@ pub async fn judge(
             }
             judged.deltas.add(user_id, &step.changes);
             judged.notices.extend(step.notices);
+            changes.push((user_id.to_owned(), step.changes));
         }
-        judged
-            .outcomes
-            .push(outcomes.into_iter().flatten().collect());
+        judged.recorded.push(Recorded {
+            outcomes: outcomes.into_iter().flatten().collect(),
+            changes,
+        });
     }
     Ok(judged)
 }

@@ -22,8 +22,8 @@ use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
-    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
@@ -196,9 +196,9 @@ async fn detect_mode(db: &Database) -> mongodb::error::Result<Mode> {
 
 #[async_trait]
 impl Store for MongoStore {
-    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         self.writer
             .send(|reply| writer::Command::Record { events, reply })

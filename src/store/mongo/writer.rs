@@ -13,7 +13,7 @@ use super::error::{timed_out, to_store};
 use super::{erase, recovery, Ctx};
 use crate::domain::event::NewEvent;
 use crate::store::writer_channel::{gather, Request};
-use crate::store::{RecordOutcome, StoreError};
+use crate::store::{Recorded, StoreError};
 
 /// Upper bound of events in one group commit, so a flood of batches cannot make one
 /// commit (and the latency of everyone in it) arbitrarily long.
@@ -26,7 +26,7 @@ const RECOVERY_EVERY: Duration = Duration::from_secs(30);
 pub enum Command {
     Record {
         events: Vec<NewEvent>,
-        reply: oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>,
+        reply: oneshot::Sender<Result<Recorded, StoreError>>,
     },
     DeleteUser {
         user_id: String,
@@ -43,7 +43,7 @@ impl Request for Command {
     }
 }
 
-type RecordReply = oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>;
+type RecordReply = oneshot::Sender<Result<Recorded, StoreError>>;
 
 pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
     let mut recovery =
@@ -112,9 +112,9 @@ async fn record_group(ctx: &Ctx, group: Vec<(Vec<NewEvent>, RecordReply)>) {
             return;
         }
     };
-    for ((_, reply), outcomes) in group.into_iter().zip(committed.outcomes) {
+    for ((_, reply), recorded) in group.into_iter().zip(committed.recorded) {
         // A dropped receiver is a client that went away; its write still stands.
-        let _ = reply.send(Ok(outcomes));
+        let _ = reply.send(Ok(recorded));
     }
     if let Some(applied) = committed.cleanup {
         // Clients have their answers; a failure here only leaves work for recovery.

@@ -17,8 +17,8 @@ use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, RecordOutcome, RulesVersion, Standing, Store, StoreError,
-    StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
+    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
 };
 use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
@@ -383,9 +383,9 @@ pub(crate) fn map_err(e: &rusqlite::Error) -> StoreError {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<RecordOutcome>, StoreError> {
+    async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         self.writer
             .send(|reply| writer::Command::Record { events, reply })

@@ -17,7 +17,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
 use crate::store::writer_channel::{gather, Request};
-use crate::store::{RecordOutcome, StoreError, UserRecompute};
+use crate::store::{RecordOutcome, Recorded, StoreError, UserRecompute};
 
 /// Upper bound of events in one transaction, so a flood of batches cannot make one
 /// commit (and the latency of everyone in it) arbitrarily long.
@@ -26,7 +26,7 @@ const MAX_EVENTS_PER_COMMIT: usize = 5_000;
 pub enum Command {
     Record {
         events: Vec<NewEvent>,
-        reply: oneshot::Sender<Result<Vec<RecordOutcome>, StoreError>>,
+        reply: oneshot::Sender<Result<Recorded, StoreError>>,
     },
     DeleteUser {
         user_id: String,
@@ -50,7 +50,7 @@ impl Request for Command {
 }
 
 enum Done {
-    Record(Vec<RecordOutcome>),
+    Record(Recorded),
     Delete(bool),
     Recompute(UserRecompute),
 }
@@ -224,9 +224,9 @@ fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<D
     for cmd in commands {
         match cmd {
             Command::Record { events, .. } => {
-                let (outcomes, notices) = record(&tx, events, &mut states, &mut deltas)?;
+                let (recorded, notices) = record(&tx, events, &mut states, &mut deltas)?;
                 outbox.queue(&tx, &notices)?;
-                done.push(Done::Record(outcomes));
+                done.push(Done::Record(recorded));
             }
             Command::DeleteUser { user_id, .. } => {
                 // Counters of this user pending in this transaction must land before they go.
@@ -258,9 +258,10 @@ fn record(
     events: &[NewEvent],
     states: &mut States,
     deltas: &mut Deltas,
-) -> rusqlite::Result<(Vec<RecordOutcome>, Vec<Notice>)> {
+) -> rusqlite::Result<(Recorded, Vec<Notice>)> {
     let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
     let mut notices = Vec::new();
+    let mut changes = Vec::new();
     for (user_id, positions) in engine::by_user(events) {
         let state = states.of(tx, user_id)?;
         let mut stored = Vec::with_capacity(positions.len());
@@ -290,8 +291,13 @@ fn record(
         let received = positions.iter().map(|&i| events[i].received_ms).max();
         deltas.add(user_id, &step.changes, received.unwrap_or_default());
         notices.extend(step.notices);
+        changes.push((user_id.to_owned(), step.changes));
     }
-    Ok((outcomes.into_iter().flatten().collect(), notices))
+    let recorded = Recorded {
+        outcomes: outcomes.into_iter().flatten().collect(),
+        changes,
+    };
+    Ok((recorded, notices))
 }
 
 /// The id under which the ledger holds `e` already (earlier writes of this
