@@ -113,6 +113,55 @@ async fn max_points_per_week_gives_the_remainder_inside_one_batch() {
     assert_eq!(board["points"], 35, "{board}");
 }
 
+/// A batch whose first event is stored already: the repeat earns nothing and uses no
+/// allowance, so the events after it get what is left, as if it had not been sent.
+#[tokio::test]
+async fn a_stored_event_in_a_batch_leaves_the_cap_to_the_rest() {
+    let app = app().await;
+    let user = unique_name("cap_repeat");
+    let (status, first) = app.event(&user, "BONUS", json!(MONDAY)).await;
+    assert_eq!((status, first["points"].clone()), (201, json!(10)));
+    let body = app
+        .batch(
+            [MONDAY, MONDAY + 60, MONDAY + 120, MONDAY + 60, MONDAY + 180]
+                .iter()
+                .map(|ts| json!({"user_id": user, "event_type": "BONUS", "timestamp": ts}))
+                .collect(),
+        )
+        .await;
+    let results = body["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    let seen: Vec<(&str, i64)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap(),
+                r["points"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("duplicate", 0),
+            ("created", 10),
+            ("created", 5),
+            ("duplicate", 0),
+            ("created", 0)
+        ],
+        "{body}"
+    );
+    assert_eq!(results[0]["id"], first["id"]);
+    assert_eq!(results[3]["id"], results[1]["id"]);
+    assert_eq!(app.points(&user).await, 25);
+    assert_eq!(
+        app.ledger_sum(&user).await,
+        (25, 4),
+        "totals equal the ledger"
+    );
+}
+
 #[tokio::test]
 async fn caps_hold_under_concurrent_requests() {
     let app = Arc::new(app().await);

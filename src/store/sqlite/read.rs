@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::domain::engine::{TypeCount, UserState};
+use crate::domain::engine::UserState;
 use crate::domain::ranking::{rank_run, RankedEntry};
 use crate::store::{
     HistoryQuery, Standing, StoredEvent, TimeRange, TopUsersQuery, TypeTotal, UserPoints, UserTotal,
@@ -43,21 +43,18 @@ pub fn user_points(
     })
 }
 
-/// A user's state for the engine: their per-type totals (caps are loaded per window
-/// by the writer, as events need them).
+/// A user's state for the engine, as far as it reads it: all-time points, from the
+/// user's `all` leaderboard row (one key lookup). The writer loads cap windows as
+/// events need them; per-type totals the engine only adds to.
 pub fn user_state(c: &Connection, user_id: &str) -> rusqlite::Result<UserState> {
-    let mut stmt =
-        c.prepare_cached("SELECT event_type, events, points FROM type_totals WHERE user_id = ?1")?;
-    let rows = stmt.query_map([user_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            TypeCount {
-                events: r.get(1)?,
-                points: r.get(2)?,
-            },
-        ))
-    })?;
-    Ok(UserState::from_types(rows.collect::<Result<Vec<_>, _>>()?))
+    let points: Option<i64> = c
+        .prepare_cached("SELECT points FROM period_points WHERE period = 'all' AND user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    Ok(UserState {
+        points: points.unwrap_or(0),
+        ..UserState::default()
+    })
 }
 
 fn type_total(r: &rusqlite::Row) -> rusqlite::Result<TypeTotal> {

@@ -264,7 +264,6 @@ fn record(
     let mut changes = Vec::new();
     for (user_id, positions) in engine::by_user(events) {
         let state = states.of(tx, user_id)?;
-        let mut stored = Vec::with_capacity(positions.len());
         for &i in &positions {
             let e = &events[i];
             if let Some(cap) = &e.cap {
@@ -274,19 +273,10 @@ fn record(
                     slot.insert(usage(tx, e, cap)?);
                 }
             }
-            stored.push(stored_id(tx, e)?);
         }
-        let incoming: Vec<Incoming> = positions
-            .iter()
-            .zip(&stored)
-            .map(|(&i, id)| Incoming::new(&events[i], id.as_deref()))
-            .collect();
-        let step = engine::apply(user_id, state, &incoming);
-        for (&i, outcome) in positions.iter().zip(step.outcomes) {
-            if let RecordOutcome::Created { points, .. } = &outcome {
-                insert_event(tx, &events[i], *points)?;
-            }
-            outcomes[i] = Some(outcome);
+        let step = judge_and_insert(tx, events, &positions, state, user_id)?;
+        for (&i, outcome) in positions.iter().zip(&step.outcomes) {
+            outcomes[i] = Some(outcome.clone());
         }
         let received = positions.iter().map(|&i| events[i].received_ms).max();
         deltas.add(user_id, &step.changes, received.unwrap_or_default());
@@ -300,6 +290,48 @@ fn record(
     Ok((recorded, notices))
 }
 
+/// Runs one user's events of a request through the engine and inserts the ones it
+/// creates. Events are taken to be new until an insert finds one in the ledger
+/// already (a repeat: rare, so no lookup per event beforehand); then the engine runs
+/// again from the same state knowing it. The engine is deterministic and caps count in
+/// order, so the events before the repeat come out as they were inserted, and only
+/// those after it are inserted anew.
+fn judge_and_insert(
+    tx: &rusqlite::Transaction,
+    events: &[NewEvent],
+    positions: &[usize],
+    state: &mut UserState,
+    user_id: &str,
+) -> rusqlite::Result<engine::Step> {
+    let before = state.clone();
+    let mut stored: Vec<Option<String>> = vec![None; positions.len()];
+    let mut from = 0;
+    loop {
+        let incoming: Vec<Incoming> = positions
+            .iter()
+            .zip(&stored)
+            .map(|(&i, id)| Incoming::new(&events[i], id.as_deref()))
+            .collect();
+        let step = engine::apply(user_id, state, &incoming);
+        let mut repeat = None;
+        for (k, outcome) in step.outcomes.iter().enumerate().skip(from) {
+            if let RecordOutcome::Created { points, .. } = outcome {
+                if !insert_event(tx, &events[positions[k]], *points)? {
+                    repeat = Some(k);
+                    break;
+                }
+            }
+        }
+        let Some(k) = repeat else {
+            return Ok(step);
+        };
+        let id = stored_id(tx, &events[positions[k]])?;
+        stored[k] = Some(id.ok_or(rusqlite::Error::QueryReturnedNoRows)?);
+        *state = before.clone();
+        from = k + 1;
+    }
+}
+
 /// The id under which the ledger holds `e` already (earlier writes of this
 /// transaction included), if it does.
 fn stored_id(tx: &rusqlite::Transaction, e: &NewEvent) -> rusqlite::Result<Option<String>> {
@@ -308,10 +340,12 @@ fn stored_id(tx: &rusqlite::Transaction, e: &NewEvent) -> rusqlite::Result<Optio
         .optional()
 }
 
-fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+/// Inserts `e` unless the ledger holds an event with its dedup key; says which.
+fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqlite::Result<bool> {
+    let inserted = tx.prepare_cached(
         "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (user_id, dedup_key) DO NOTHING",
     )?
     .execute(params![
         e.id,
@@ -326,7 +360,7 @@ fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqli
         e.base_points,
         e.rules_version
     ])?;
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// What the ledger holds for the event's user and type in the cap's period.
