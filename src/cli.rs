@@ -162,9 +162,9 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
     let input = bulk::import::open_input(&opts)?;
     let store = bulk::open(config).await?;
     // Imported events record the rules version that judged them, like the API's.
-    let rules = registered(store.as_ref(), rules).await?;
-    let result = bulk::import::run(store.as_ref(), rules, input, &opts).await;
-    store.close().await;
+    let rules = registered(&store, rules).await?;
+    let result = bulk::import::run(&store, rules, input, &opts).await;
+    store.lifecycle.close().await;
     let report = result?;
     let s = report.summary;
     if json {
@@ -197,8 +197,8 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
 async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<()> {
     bulk::init_logging(&config.log);
     let store = bulk::open(config).await?;
-    let result = bulk::export::run(store.as_ref(), &opts).await;
-    store.close().await;
+    let result = bulk::export::run(&store, &opts).await;
+    store.lifecycle.close().await;
     let report = result?;
     let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     eprintln!(
@@ -210,9 +210,10 @@ async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<
 }
 
 /// `rules` as registered in the store: the version servers reading the same file use.
-async fn registered(store: &dyn crate::store::Store, rules: Rules) -> anyhow::Result<Rules> {
+async fn registered(store: &crate::store::Store, rules: Rules) -> anyhow::Result<Rules> {
     let now = chrono::Utc::now().timestamp_millis();
     let version = store
+        .rules
         .activate_rules(rules.hash(), rules.text(), now)
         .await
         .context("cannot register the rules version in the store")?;
@@ -229,10 +230,10 @@ async fn recompute(
     let rules = config.rules.load()?;
     let store = bulk::open(config).await?;
     let result = async {
-        let in_force = std::sync::Arc::new(registered(store.as_ref(), rules).await?);
-        let rules = recompute::rules_for(store.as_ref(), in_force, rules_version).await?;
+        let in_force = std::sync::Arc::new(registered(&store, rules).await?);
+        let rules = recompute::rules_for(&store, in_force, rules_version).await?;
         let mut last = std::time::Instant::now();
-        let report = recompute::run(store.as_ref(), rules, apply, |done| {
+        let report = recompute::run(&store, rules, apply, |done| {
             if last.elapsed() >= std::time::Duration::from_secs(5) {
                 eprintln!("recompute: {done} users replayed");
                 last = std::time::Instant::now();
@@ -242,7 +243,7 @@ async fn recompute(
         anyhow::Ok(report)
     }
     .await;
-    store.close().await;
+    store.lifecycle.close().await;
     let report = result?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -47,7 +47,7 @@ pub enum RecomputeError {
 
 /// The rules a recompute replays: `version` from the store, else the ones in force.
 pub async fn rules_for(
-    store: &dyn Store,
+    store: &Store,
     in_force: Arc<Rules>,
     version: Option<i64>,
 ) -> Result<Arc<Rules>, RecomputeError> {
@@ -55,10 +55,12 @@ pub async fn rules_for(
         return Ok(in_force);
     };
     let text = store
+        .rules
         .rules_content(version)
         .await?
         .ok_or(RecomputeError::UnknownVersion(version))?;
     let registered = store
+        .rules
         .rules_versions()
         .await?
         .into_iter()
@@ -76,7 +78,7 @@ pub async fn rules_for(
 
 /// Replays every user; `progress` hears the number of users done so far.
 pub async fn run(
-    store: &dyn Store,
+    store: &Store,
     rules: Arc<Rules>,
     apply: bool,
     mut progress: impl FnMut(u64),
@@ -91,12 +93,15 @@ pub async fn run(
     let mut after: Option<String> = None;
     let mut done = 0;
     loop {
-        let page = store.user_ids(after.clone(), USERS_PER_PAGE).await?;
+        let page = store.export.user_ids(after.clone(), USERS_PER_PAGE).await?;
         let Some(last) = page.last().cloned() else {
             break;
         };
         for user_id in page {
-            let r = store.recompute_user(&user_id, rules.clone(), apply).await?;
+            let r = store
+                .ledger
+                .recompute_user(&user_id, rules.clone(), apply)
+                .await?;
             if r.recomputed != r.current {
                 report.users_changed += 1;
                 report.points_delta += r.recomputed - r.current;

@@ -56,7 +56,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 pub struct Reloader {
     pub path: PathBuf,
     pub rules: Arc<SharedRules>,
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -76,6 +76,7 @@ impl Reloader {
     pub async fn register(&self, rules: Rules) -> Rules {
         match self
             .store
+            .rules
             .activate_rules(rules.hash(), rules.text(), self.clock.now_ms())
             .await
         {

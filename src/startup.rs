@@ -58,30 +58,36 @@ pub async fn check_config(config: &Config) -> anyhow::Result<Rules> {
 }
 
 /// Opens the store the configuration selects.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if let Some(mongo) = &config.mongo {
         let store = crate::store::mongo::MongoStore::open(mongo).await?;
         tracing::info!(database = %mongo.database, "using the MongoDB store");
-        return Ok(Arc::new(store));
+        return Ok(Store::of(store));
     }
     let store = SqliteStore::open(&config.sqlite)?;
     tracing::info!(path = %config.sqlite.path.display(), "using the SQLite store");
-    Ok(Arc::new(store))
+    Ok(Store::of(store))
 }
 
-/// Puts the Redis cache in front of `store` when the configuration has Redis.
-pub fn with_cache(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Puts the Redis cache in front of `store`'s ledger when the configuration has Redis:
+/// the cache replaces the ledger (what it caches) and the lifecycle (its own task and
+/// health); rules, webhooks and export stay the store's own.
+pub fn with_cache(store: Store, config: &Config) -> anyhow::Result<Store> {
     match &config.redis {
         Some(redis) => {
-            let cached = CachedStore::start(store, CacheConfig::new(redis))?;
-            Ok(Arc::new(cached))
+            let cached = Arc::new(CachedStore::start(store.clone(), CacheConfig::new(redis))?);
+            Ok(Store {
+                ledger: cached.clone(),
+                lifecycle: cached,
+                ..store
+            })
         }
         None => Ok(store),
     }
 }
 
 /// The rebuilder of the Redis cache in front of `store`, when the configuration has Redis.
-pub fn cache_rebuilder(store: &Arc<dyn Store>, config: &Config) -> Option<Rebuilder> {
+pub fn cache_rebuilder(store: &Store, config: &Config) -> Option<Rebuilder> {
     let redis = config.redis.as_ref()?;
     Some(Rebuilder::new(store.clone(), CacheConfig::new(redis)))
 }
@@ -97,7 +103,7 @@ pub async fn rebuild_cache(config: &Config) -> anyhow::Result<RebuildReport> {
     let result = Rebuilder::new(store.clone(), CacheConfig::new(redis))
         .run()
         .await;
-    store.close().await;
+    store.lifecycle.close().await;
     Ok(result?)
 }
 
@@ -207,7 +213,7 @@ impl Application {
         // Deliveries in flight stay pending and are sent again after a restart.
         webhooks.abort();
         let _ = webhooks.await;
-        self.state.store.close().await;
+        self.state.store.lifecycle.close().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -215,7 +221,7 @@ impl Application {
 
 /// Registers the subscriptions of `WEBHOOKS_PATH` and prepares the delivery worker.
 async fn start_webhooks(
-    store: &Arc<dyn Store>,
+    store: &Store,
     config: &Config,
     targets: &Arc<crate::webhooks::target::TargetPolicy>,
     now_ms: i64,
@@ -225,7 +231,7 @@ async fn start_webhooks(
         .await
         .map_err(|e| anyhow::anyhow!("WEBHOOKS_PATH: {e}"))?;
     for sub in &config.webhooks.subscriptions {
-        match store.upsert_webhook(sub.clone(), now_ms).await {
+        match store.webhooks.upsert_webhook(sub.clone(), now_ms).await {
             Ok(_) => {}
             // A database that cannot be written now (read-only, full) is still served;
             // what is already subscribed keeps being delivered once it can be written.

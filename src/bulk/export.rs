@@ -46,7 +46,7 @@ struct Line<'a> {
     properties: Option<Value>,
 }
 
-pub async fn run(store: &dyn Store, opts: &Options) -> anyhow::Result<Report> {
+pub async fn run(store: &Store, opts: &Options) -> anyhow::Result<Report> {
     let (out, name): (Box<dyn Write + Send>, String) = match &opts.output {
         Some(path) => {
             let file =
@@ -63,6 +63,7 @@ pub async fn run(store: &dyn Store, opts: &Options) -> anyhow::Result<Report> {
             let mut after: Option<String> = None;
             loop {
                 let users = store
+                    .export
                     .user_ids(after.clone(), PAGE)
                     .await
                     .map_err(|e| anyhow!(e).context("cannot list the users"))?;
@@ -83,7 +84,7 @@ pub async fn run(store: &dyn Store, opts: &Options) -> anyhow::Result<Report> {
 
 /// Writes one user's events in history order (newest first), page by page.
 async fn export_user(
-    store: &dyn Store,
+    store: &Store,
     user: &str,
     range: TimeRange,
     out: &mut impl Write,
@@ -94,6 +95,7 @@ async fn export_user(
     let mut any = false;
     loop {
         let page = store
+            .ledger
             .user_events(HistoryQuery {
                 user_id: user.to_string(),
                 event_type: None,

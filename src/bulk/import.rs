@@ -48,7 +48,7 @@ pub struct Report {
 }
 
 pub async fn run(
-    store: &dyn Store,
+    store: &Store,
     rules: Rules,
     input: Input,
     opts: &Options,
@@ -120,7 +120,7 @@ pub async fn run(
 }
 
 async fn store_chunk(
-    store: &dyn Store,
+    store: &Store,
     name: &str,
     events: Vec<NewEvent>,
     first_line: u64,
@@ -131,6 +131,7 @@ async fn store_chunk(
     }
     let n = events.len();
     let outcomes = store
+        .ledger
         .record(events)
         .await
         .map_err(|e| {

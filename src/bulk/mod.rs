@@ -10,8 +10,6 @@ mod progress;
 mod reader;
 mod source;
 
-use std::sync::Arc;
-
 use crate::config::Config;
 use crate::store::Store;
 
@@ -19,12 +17,12 @@ pub use source::Format;
 
 /// Opens the configured store, with the Redis cache in front when there is one, so
 /// bulk writes keep a cache in step exactly as API writes do.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(config: &Config) -> anyhow::Result<Store> {
     let store = crate::startup::open_store(config).await?;
     match crate::startup::with_cache(store.clone(), config) {
         Ok(store) => Ok(store),
         Err(e) => {
-            store.close().await;
+            store.lifecycle.close().await;
             Err(e)
         }
     }

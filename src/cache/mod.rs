@@ -21,11 +21,8 @@ use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
-};
-use crate::webhooks::{
-    AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
+    DailyTypeTotal, HistoryQuery, Ledger, Lifecycle, Recorded, Standing, Store, StoreError,
+    StoredEvent, TimeRange, TopUsersQuery, UserPoints, UserTotal,
 };
 
 mod codec;
@@ -147,14 +144,14 @@ impl CacheConfig {
 
 /// What the maintainer, the writers and the readers share.
 struct Shared {
-    store: Arc<dyn Store>,
+    store: Store,
     ops: Ops,
     health: Health,
     config: CacheConfig,
 }
 
 impl Shared {
-    fn connect(store: Arc<dyn Store>, config: CacheConfig) -> anyhow::Result<Shared> {
+    fn connect(store: Store, config: CacheConfig) -> anyhow::Result<Shared> {
         let client = redis::Client::open(config.url.as_str()).context("REDIS_URL")?;
         // Lazy: the service starts (degraded) even while Redis is down.
         let manager = redis::aio::ConnectionManager::new_lazy_with_config(
@@ -208,7 +205,7 @@ pub struct CachedStore {
 
 impl CachedStore {
     /// Wraps `store` and starts the task that watches Redis and rebuilds the cache.
-    pub fn start(store: Arc<dyn Store>, config: CacheConfig) -> anyhow::Result<CachedStore> {
+    pub fn start(store: Store, config: CacheConfig) -> anyhow::Result<CachedStore> {
         tracing::info!(prefix = %config.key_prefix, "caching totals and leaderboards in Redis");
         let shared = Arc::new(Shared::connect(store, config)?);
         let (stop, stopped) = watch::channel(false);
@@ -254,7 +251,7 @@ impl From<rebuild::RebuildError> for RebuildNowError {
 /// done: what `eventtracker rebuild-cache` and `POST /v1/admin/cache/rebuild` run. Fails
 /// if another rebuild holds the lock.
 pub async fn rebuild_now(
-    store: Arc<dyn Store>,
+    store: Store,
     config: CacheConfig,
 ) -> Result<RebuildReport, RebuildNowError> {
     let shared = Shared::connect(store, config)?;
@@ -275,13 +272,13 @@ pub async fn rebuild_now(
 /// An on-demand rebuild bound to the store behind the cache and the cache's settings.
 #[derive(Clone)]
 pub struct Rebuilder {
-    store: Arc<dyn Store>,
+    store: Store,
     config: CacheConfig,
 }
 
 impl Rebuilder {
     /// `store` is the store the cache is in front of (not the cached store).
-    pub fn new(store: Arc<dyn Store>, config: CacheConfig) -> Rebuilder {
+    pub fn new(store: Store, config: CacheConfig) -> Rebuilder {
         Rebuilder { store, config }
     }
 
@@ -291,7 +288,7 @@ impl Rebuilder {
 }
 
 #[async_trait]
-impl Store for CachedStore {
+impl Ledger for CachedStore {
     async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
             return Ok(Recorded::default());
@@ -311,11 +308,11 @@ impl Store for CachedStore {
                 return Ok(p);
             }
         }
-        self.shared.store.user_points(user_id, range).await
+        self.shared.store.ledger.user_points(user_id, range).await
     }
 
     async fn user_events(&self, query: HistoryQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        self.shared.store.user_events(query).await
+        self.shared.store.ledger.user_events(query).await
     }
 
     async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError> {
@@ -334,7 +331,7 @@ impl Store for CachedStore {
                     .collect());
             }
         }
-        self.shared.store.top_users(query).await
+        self.shared.store.ledger.top_users(query).await
     }
 
     async fn leaderboard(
@@ -347,7 +344,7 @@ impl Store for CachedStore {
         let board = s.ops.leaderboard(&period.key, limit, offset);
         match s.read("leaderboard", board).await {
             Some(rows) => Ok(rows),
-            None => s.store.leaderboard(period, limit, offset).await,
+            None => s.store.ledger.leaderboard(period, limit, offset).await,
         }
     }
 
@@ -363,7 +360,7 @@ impl Store for CachedStore {
             .await
         {
             Some(standing) => Ok(standing),
-            None => s.store.standing(period, user_id, around).await,
+            None => s.store.ledger.standing(period, user_id, around).await,
         }
     }
 
@@ -380,17 +377,35 @@ impl Store for CachedStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<DailyTypeTotal>, StoreError> {
-        self.shared.store.daily_stats(from_ms, to_ms).await
+        self.shared.store.ledger.daily_stats(from_ms, to_ms).await
     }
 
-    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.shared.store.user_ids(after, limit).await
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError> {
+        let result = self
+            .shared
+            .store
+            .ledger
+            .recompute_user(user_id, rules, apply)
+            .await;
+        if apply && !matches!(result, Ok(r) if r.changed_events == 0) {
+            // A rewrite moves totals and ranks in ways the scripts have no delta for:
+            // the cache is dropped and rebuilt from the store (reads go to the store
+            // meanwhile). Rare: recomputes are an operator's action.
+            if let Err(e) = self.shared.ops.invalidate().await {
+                self.shared.health.failed("invalidate", &e);
+            }
+        }
+        result
     }
+}
 
-    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
-        self.shared.store.user_counters(user_ids).await
-    }
-
+#[async_trait]
+impl Lifecycle for CachedStore {
     async fn cache_status(&self) -> Option<bool> {
         let s = &self.shared;
         if !s.health.serving() {
@@ -405,115 +420,8 @@ impl Store for CachedStore {
         }
     }
 
-    async fn activate_rules(
-        &self,
-        hash: &str,
-        text: &str,
-        now_ms: i64,
-    ) -> Result<RulesVersion, StoreError> {
-        self.shared.store.activate_rules(hash, text, now_ms).await
-    }
-
-    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        self.shared.store.rules_versions().await
-    }
-
-    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
-        self.shared.store.rules_content(version).await
-    }
-
-    async fn recompute_user(
-        &self,
-        user_id: &str,
-        rules: Arc<Rules>,
-        apply: bool,
-    ) -> Result<UserRecompute, StoreError> {
-        let result = self
-            .shared
-            .store
-            .recompute_user(user_id, rules, apply)
-            .await;
-        if apply && !matches!(result, Ok(r) if r.changed_events == 0) {
-            // A rewrite moves totals and ranks in ways the scripts have no delta for:
-            // the cache is dropped and rebuilt from the store (reads go to the store
-            // meanwhile). Rare: recomputes are an operator's action.
-            if let Err(e) = self.shared.ops.invalidate().await {
-                self.shared.health.failed("invalidate", &e);
-            }
-        }
-        result
-    }
-
-    async fn upsert_webhook(
-        &self,
-        new: NewSubscription,
-        now_ms: i64,
-    ) -> Result<Subscription, StoreError> {
-        self.shared.store.upsert_webhook(new, now_ms).await
-    }
-
-    async fn webhooks(&self) -> Result<Vec<Subscription>, StoreError> {
-        self.shared.store.webhooks().await
-    }
-
-    async fn delete_webhook(&self, id: &str) -> Result<bool, StoreError> {
-        self.shared.store.delete_webhook(id).await
-    }
-
-    async fn webhook_deliveries(
-        &self,
-        subscription_id: &str,
-        status: Option<DeliveryStatus>,
-        limit: u32,
-    ) -> Result<Option<Vec<Delivery>>, StoreError> {
-        self.shared
-            .store
-            .webhook_deliveries(subscription_id, status, limit)
-            .await
-    }
-
-    async fn due_deliveries(
-        &self,
-        now_ms: i64,
-        limit: u32,
-        claim_ms: i64,
-    ) -> Result<Vec<DueDelivery>, StoreError> {
-        self.shared
-            .store
-            .due_deliveries(now_ms, limit, claim_ms)
-            .await
-    }
-
-    async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.shared.store.prune_deliveries(before_ms).await
-    }
-
-    async fn record_attempt(
-        &self,
-        delivery_id: &str,
-        result: AttemptResult,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.shared
-            .store
-            .record_attempt(delivery_id, result, now_ms)
-            .await
-    }
-
-    async fn replay_deliveries(
-        &self,
-        subscription_id: &str,
-        delivery_ids: Option<Vec<String>>,
-        now_ms: i64,
-    ) -> Result<Option<Replay>, StoreError> {
-        self.shared
-            .store
-            .replay_deliveries(subscription_id, delivery_ids, now_ms)
-            .await
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
-        self.shared.store.ping().await
+        self.shared.store.lifecycle.ping().await
     }
 
     async fn close(&self) {
@@ -526,7 +434,7 @@ impl Store for CachedStore {
         if let Some(task) = task {
             let _ = task.await;
         }
-        self.shared.store.close().await;
+        self.shared.store.lifecycle.close().await;
     }
 }
 

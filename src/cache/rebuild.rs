@@ -76,7 +76,7 @@ async fn build(shared: &Shared, token: &str) -> Result<u64, RebuildError> {
     let mut users = 0;
     let mut after: Option<String> = None;
     loop {
-        let ids = shared.store.user_ids(after.clone(), page).await?;
+        let ids = shared.store.export.user_ids(after.clone(), page).await?;
         let Some(last) = ids.last().cloned() else {
             break;
         };
@@ -133,6 +133,7 @@ async fn load(shared: &Shared, token: &str, ids: Vec<String>) -> Result<u64, Reb
     }
     let mut counters: HashMap<String, UserCounters> = shared
         .store
+        .export
         .user_counters(quiet.iter().map(|(u, _)| u.clone()).collect())
         .await?
         .into_iter()

@@ -51,7 +51,7 @@ pub async fn record(shared: &Shared, events: Vec<NewEvent>) -> Result<Recorded, 
     // The store takes the events by value; keep who each belongs to.
     let owners: Vec<String> = events.iter().map(|e| e.user_id.clone()).collect();
     let announced = announce(shared, &wid, &users).await;
-    let result = shared.store.record(events).await;
+    let result = shared.store.ledger.record(events).await;
     let entries = match &result {
         Ok(recorded) => entries(&owners, recorded),
         Err(_) => users.into_iter().map(UserEntry::bare).collect(),
@@ -63,7 +63,7 @@ pub async fn record(shared: &Shared, events: Vec<NewEvent>) -> Result<Recorded, 
 pub async fn delete_user(shared: &Shared, user_id: String) -> Result<bool, StoreError> {
     let wid = uuid::Uuid::now_v7().simple().to_string();
     let announced = announce(shared, &wid, std::slice::from_ref(&user_id)).await;
-    let result = shared.store.delete_user(&user_id).await;
+    let result = shared.store.ledger.delete_user(&user_id).await;
     let entry = UserEntry {
         d: true,
         ..UserEntry::bare(user_id)

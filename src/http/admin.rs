@@ -79,7 +79,7 @@ pub async fn recompute(
     body: Option<Json<RecomputeRequest>>,
 ) -> Result<axum::Json<Report>, ApiError> {
     let request = body.map(|Json(r)| r).unwrap_or_default();
-    let store = state.store.as_ref();
+    let store = &state.store;
     let rules = recompute::rules_for(store, state.rules.current(), request.rules_version)
         .await
         .map_err(|e| match e {

@@ -50,7 +50,7 @@ pub async fn record_event(
         count("rejected", 1);
         ApiError::fields(errors)
     })?;
-    let outcome = state.store.record(vec![event]).await?.outcomes.pop();
+    let outcome = state.store.ledger.record(vec![event]).await?.outcomes.pop();
     match outcome {
         Some(RecordOutcome::Created { id, points }) => {
             count("created", 1);
@@ -187,7 +187,7 @@ pub async fn record_batch(
             })),
         }
     }
-    let outcomes = state.store.record(valid).await?.outcomes;
+    let outcomes = state.store.ledger.record(valid).await?.outcomes;
     for (index, outcome) in valid_index.into_iter().zip(outcomes) {
         results[index] = Some(match outcome {
             RecordOutcome::Created { id, points } => BatchItem {
@@ -272,6 +272,7 @@ pub async fn query_points(
         Some(user_id) => {
             let totals = state
                 .store
+                .ledger
                 .user_points(&user_id, TimeRange::default())
                 .await?;
             let points = match &event_type {
@@ -289,6 +290,7 @@ pub async fn query_points(
         }
         None => state
             .store
+            .ledger
             .top_users(TopUsersQuery {
                 event_type,
                 limit,

@@ -49,7 +49,7 @@ pub async fn leaderboard(
     let key = period_key(&state, &params)?;
     let limit = params.number("limit", 10, 1, 1000)? as u32;
     let offset = params.number("offset", 0, 0, 1_000_000_000)?;
-    let entries = state.store.leaderboard(&key, limit, offset).await?;
+    let entries = state.store.ledger.leaderboard(&key, limit, offset).await?;
     Ok(axum::Json(LeaderboardResponse {
         period: key.period,
         start: key.start_ms.map(format_millis),
@@ -85,7 +85,7 @@ pub async fn standing(
     path_user_id(&user_id)?;
     let key = period_key(&state, &params)?;
     let around = params.number("around", 2, 0, 50)? as u32;
-    let s = state.store.standing(&key, &user_id, around).await?;
+    let s = state.store.ledger.standing(&key, &user_id, around).await?;
     Ok(axum::Json(StandingResponse {
         user_id,
         rank: s.rank,

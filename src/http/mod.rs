@@ -36,7 +36,7 @@ pub mod webhooks;
 /// Everything a handler needs; cheap to clone (all shared behind `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     /// Where webhook subscriptions may point (`WEBHOOK_ALLOW_PRIVATE_TARGETS`, ...).
     pub webhook_targets: Arc<crate::webhooks::target::TargetPolicy>,
     pub rules: Arc<SharedRules>,

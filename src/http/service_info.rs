@@ -45,12 +45,12 @@ pub struct Readiness {
     summary = "Readiness: whether the store answers",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let redis = match state.store.cache_status().await {
+    let redis = match state.store.lifecycle.cache_status().await {
         None => "disabled",
         Some(true) => "ok",
         Some(false) => "degraded",
     };
-    match state.store.ping().await {
+    match state.store.lifecycle.ping().await {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(Readiness {
@@ -121,7 +121,7 @@ pub struct RulesVersions {
     responses((status = 200, body = RulesVersions)))]
 pub async fn rules(State(state): State<AppState>) -> Result<axum::Json<RulesVersions>, ApiError> {
     Ok(axum::Json(RulesVersions {
-        data: state.store.rules_versions().await?,
+        data: state.store.rules.rules_versions().await?,
         current: state.rules.current().version(),
     }))
 }

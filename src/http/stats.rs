@@ -101,6 +101,7 @@ pub async fn daily(
     let (from_day, to_day) = window(&params, state.clock.now_ms())?;
     let rows = state
         .store
+        .ledger
         .daily_stats(from_day * DAY_MS, to_day * DAY_MS)
         .await?;
     let mut by_day: BTreeMap<i64, BTreeMap<String, DayTypeTotal>> = BTreeMap::new();

@@ -60,7 +60,7 @@ pub async fn points(
 ) -> Result<axum::Json<PointsResponse>, ApiError> {
     path_user_id(&user_id)?;
     let range = time_range(&params)?;
-    let totals = state.store.user_points(&user_id, range).await?;
+    let totals = state.store.ledger.user_points(&user_id, range).await?;
     Ok(axum::Json(PointsResponse {
         user_id,
         points: totals.points,
@@ -149,6 +149,7 @@ pub async fn history(
     // One extra row tells whether another page exists without a second query.
     let mut rows = state
         .store
+        .ledger
         .user_events(HistoryQuery {
             user_id,
             event_type: params.get("event_type").map(str::to_owned),
@@ -211,7 +212,7 @@ pub async fn erase_user_named_events(
 
 async fn erase_user(state: &AppState, user_id: &str) -> Result<StatusCode, ApiError> {
     path_user_id(user_id)?;
-    let existed = state.store.delete_user(user_id).await?;
+    let existed = state.store.ledger.delete_user(user_id).await?;
     tracing::info!(user_id = %user_id, existed, "user erased");
     Ok(StatusCode::NO_CONTENT)
 }

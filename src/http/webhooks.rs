@@ -252,7 +252,7 @@ pub struct DeliveryList {
     extensions(("x-required-role" = json!("admin"))),
     responses((status = 200, body = WebhookList, description = "Every subscription, oldest first, secrets redacted")))]
 pub async fn list(State(state): State<AppState>) -> Result<axum::Json<WebhookList>, ApiError> {
-    let subs = state.store.webhooks().await?;
+    let subs = state.store.webhooks.webhooks().await?;
     Ok(axum::Json(WebhookList {
         data: subs.into_iter().map(WebhookView::from).collect(),
     }))
@@ -276,6 +276,7 @@ pub async fn create(
         .map_err(|e| ApiError::fields(vec![e]))?;
     let sub = state
         .store
+        .webhooks
         .upsert_webhook(new, state.clock.now_ms())
         .await?;
     tracing::info!(id = %sub.id, url = %sub.url, "webhook subscribed");
@@ -387,7 +388,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     // Idempotent, like erasing a user: the subscription is gone either way.
-    let existed = state.store.delete_webhook(&id).await?;
+    let existed = state.store.webhooks.delete_webhook(&id).await?;
     tracing::info!(id = %id, existed, "webhook unsubscribed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -418,6 +419,7 @@ pub async fn deliveries(
     let limit = params.number("limit", 100, 1, 1000)? as u32;
     let log = state
         .store
+        .webhooks
         .webhook_deliveries(&id, status, limit)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -503,6 +505,7 @@ pub async fn replay(
     let now = chrono::Utc::now().timestamp_millis();
     let r = state
         .store
+        .webhooks
         .replay_deliveries(&id, ids, now)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -1,6 +1,9 @@
-//! The storage seam. Every store keeps the same ledger and the same counters:
-//! events (unique per user by dedup key), per-user per-type totals, and per-period
-//! points, all updated in the write that stores the event.
+//! The storage seam, split by concern: the ledger and the state derived from it
+//! ([`Ledger`]), rules versions ([`RulesLog`]), the webhook queue ([`WebhookQueue`]),
+//! reading every user's counters ([`Export`]) and start/stop ([`Lifecycle`]). Every
+//! store keeps the same ledger and the same counters (events unique per user by dedup
+//! key, per-user per-type totals, per-period points), written with the events in one
+//! atomic write from what the points engine ([`crate::domain::engine`]) returns.
 
 use async_trait::async_trait;
 
@@ -152,7 +155,7 @@ pub struct Standing {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Ledger: Send + Sync + 'static {
     /// Stores events in order, exactly once each, returning one outcome per event.
     /// Returns only once the write is durable. A repeat inside `events` is a duplicate.
     async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError>;
@@ -192,19 +195,19 @@ pub trait Store: Send + Sync + 'static {
         to_ms: i64,
     ) -> Result<Vec<DailyTypeTotal>, StoreError>;
 
-    /// Ids of the users that have counters, ascending by byte order, strictly after
-    /// `after`, at most `limit`. A cache rebuild pages through every user with it.
-    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// Replays the user's ledger under `rules` ([`crate::domain::engine::replay`]). With `apply`,
+    /// rewrites the events whose points change and the user's totals and leaderboard
+    /// entries to match, in one transaction with respect to the user's other writes.
+    async fn recompute_user(
+        &self,
+        user_id: &str,
+        rules: Arc<Rules>,
+        apply: bool,
+    ) -> Result<UserRecompute, StoreError>;
+}
 
-    /// The counters of each listed user that has any (users without are left out).
-    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError>;
-
-    /// Health of a cache in front of the store, for readiness: `None` when there is no
-    /// cache, `Some(false)` when it is not serving (reads go to the store).
-    async fn cache_status(&self) -> Option<bool> {
-        None
-    }
-
+#[async_trait]
+pub trait RulesLog: Send + Sync + 'static {
     /// Registers the configuration with this hash and text as the one in force: the
     /// latest version when it has the same hash, otherwise a new version numbered one
     /// more than the latest, activated at `now_ms`. Concurrent instances agree.
@@ -220,17 +223,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The file text registered as `version`, if there is one.
     async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError>;
+}
 
-    /// Replays the user's ledger under `rules` ([`crate::domain::replay`]). With `apply`,
-    /// rewrites the events whose points change and the user's totals and leaderboard
-    /// entries to match, in one transaction with respect to the user's other writes.
-    async fn recompute_user(
-        &self,
-        user_id: &str,
-        rules: Arc<Rules>,
-        apply: bool,
-    ) -> Result<UserRecompute, StoreError>;
-
+#[async_trait]
+pub trait WebhookQueue: Send + Sync + 'static {
     /// Creates a webhook subscription, or replaces the secret and events of the one
     /// with the same URL.
     async fn upsert_webhook(
@@ -285,10 +281,57 @@ pub trait Store: Send + Sync + 'static {
     /// Removes delivered and failed deliveries last updated before `before_ms` from
     /// the log; pending ones stay whatever their age. Returns how many went.
     async fn prune_deliveries(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait Export: Send + Sync + 'static {
+    /// Ids of the users that have counters, ascending by byte order, strictly after
+    /// `after`, at most `limit`. A cache rebuild pages through every user with it.
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// The counters of each listed user that has any (users without are left out).
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError>;
+}
+
+#[async_trait]
+pub trait Lifecycle: Send + Sync + 'static {
+    /// Health of a cache in front of the store, for readiness: `None` when there is no
+    /// cache, `Some(false)` when it is not serving (reads go to the store).
+    async fn cache_status(&self) -> Option<bool> {
+        None
+    }
 
     /// Cheap check that the store answers, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Finishes pending writes and releases the store; called once at shutdown.
     async fn close(&self);
+}
+
+/// A store, by concern: each part is its own trait object, so a decorator (the Redis
+/// cache) replaces the parts it changes and leaves the others as they are.
+#[derive(Clone)]
+pub struct Store {
+    pub ledger: Arc<dyn Ledger>,
+    pub rules: Arc<dyn RulesLog>,
+    pub webhooks: Arc<dyn WebhookQueue>,
+    pub export: Arc<dyn Export>,
+    pub lifecycle: Arc<dyn Lifecycle>,
+}
+
+impl Store {
+    /// A store whose every concern is served by one backend (SQLite, MongoDB).
+    pub fn of<B>(backend: B) -> Store
+    where
+        B: Ledger + RulesLog + WebhookQueue + Export + Lifecycle,
+    {
+        let b = Arc::new(backend);
+        Store {
+            ledger: b.clone(),
+            rules: b.clone(),
+            webhooks: b.clone(),
+            export: b.clone(),
+            lifecycle: b,
+        }
+    }
 }

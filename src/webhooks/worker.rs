@@ -67,7 +67,7 @@ const BATCH: u32 = 64;
 const CONCURRENCY: usize = 16;
 
 pub struct Worker {
-    store: Arc<dyn Store>,
+    store: Store,
     client: reqwest::Client,
     config: DeliveryConfig,
     targets: Arc<TargetPolicy>,
@@ -94,7 +94,7 @@ fn now_ms() -> i64 {
 
 impl Worker {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Store,
         config: DeliveryConfig,
         targets: Arc<TargetPolicy>,
     ) -> anyhow::Result<Worker> {
@@ -146,6 +146,7 @@ impl Worker {
         self.progress.send_modify(|p| p.passes_started += 1);
         let attempted = match self
             .store
+            .webhooks
             .due_deliveries(now_ms(), BATCH, self.claim_ms())
             .await
         {
@@ -189,6 +190,7 @@ impl Worker {
         let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let pruned = match self
             .store
+            .webhooks
             .prune_deliveries(now_ms().saturating_sub(keep))
             .await
         {
@@ -220,7 +222,12 @@ impl Worker {
         if let AttemptResult::Failed { error, .. } = &result {
             tracing::warn!(delivery = %d.id, subscription = %d.subscription_id, error, "webhook delivery failed for good");
         }
-        if let Err(e) = self.store.record_attempt(&d.id, result, now_ms()).await {
+        if let Err(e) = self
+            .store
+            .webhooks
+            .record_attempt(&d.id, result, now_ms())
+            .await
+        {
             // Left pending: it is sent again, which at-least-once allows.
             tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt");
         }

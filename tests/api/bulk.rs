@@ -104,9 +104,14 @@ impl Ledger {
         let mut out = Balances::new();
         let mut after = None;
         loop {
-            let users = store.user_ids(after.clone(), 100).await.expect("user ids");
+            let users = store
+                .export
+                .user_ids(after.clone(), 100)
+                .await
+                .expect("user ids");
             for u in &users {
                 let p = store
+                    .ledger
                     .user_points(u, TimeRange::default())
                     .await
                     .expect("points");
@@ -117,7 +122,7 @@ impl Ledger {
             }
             after = users.last().cloned();
         }
-        store.close().await;
+        store.lifecycle.close().await;
         out
     }
 }

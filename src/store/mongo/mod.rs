@@ -22,8 +22,9 @@ use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, Export, HistoryQuery, Ledger, Lifecycle, Recorded, RulesLog, RulesVersion,
+    Standing, StoreError, StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints,
+    UserTotal, WebhookQueue,
 };
 use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
@@ -195,7 +196,7 @@ async fn detect_mode(db: &Database) -> mongodb::error::Result<Mode> {
 }
 
 #[async_trait]
-impl Store for MongoStore {
+impl Ledger for MongoStore {
     async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
             return Ok(Recorded::default());
@@ -245,16 +246,6 @@ impl Store for MongoStore {
             .await
     }
 
-    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.read(export::user_ids(&self.ctx.db, after, limit))
-            .await
-    }
-
-    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
-        self.read(export::user_counters(&self.ctx.db, &user_ids))
-            .await
-    }
-
     async fn daily_stats(
         &self,
         from_ms: i64,
@@ -262,24 +253,6 @@ impl Store for MongoStore {
     ) -> Result<Vec<DailyTypeTotal>, StoreError> {
         self.read(stats::daily_stats(&self.ctx.db, from_ms, to_ms))
             .await
-    }
-
-    async fn activate_rules(
-        &self,
-        hash: &str,
-        text: &str,
-        now_ms: i64,
-    ) -> Result<RulesVersion, StoreError> {
-        self.read(rules::activate(&self.ctx.db, hash, text, now_ms))
-            .await
-    }
-
-    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        self.read(rules::versions(&self.ctx.db)).await
-    }
-
-    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
-        self.read(rules::content(&self.ctx.db, version)).await
     }
 
     async fn recompute_user(
@@ -307,7 +280,31 @@ impl Store for MongoStore {
         .map_err(|_| error::timed_out("recompute"))?
         .map_err(to_store)
     }
+}
 
+#[async_trait]
+impl RulesLog for MongoStore {
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError> {
+        self.read(rules::activate(&self.ctx.db, hash, text, now_ms))
+            .await
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.read(rules::versions(&self.ctx.db)).await
+    }
+
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
+        self.read(rules::content(&self.ctx.db, version)).await
+    }
+}
+
+#[async_trait]
+impl WebhookQueue for MongoStore {
     async fn upsert_webhook(
         &self,
         new: NewSubscription,
@@ -383,7 +380,23 @@ impl Store for MongoStore {
         ))
         .await
     }
+}
 
+#[async_trait]
+impl Export for MongoStore {
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(export::user_ids(&self.ctx.db, after, limit))
+            .await
+    }
+
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.read(export::user_counters(&self.ctx.db, &user_ids))
+            .await
+    }
+}
+
+#[async_trait]
+impl Lifecycle for MongoStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer.sender()?;
         self.read(async { self.ctx.db.run_command(doc! { "ping": 1 }).await.map(drop) })

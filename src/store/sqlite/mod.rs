@@ -17,8 +17,9 @@ use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
 use crate::store::UserRecompute;
 use crate::store::{
-    DailyTypeTotal, HistoryQuery, Recorded, RulesVersion, Standing, Store, StoreError, StoredEvent,
-    TimeRange, TopUsersQuery, UserCounters, UserPoints, UserTotal,
+    DailyTypeTotal, Export, HistoryQuery, Ledger, Lifecycle, Recorded, RulesLog, RulesVersion,
+    Standing, StoreError, StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints,
+    UserTotal, WebhookQueue,
 };
 use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
@@ -382,7 +383,7 @@ pub(crate) fn map_err(e: &rusqlite::Error) -> StoreError {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Ledger for SqliteStore {
     async fn record(&self, events: Vec<NewEvent>) -> Result<Recorded, StoreError> {
         if events.is_empty() {
             return Ok(Recorded::default());
@@ -444,16 +445,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
-        self.read(move |c| export::user_ids(c, after.as_deref(), limit))
-            .await
-    }
-
-    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
-        self.read(move |c| export::user_counters(c, &user_ids))
-            .await
-    }
-
     async fn daily_stats(
         &self,
         from_ms: i64,
@@ -461,25 +452,6 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DailyTypeTotal>, StoreError> {
         self.read(move |c| stats::daily_stats(c, from_ms, to_ms))
             .await
-    }
-
-    async fn activate_rules(
-        &self,
-        hash: &str,
-        text: &str,
-        now_ms: i64,
-    ) -> Result<RulesVersion, StoreError> {
-        let (hash, text) = (hash.to_owned(), text.to_owned());
-        self.write_aside(move |c| rules::activate(c, &hash, &text, now_ms))
-            .await
-    }
-
-    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        self.read(rules::versions).await
-    }
-
-    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
-        self.read(move |c| rules::content(c, version)).await
     }
 
     async fn recompute_user(
@@ -502,7 +474,32 @@ impl Store for SqliteStore {
         self.read(move |c| recompute::user(c, &user_id, &rules, false))
             .await
     }
+}
 
+#[async_trait]
+impl RulesLog for SqliteStore {
+    async fn activate_rules(
+        &self,
+        hash: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<RulesVersion, StoreError> {
+        let (hash, text) = (hash.to_owned(), text.to_owned());
+        self.write_aside(move |c| rules::activate(c, &hash, &text, now_ms))
+            .await
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.read(rules::versions).await
+    }
+
+    async fn rules_content(&self, version: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |c| rules::content(c, version)).await
+    }
+}
+
+#[async_trait]
+impl WebhookQueue for SqliteStore {
     async fn upsert_webhook(
         &self,
         new: NewSubscription,
@@ -569,7 +566,23 @@ impl Store for SqliteStore {
         self.write_aside(move |c| webhooks::replay(c, &sub, delivery_ids, now_ms))
             .await
     }
+}
 
+#[async_trait]
+impl Export for SqliteStore {
+    async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| export::user_ids(c, after.as_deref(), limit))
+            .await
+    }
+
+    async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.read(move |c| export::user_counters(c, &user_ids))
+            .await
+    }
+}
+
+#[async_trait]
+impl Lifecycle for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.writer.sender()?;
         if !self.readers.writable.load(Ordering::Relaxed) {
