@@ -93,6 +93,20 @@ pub const METRICS: &[Metric] = &[
         initial: Initial::None,
     },
     Metric {
+        name: "mongodb_commands_total",
+        kind: Kind::Counter,
+        unit: None,
+        help: "Commands (round trips) the MongoDB store sent, by command name.",
+        initial: Initial::None,
+    },
+    Metric {
+        name: "mongodb_documents_written_total",
+        kind: Kind::Counter,
+        unit: None,
+        help: "Documents MongoDB reported inserted, changed, upserted or deleted by the store's write commands, by command name.",
+        initial: Initial::None,
+    },
+    Metric {
         name: "store_transaction_retries_total",
         kind: Kind::Counter,
         unit: None,

@@ -164,3 +164,36 @@ proptest! {
         });
     }
 }
+
+/// Sum of every series of `name` in a `/metrics` text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// On MongoDB the store counts its round trips and the documents it writes, from the
+/// driver's command monitoring (what the bench divides by events); an event is at
+/// least its own document and its counters. Other stores export neither. Tests share
+/// the process's metrics, so only lower bounds hold.
+#[tokio::test]
+async fn the_store_counts_mongodb_commands_and_documents_written() {
+    let app = spawn_app().await;
+    let before = app.metrics().await;
+    let user = common::unique_name("metrics_docs");
+    let (status, body) = app.event(&user, "PURCHASE", json!(1_780_000_000)).await;
+    assert_eq!(status, 201, "{body}");
+    let after = app.metrics().await;
+    let delta = |name: &str| metric_sum(&after, name) - metric_sum(&before, name);
+    if common::backend_has("mongo") {
+        assert!(delta("mongodb_commands_total") >= 3.0, "{after}");
+        assert!(delta("mongodb_documents_written_total") >= 2.0, "{after}");
+        assert!(
+            after.contains("mongodb_documents_written_total{command=\"insert\"}"),
+            "{after}"
+        );
+    } else {
+        assert!(!after.contains("mongodb_commands_total"), "{after}");
+    }
+}

@@ -37,7 +37,9 @@ mod connection;
 mod erase;
 mod error;
 mod export;
+mod journaled;
 mod judge;
+mod monitor;
 mod outbox;
 mod read;
 mod recompute;
@@ -45,6 +47,7 @@ mod recovery;
 mod rules;
 pub mod schema;
 mod stats;
+mod transactional;
 mod txn;
 mod webhooks;
 mod writer;
@@ -99,6 +102,7 @@ impl MongoStore {
             .server_selection_timeout
             .get_or_insert(SERVER_SELECTION_TIMEOUT);
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
+        options.command_event_handler = Some(monitor::handler());
         let client = Client::with_options(options)?;
 
         // `j: true` on every write: an acknowledged event must survive a crash of the
