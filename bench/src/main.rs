@@ -6,6 +6,7 @@ mod naive;
 mod procs;
 mod report;
 mod scenarios;
+mod store_counts;
 mod workload;
 
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ struct Cli {
     /// Record `perf` profiles of the server under scenarios 1 to 4 into this folder.
     #[arg(long)]
     perf: Option<PathBuf>,
+    /// Run this server binary instead of the one built from the tree: a build of another
+    /// commit, to set beside this one's run on the same machine in the same session.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -165,7 +170,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let bins = tokio::task::spawn_blocking(procs::build).await??;
+    let mut bins = tokio::task::spawn_blocking(procs::build).await??;
+    let tree_commit = git_commit(&root);
+    let commit = match &cli.server_bin {
+        Some(path) => {
+            bins.server = path.clone();
+            Some(format!("(server binary {})", path.display()))
+        }
+        None => tree_commit,
+    };
     let run = Run {
         settings: &settings,
         shape: Shape {
@@ -190,7 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let report = Report {
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        git_commit: git_commit(&root),
+        git_commit: commit,
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

@@ -52,6 +52,10 @@ pub struct Scenario {
     /// Writes scenarios: bytes the server wrote to storage per event recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_bytes_per_event: Option<f64>,
+    /// MongoDB backends: documents and round trips per event and commit, from the
+    /// server's command monitoring over the whole phase (warm-up included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_writes: Option<crate::store_counts::StoreWrites>,
 }
 
 impl Scenario {
@@ -85,7 +89,7 @@ impl Scenario {
                     server.p99_ms < 5.0,
                 ),
             ],
-            4 => vec![check("≥50% of ceiling req/s", pct, ratio >= 0.5)],
+            4 => vec![check("≥60% of ceiling req/s", pct, ratio >= 0.6)],
             5 => vec![check(
                 "p99 < 10 ms",
                 format!("{:.2} ms", server.p99_ms),
@@ -102,6 +106,7 @@ impl Scenario {
             ratio,
             rate,
             disk_bytes_per_event: None,
+            store_writes: None,
         }
     }
 }
@@ -188,9 +193,11 @@ impl Naive {
         let factor = |s: &Stats| s.eps / insert_one.eps.max(1e-9);
         let single_post_factor = single.map(factor);
         let batch_factor = batch.map(factor);
-        let target = "server single POST ≥10× naive insert_one events/s";
+        // On SecantusDB, whose cost is per document written, 0.4× stands for about 2.5
+        // documents per event against the naive writer's one.
+        let target = "server single POST ≥0.4× naive insert_one events/s";
         let check = match single_post_factor {
-            Some(f) => self::check(target, format!("{f:.1}×"), f >= 10.0),
+            Some(f) => self::check(target, format!("{f:.2}×"), f >= 0.4),
             None => self::check(target, "– (scenario 1 not measured)".into(), false),
         };
         Naive {
@@ -473,6 +480,32 @@ fn backend_markdown(out: &mut String, b: &BackendResult, s: &Settings) {
             disk.join(", ")
         );
     }
+    let mongo: Vec<String> = b
+        .scenarios
+        .iter()
+        .filter(|sc| matches!(sc.id, 1 | 2))
+        .filter_map(|sc| {
+            let w = sc.store_writes?;
+            let met = |ok: bool| if ok { "met" } else { "**missed**" };
+            Some(format!(
+                "scenario {}: {:.2} documents written per event (target ≤3: {}), {:.1} round trips per group commit (target ≤5: {}; {:.1} events per commit, {} commits)",
+                sc.id,
+                w.documents_per_event,
+                met(w.documents_per_event <= 3.0),
+                w.round_trips_per_commit,
+                met(w.round_trips_per_commit <= 5.0),
+                w.events_per_commit,
+                thousands(w.commits)
+            ))
+        })
+        .collect();
+    if !mongo.is_empty() {
+        let _ = writeln!(
+            out,
+            "MongoDB commands (the server's driver command monitoring, `mongodb_commands_total` and `mongodb_documents_written_total`): {}.\n",
+            mongo.join("; ")
+        );
+    }
     for sc in &b.scenarios {
         for (who, st) in [("server", &sc.server), ("ceiling", &sc.ceiling)] {
             if let Some(e) = &st.first_error {
@@ -582,7 +615,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("naive insert_one writer: 50 events/s (scenario 2 not measured) | 2.0×"),
+            md.contains("naive insert_one writer: 50 events/s (scenario 2 not measured) | 2.00× | server single POST ≥0.4× naive insert_one events/s | met |"),
             "{md}"
         );
         let json = serde_json::to_value(&report).unwrap();

@@ -326,10 +326,12 @@ async fn pair(
     let c = closed_loop(ceiling.addr, shape, make.clone()).await;
     say(backend, format!("  ceiling: {}", line(&c)));
     let recorder = perf.map(|p| Perf::start(server.pid(), p)).transpose()?;
+    let counts = crate::store_counts::read(server.addr).await?;
     let (written, started) = (server.disk_writes()?, Instant::now());
     let s = closed_loop(server.addr, shape, make).await;
     // Warm-up included: bytes over the whole phase, events at the measured rate.
     let written = server.disk_writes()? - written;
+    let store_writes = counts.until(crate::store_counts::read(server.addr).await?);
     let events = s.eps * started.elapsed().as_secs_f64();
     say(backend, format!("  server:  {}", line(&s)));
     if let Some(r) = recorder {
@@ -348,6 +350,7 @@ async fn pair(
     }
     let mut scenario = Scenario::new(id, name, s, c, None);
     scenario.disk_bytes_per_event = (events >= 1.0).then(|| written as f64 / events);
+    scenario.store_writes = store_writes;
     Ok(scenario)
 }
 
