@@ -78,9 +78,7 @@ impl Changes {
     pub fn add(&mut self, event_type: &str, ts_ms: i64, points: i64) {
         self.points += points;
         self.events += 1;
-        let t = self.by_type.entry(event_type.to_owned()).or_default();
-        t.events += 1;
-        t.points += points;
+        super::transition::add_to(&mut self.by_type, event_type, 1, points);
         for key in PeriodKey::keys_for_event(ts_ms) {
             *self.periods.entry(key).or_default() += points;
         }
@@ -91,9 +89,7 @@ impl Changes {
         self.points += other.points;
         self.events += other.events;
         for (ty, c) in &other.by_type {
-            let t = self.by_type.entry(ty.clone()).or_default();
-            t.events += c.events;
-            t.points += c.points;
+            super::transition::add_to(&mut self.by_type, ty, c.events, c.points);
         }
         for (key, points) in &other.periods {
             *self.periods.entry(key.clone()).or_default() += points;

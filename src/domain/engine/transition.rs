@@ -91,7 +91,9 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
                 .push(RecordOutcome::Duplicate { id: id.to_owned() });
             continue;
         }
-        seen.insert(&e.dedup_key, e.id);
+        if events.len() > 1 {
+            seen.insert(&e.dedup_key, e.id);
+        }
         let points = match e.rule {
             Rule::Keep { points }
             | Rule::Earn {
@@ -121,9 +123,7 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
         };
         state.points += points;
         state.events += 1;
-        let t = state.by_type.entry(e.event_type.to_owned()).or_default();
-        t.events += 1;
-        t.points += points;
+        add_to(&mut state.by_type, e.event_type, 1, points);
         step.changes.add(e.event_type, e.ts_ms, points);
         first_received.get_or_insert(e.received_ms);
         event_ids.push(e.id.to_owned());
@@ -143,6 +143,28 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
     }
     step.notices.extend(reached);
     step
+}
+
+/// Adds to a type's count, allocating its key only the first time the type is seen
+/// (the writer's profile showed the allocator as a fifth of its time).
+pub(super) fn add_to(
+    by_type: &mut std::collections::BTreeMap<String, super::state::TypeCount>,
+    event_type: &str,
+    events: i64,
+    points: i64,
+) {
+    match by_type.get_mut(event_type) {
+        Some(t) => {
+            t.events += events;
+            t.points += points;
+        }
+        None => {
+            by_type.insert(
+                event_type.to_owned(),
+                super::state::TypeCount { events, points },
+            );
+        }
+    }
 }
 
 /// The positions of each user's events in a request, users in the order of their first

@@ -274,14 +274,18 @@ fn record(
                 }
             }
         }
-        let step = judge_and_insert(tx, events, &positions, state, user_id)?;
-        for (&i, outcome) in positions.iter().zip(&step.outcomes) {
-            outcomes[i] = Some(outcome.clone());
+        let engine::Step {
+            outcomes: judged,
+            changes: step_changes,
+            notices: step_notices,
+        } = judge_and_insert(tx, events, &positions, state, user_id)?;
+        for (&i, outcome) in positions.iter().zip(judged) {
+            outcomes[i] = Some(outcome);
         }
         let received = positions.iter().map(|&i| events[i].received_ms).max();
-        deltas.add(user_id, &step.changes, received.unwrap_or_default());
-        notices.extend(step.notices);
-        changes.push((user_id.to_owned(), step.changes));
+        deltas.add(user_id, &step_changes, received.unwrap_or_default());
+        notices.extend(step_notices);
+        changes.push((user_id.to_owned(), step_changes));
     }
     let recorded = Recorded {
         outcomes: outcomes.into_iter().flatten().collect(),
@@ -316,7 +320,8 @@ fn judge_and_insert(
         let mut repeat = None;
         for (k, outcome) in step.outcomes.iter().enumerate().skip(from) {
             if let RecordOutcome::Created { points, .. } = outcome {
-                if !insert_event(tx, &events[positions[k]], *points)? {
+                let key = &incoming[k].dedup_key;
+                if !insert_event(tx, &events[positions[k]], key, *points)? {
                     repeat = Some(k);
                     break;
                 }
@@ -341,7 +346,12 @@ fn stored_id(tx: &rusqlite::Transaction, e: &NewEvent) -> rusqlite::Result<Optio
 }
 
 /// Inserts `e` unless the ledger holds an event with its dedup key; says which.
-fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqlite::Result<bool> {
+fn insert_event(
+    tx: &rusqlite::Transaction,
+    e: &NewEvent,
+    dedup_key: &str,
+    points: i64,
+) -> rusqlite::Result<bool> {
     let inserted = tx.prepare_cached(
         "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -353,7 +363,7 @@ fn insert_event(tx: &rusqlite::Transaction, e: &NewEvent, points: i64) -> rusqli
         e.event_type,
         e.ts_ms,
         e.event_id,
-        e.dedup_key(),
+        dedup_key,
         points,
         e.properties,
         e.received_ms,
