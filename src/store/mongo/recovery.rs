@@ -16,7 +16,7 @@ use super::outbox::{self, Batch, Subscribers};
 use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
 use super::{erase, txn};
 use super::{Ctx, Mode};
-use crate::domain::engine::{CapReached, Changes, Notice, PointsChanged};
+use crate::domain::engine::{self, CapReached, Changes, Incoming, Notice, Rule, UserState};
 
 /// Writes younger than this may still be in the hands of a live writer (this process's
 /// or another's), which finishes or gives up well within it (the writer's timeout).
@@ -225,24 +225,35 @@ async fn notices<'a>(
             }
         }
     }
-    let mut points = vec![None; groups.len()];
+    // Each group's state before it: the total now, less what it and the user's later
+    // groups of the batch added.
+    let mut before = vec![0; groups.len()];
     for (k, (_, user, list)) in groups.iter().enumerate().rev() {
-        let delta: i64 = list.iter().map(|e| e.points).sum();
         let total = totals.entry(user).or_default();
-        if delta != 0 {
-            points[k] = Some(Notice::PointsChanged(PointsChanged {
-                user_id: (*user).to_owned(),
-                total: *total,
-                delta,
-                event_ids: list.iter().map(|e| e.id.clone()).collect(),
-                at_ms: list.first().map_or(0, |e| e.received_ms),
-            }));
-        }
-        *total -= delta;
+        *total -= list.iter().map(|e| e.points).sum::<i64>();
+        before[k] = *total;
     }
+    // The engine plans the notices again, with the points the events were stored with;
+    // the caps they used up are stored with them.
     let mut notices = Vec::new();
-    for ((_, _, list), p) in groups.iter().zip(points) {
-        notices.extend(p);
+    for ((_, user, list), points) in groups.iter().zip(before) {
+        let incoming: Vec<Incoming> = list
+            .iter()
+            .map(|e| Incoming {
+                id: &e.id,
+                event_type: &e.event_type,
+                ts_ms: e.ts_ms,
+                received_ms: e.received_ms,
+                dedup_key: e.dedup_key.clone(),
+                rule: Rule::Keep { points: e.points },
+                stored: None,
+            })
+            .collect();
+        let mut state = UserState {
+            points,
+            ..UserState::default()
+        };
+        notices.extend(engine::apply(user, &mut state, &incoming).notices);
         notices.extend(list.iter().filter_map(|e| {
             Some(Notice::CapReached(CapReached {
                 user_id: e.user_id.clone(),
