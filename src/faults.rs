@@ -14,6 +14,10 @@ use crate::config::{AppEnv, ConfigError, Vars};
 /// Every crash point, with the step it stands after. A name not listed is refused.
 pub const POINTS: &[(&str, &str)] = &[
     (
+        "sqlite.checkpoint.before_commit",
+        "SQLite: a checkpoint wrote the held counter changes; its transaction is not committed",
+    ),
+    (
         "mongo.record.before_commit",
         "MongoDB with transactions: the write's transaction is complete but not committed",
     ),

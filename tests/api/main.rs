@@ -10,6 +10,7 @@ mod api_description;
 mod auth;
 mod bulk;
 mod caps;
+mod checkpoint;
 mod cli;
 mod compression;
 mod crash;

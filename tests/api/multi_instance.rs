@@ -4,10 +4,10 @@
 //!
 //! On MongoDB (`TEST_BACKEND=mongo` or `mongo+redis`) the instances are two real
 //! `eventtracker serve` processes on one database, and on one Redis when the backend has
-//! it: the deployment docs/scaling.md describes. On SQLite, where one process per
-//! database file is the supported deployment, they are two apps in this test process on
-//! one file, sharing a Redis (added when the backend has none), so that the cache's
-//! cross-instance protocol is still exercised; that needs `TEST_REDIS_URL`.
+//! it: the deployment docs/scaling.md describes. SQLite allows one process per database
+//! file (the writer holds recent counter changes in memory until it checkpoints them),
+//! so there the test is that a second server, or a command that writes, is refused
+//! with the reason while the first runs, and works once it has stopped.
 
 use crate::helpers as common;
 
@@ -25,38 +25,87 @@ fn with_redis(a: &TestApp) -> bool {
 
 /// Both instances, ready (and serving from Redis when they have it).
 async fn two_instances() -> Option<(TestApp, TestApp)> {
-    let (a, b) = if common::backend_has("mongo") {
-        let a = spawn_process_with(Options::default());
-        let b = spawn_process_with(Options {
-            env: a.backend.clone(),
-            dir: Some(a.dir.clone()),
-        });
-        (a, b)
-    } else {
-        let mut env = Vec::new();
-        if !common::backend_has("redis") {
-            env.push(("REDIS_URL".into(), common::server_url("TEST_REDIS_URL")?));
-            env.push((
-                "REDIS_KEY_PREFIX".into(),
-                format!("{}:", unique_name("et_multi")),
-            ));
-        }
-        let a = spawn_app_with(Options {
-            env,
-            ..Default::default()
-        })
-        .await;
-        let b = spawn_app_with(Options {
-            env: a.backend.clone(),
-            dir: Some(a.dir.clone()),
-        })
-        .await;
-        (a, b)
-    };
+    if !common::backend_has("mongo") {
+        common::report_skip("two instances on one store need MongoDB: SQLite allows one process per file (a_second_process_on_one_sqlite_file_is_refused)");
+        return None;
+    }
+    let a = spawn_process_with(Options::default());
+    let b = spawn_process_with(Options {
+        env: a.backend.clone(),
+        dir: Some(a.dir.clone()),
+    });
     for app in [&a, &b] {
         wait_for_redis(app).await;
     }
     Some((a, b))
+}
+
+#[tokio::test]
+async fn a_second_process_on_one_sqlite_file_is_refused() {
+    if common::backend_has("mongo") {
+        return;
+    }
+    let a = spawn_app_with(Options::default()).await;
+    let user = unique_name("one_file");
+    assert_eq!(a.event(&user, "LOGIN", json!(1_700_000_000)).await.0, 201);
+    let env: Vec<(String, String)> = common::base_env(a.dir.path())
+        .into_iter()
+        .chain(a.backend.iter().cloned())
+        .collect();
+    let lines = a.dir.path().join("import.ndjson");
+    std::fs::write(
+        &lines,
+        format!("{{\"user_id\":\"{user}\",\"event_type\":\"LOGIN\",\"timestamp\":1700000001}}\n"),
+    )
+    .unwrap();
+    let import = || {
+        std::process::Command::new(common::process::BIN)
+            .args(["import", &lines.display().to_string()])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run eventtracker import")
+    };
+    // While a server runs, a writing command would leave it with a stale view.
+    let out = import();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "refused while the server runs: {err}"
+    );
+    assert!(
+        err.contains("SQLITE_PATH") && err.contains("in use") && err.contains("HTTP API"),
+        "the reason and what to do instead: {err}"
+    );
+    assert_eq!(
+        a.points(&user).await,
+        1,
+        "the refused command wrote nothing"
+    );
+
+    // So is a second server.
+    let config =
+        eventtracker::config::Config::from_map(&env.iter().cloned().collect()).expect("config");
+    let second = eventtracker::startup::Application::build(config).await;
+    let err = second
+        .err()
+        .expect("a second server is refused")
+        .to_string();
+    assert!(err.contains("in use"), "{err}");
+
+    let dir = a.stop().await;
+    let out = import();
+    assert!(
+        out.status.success(),
+        "works once the server stopped: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = spawn_app_with(Options {
+        env: Vec::new(),
+        dir: Some(dir),
+    })
+    .await;
+    assert_eq!(b.points(&user).await, 2, "the import's event is counted");
 }
 
 /// Waits until `/readyz` answers 200 and, when the app has Redis, reports it `ok`.

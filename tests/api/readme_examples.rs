@@ -144,6 +144,12 @@ async fn every_curl_example_in_the_readme_works_as_written() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/config/events.yaml").into(),
     ));
     let open = common::process::start(&env);
+    // One process per SQLite file: the keyed server has a database of its own.
+    env.retain(|(k, _)| k != "SQLITE_PATH");
+    env.push((
+        "SQLITE_PATH".into(),
+        dir.path().join("keyed.db").display().to_string(),
+    ));
     env.push((
         "API_KEYS".into(),
         "k_ingest_1:ingest,k_read_1:read,k_ops:admin+read+ingest".into(),

@@ -88,12 +88,15 @@ fn event(i: usize) -> serde_json::Value {
 async fn disk_full_answers_503_then_recovers() {
     let Some(fs) = Tmpfs::mount("4m") else { return };
     let app = app_on(&fs).await;
-    assert_eq!(app.post("/v1/users/events", event(0)).await.0, 201);
+    // Unequal totals before the disk fills: d1 20, d0 10.
+    for i in [0, 1, 4] {
+        assert_eq!(app.post("/v1/users/events", event(i)).await.0, 201);
+    }
     let filler = fill(fs.path());
 
     let mut refused = None;
-    let mut acknowledged = 1;
-    for i in 1..2000 {
+    let mut acknowledged = 3;
+    for i in 5..2000 {
         let r = app
             .client
             .post(app.url("/v1/users/events"))
@@ -114,13 +117,41 @@ async fn disk_full_answers_503_then_recovers() {
     assert!(refused.is_some(), "a full disk must refuse writes");
     // Reads keep working, and what they show is exactly what was acknowledged.
     let mut sum = 0;
+    let mut expected = Vec::new();
     for u in 0..3 {
         let user = format!("d{u}");
         let (pts, n) = app.ledger_sum(&user).await;
         assert_eq!(app.points(&user).await, pts);
         sum += n;
+        if n > 0 {
+            expected.push((user, pts));
+        }
     }
     assert_eq!(sum, acknowledged, "nothing half-written, nothing lost");
+    // The boards too, though the counters of the last writes could not be written.
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (status, board) = app.get("/v1/leaderboard?period=all").await;
+    assert_eq!(status, 200, "{board}");
+    let shown: Vec<(String, i64)> = board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["user_id"].as_str().unwrap().to_owned(),
+                e["points"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, expected, "{board}");
+    let (status, me) = app
+        .get(&format!(
+            "/v1/leaderboard/users/{}?period=all",
+            expected[1].0
+        ))
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["points"], expected[1].1, "{me}");
 
     std::fs::remove_file(filler).unwrap();
     let retry = refused.unwrap();

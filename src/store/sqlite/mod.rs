@@ -27,7 +27,10 @@ use crate::webhooks::{
 
 mod checkpoint;
 mod export;
+mod from_ledger;
+mod lock;
 mod outbox;
+mod pending;
 mod read;
 mod recompute;
 mod rules;
@@ -169,6 +172,11 @@ pub struct SqliteStore {
     /// The connection of [`SqliteStore::write_aside`], opened on first use.
     aside: Arc<Mutex<Option<Connection>>>,
     readers: Arc<Readers>,
+    /// Whether the counter tables lag the ledger (changes held by the writer until its
+    /// next checkpoint): reads of them ask for one first.
+    lagging: Arc<AtomicBool>,
+    /// Released at close, once the writer has finished.
+    lock: Mutex<Option<lock::FileLock>>,
 }
 
 /// Idle reader connections; more are opened on demand when all are busy.
@@ -227,6 +235,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow!("SQLITE_PATH: cannot create folder {}: {e}", dir.display()))?;
         }
+        let lock = lock::FileLock::acquire(&config.path)?;
         let (path, sync) = (config.path.clone(), config.synchronous);
         let open = move || open_writer(&path, sync);
         let writable = Arc::new(AtomicBool::new(true));
@@ -247,10 +256,14 @@ impl SqliteStore {
             }
         };
         let (channel, rx) = WriterChannel::new();
+        // Until the writer has counted the ledger's tail, assume the counters lag it.
+        let lagging = Arc::new(AtomicBool::new(true));
         let writer = writer::Writer {
             conn,
             open: Box::new(open),
             writable: writable.clone(),
+            pending: None,
+            lagging: lagging.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -265,7 +278,41 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
                 writable,
             }),
+            lagging,
+            lock: Mutex::new(Some(lock)),
         })
+    }
+
+    /// Whether the counter tables hold every acknowledged write, asking the writer to
+    /// checkpoint first when they lag the ledger (free when nothing is held). False
+    /// when they lag and it cannot write just now (a full disk): then reads compute
+    /// from the ledger (from_ledger.rs), which is exact in any snapshot.
+    async fn counters_current(&self) -> Result<bool, StoreError> {
+        if !self.lagging.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        match self
+            .writer
+            .send(|reply| writer::Command::Checkpoint { reply })
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::Unavailable(e)) => {
+                tracing::debug!(error = %e, "counters lag the ledger: reading from the ledger");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Copies of the counters (for a cache rebuild) come from the tables only.
+    async fn export_ready(&self) -> Result<(), StoreError> {
+        if self.counters_current().await? {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(anyhow!(
+            "the SQLite counters lag the ledger and cannot be brought up to date now"
+        )))
     }
 
     /// Runs a read whose cost is a few index lookups right here on the async thread:
@@ -396,6 +443,12 @@ impl Ledger for SqliteStore {
     async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
         if range.from_ms.is_none() && range.to_ms.is_none() {
             // Counter rows only: O(event types), whatever the history.
+            if !self.counters_current().await? {
+                let user_id = user_id.to_owned();
+                return self
+                    .read(move |c| from_ledger::user_points(c, &user_id))
+                    .await;
+            }
             return self.read_now(|c| read::user_points(c, user_id, range));
         }
         let user_id = user_id.to_owned();
@@ -408,6 +461,9 @@ impl Ledger for SqliteStore {
     }
 
     async fn top_users(&self, query: TopUsersQuery) -> Result<Vec<UserTotal>, StoreError> {
+        if !self.counters_current().await? {
+            return self.read(move |c| from_ledger::top_users(c, &query)).await;
+        }
         self.read(move |c| read::top_users(c, &query)).await
     }
 
@@ -417,6 +473,12 @@ impl Ledger for SqliteStore {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<RankedEntry>, StoreError> {
+        if !self.counters_current().await? {
+            let period = period.clone();
+            return self
+                .read(move |c| from_ledger::leaderboard(c, &period, limit, offset))
+                .await;
+        }
         if offset + u64::from(limit) <= INLINE_LEADERBOARD_ROWS {
             // A short walk of the rank index from its start.
             return self.read_now(|c| read::leaderboard(c, &period.key, limit, offset));
@@ -432,8 +494,14 @@ impl Ledger for SqliteStore {
         user_id: &str,
         around: u32,
     ) -> Result<Standing, StoreError> {
-        let key = period.key.clone();
         let user_id = user_id.to_owned();
+        if !self.counters_current().await? {
+            let period = period.clone();
+            return self
+                .read(move |c| from_ledger::standing(c, &period, &user_id, around))
+                .await;
+        }
+        let key = period.key.clone();
         self.read(move |c| read::standing(c, &key, &user_id, around))
             .await
     }
@@ -571,11 +639,13 @@ impl WebhookQueue for SqliteStore {
 #[async_trait]
 impl Export for SqliteStore {
     async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.export_ready().await?;
         self.read(move |c| export::user_ids(c, after.as_deref(), limit))
             .await
     }
 
     async fn user_counters(&self, user_ids: Vec<String>) -> Result<Vec<UserCounters>, StoreError> {
+        self.export_ready().await?;
         self.read(move |c| export::user_counters(c, &user_ids))
             .await
     }
@@ -588,6 +658,13 @@ impl Lifecycle for SqliteStore {
         if !self.readers.writable.load(Ordering::Relaxed) {
             return Err(StoreError::Unavailable(anyhow!(
                 "the SQLite database is not writable"
+            )));
+        }
+        // Ready means the counters have caught up with the ledger (after a crash, the
+        // writer counts the tail past the last checkpoint first).
+        if !self.counters_current().await? {
+            return Err(StoreError::Unavailable(anyhow!(
+                "the SQLite counters cannot be brought up to date with the ledger"
             )));
         }
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
@@ -612,6 +689,8 @@ impl Lifecycle for SqliteStore {
         if let Some(c) = checkpointer {
             let _ = tokio::task::spawn_blocking(move || c.stop()).await;
         }
+        // Only now may another process take the file over.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

@@ -111,6 +111,13 @@ impl Outbox {
             .get_or_insert_with(Subscriptions::default))
     }
 
+    /// Whether a `rank.changed` subscription watches any board. The writer then
+    /// checkpoints the counters with every commit, so that each write's rank changes
+    /// are compared and sent as the write happens.
+    pub fn watches_ranks(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<bool> {
+        Ok(!self.subscriptions(tx)?.ranks.is_empty())
+    }
+
     fn subscribers(
         &mut self,
         tx: &rusqlite::Transaction,

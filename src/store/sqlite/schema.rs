@@ -74,6 +74,15 @@ const MIGRATIONS: &[&str] = &[
     // 4: the board a rank.changed subscription watches, as JSON (`{"period":"week","top":3}`);
     // NULL for the others.
     "ALTER TABLE webhook_subscriptions ADD COLUMN rank TEXT;",
+    // 5: the counters hold every event up to this ledger rowid; the writer keeps later
+    // changes in memory until its next checkpoint (pending.rs). Counters of a file
+    // from before this migration are complete.
+    "CREATE TABLE counters_checkpoint (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        last_rowid INTEGER NOT NULL
+    );
+    INSERT INTO counters_checkpoint (id, last_rowid)
+        SELECT 1, COALESCE(MAX(rowid), 0) FROM events;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::map_err;
 use super::outbox::Outbox;
+use super::pending::Pending;
 use crate::domain::caps::{Cap, Usage};
-use crate::domain::engine::{self, Changes, Incoming, Notice, UserState};
+use crate::domain::engine::{self, Incoming, Notice, UserState};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
@@ -38,6 +39,11 @@ pub enum Command {
         rules: Arc<Rules>,
         reply: oneshot::Sender<Result<UserRecompute, StoreError>>,
     },
+    /// Checkpoints the counters, so that reads of the counter tables see every
+    /// acknowledged write.
+    Checkpoint {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 impl Request for Command {
@@ -45,6 +51,7 @@ impl Request for Command {
         match self {
             Command::Record { events, .. } => events.len(),
             Command::DeleteUser { .. } | Command::Recompute { .. } => 1,
+            Command::Checkpoint { .. } => 0,
         }
     }
 }
@@ -53,6 +60,7 @@ enum Done {
     Record(Recorded),
     Delete(bool),
     Recompute(UserRecompute),
+    Checkpoint,
 }
 
 /// What the writer thread owns: its connection (when the file could be opened for
@@ -62,6 +70,12 @@ pub struct Writer {
     pub open: Box<dyn Fn() -> rusqlite::Result<Connection> + Send>,
     /// Shared with readiness: false while the database cannot be opened for writing.
     pub writable: Arc<AtomicBool>,
+    /// Counter changes not yet checkpointed; None when unknown (at start, after a
+    /// failed commit) until they are counted again from the ledger's tail.
+    pub pending: Option<Pending>,
+    /// Shared with the readers: whether the counter tables lag the ledger, so a read
+    /// of them must ask for a checkpoint first.
+    pub lagging: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -90,9 +104,20 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
         let commands = gather(first, &mut rx, MAX_EVENTS_PER_COMMIT);
         let size: usize = commands.iter().map(Request::size).sum();
         metrics::histogram!("store_commit_batch_events").record(size as f64);
-        let result = writer.connection().and_then(|conn| commit(conn, &commands));
+        let held = writer.pending.take();
+        let result = writer.connection().and_then(|conn| {
+            let mut pending = match held {
+                Some(p) => p,
+                None => Pending::from_tail(conn)?,
+            };
+            let done = commit(conn, &commands, &mut pending)?;
+            Ok((done, pending))
+        });
         match result {
-            Ok(done) => {
+            Ok((done, pending)) => {
+                // Before any reply: a client told of its write must find reads lagging.
+                writer.lagging.store(!pending.is_empty(), Ordering::SeqCst);
+                writer.pending = Some(pending);
                 for (cmd, result) in commands.into_iter().zip(done) {
                     // A dropped receiver is a client that went away; its write still stands.
                     match (cmd, result) {
@@ -105,12 +130,18 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         (Command::Recompute { reply, .. }, Done::Recompute(r)) => {
                             let _ = reply.send(Ok(r));
                         }
+                        (Command::Checkpoint { reply }, Done::Checkpoint) => {
+                            let _ = reply.send(Ok(()));
+                        }
                         _ => unreachable!("results are produced in command order"),
                     }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, commands = commands.len(), "SQLite write failed, nothing of it was stored; answering 503");
+                // What was held may have been half written by the rolled-back
+                // transaction's checkpoint: count it again from the ledger next time.
+                writer.lagging.store(true, Ordering::SeqCst);
                 if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly)) {
                     // The file went read-only under an open connection: open afresh next time.
                     writer.conn = None;
@@ -126,68 +157,17 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         Command::Recompute { reply, .. } => {
                             let _ = reply.send(Err(map_err(&e)));
                         }
+                        Command::Checkpoint { reply } => {
+                            let _ = reply.send(Err(map_err(&e)));
+                        }
                     }
                 }
             }
         }
     }
-}
-
-/// Counter changes accumulated over a transaction and written once per key at the end.
-#[derive(Default)]
-struct Deltas {
-    types: HashMap<(String, String), (i64, i64)>,
-    periods: HashMap<(String, String), i64>,
-    /// When the latest of these events was received: the `created_at` of the
-    /// `rank.changed` deliveries they cause.
-    received_ms: i64,
-}
-
-impl Deltas {
-    fn add(&mut self, user_id: &str, changes: &Changes, received_ms: i64) {
-        for (ty, c) in &changes.by_type {
-            let t = self
-                .types
-                .entry((user_id.to_owned(), ty.clone()))
-                .or_default();
-            t.0 += c.events;
-            t.1 += c.points;
-        }
-        for (key, points) in &changes.periods {
-            *self
-                .periods
-                .entry((key.clone(), user_id.to_owned()))
-                .or_default() += points;
-        }
-        self.received_ms = self.received_ms.max(received_ms);
-    }
-
-    /// Writes the pending counters. The leaderboards watched by `rank.changed`
-    /// subscriptions are read just before and just after, and the outbox queues a
-    /// delivery for each rank that moved; with no such subscription this reads nothing
-    /// more than the subscriptions, which the outbox reads once per transaction anyway.
-    fn flush(&mut self, tx: &rusqlite::Transaction, outbox: &mut Outbox) -> rusqlite::Result<()> {
-        let mut types = tx.prepare_cached(
-            "INSERT INTO type_totals (user_id, event_type, events, points) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (user_id, event_type) DO UPDATE
-             SET events = events + excluded.events, points = points + excluded.points",
-        )?;
-        for ((user, ty), (events, points)) in self.types.drain() {
-            types.execute(params![user, ty, events, points])?;
-        }
-        let periods = std::mem::take(&mut self.periods);
-        let boards = outbox.boards_before(tx, &periods)?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO period_points (period, user_id, points) VALUES (?1, ?2, ?3)
-             ON CONFLICT (period, user_id) DO UPDATE SET points = points + excluded.points",
-        )?;
-        for ((period, user), points) in &periods {
-            upsert.execute(params![period, user, points])?;
-        }
-        if let Some(boards) = boards {
-            outbox.queue_ranks(tx, boards, &periods, self.received_ms)?;
-        }
-        Ok(())
+    if let Err(e) = last_checkpoint(&mut writer) {
+        // Nothing is lost: the next start counts the ledger's tail again.
+        tracing::warn!(error = %e, "the last counter checkpoint failed");
     }
 }
 
@@ -200,10 +180,14 @@ impl States {
     fn of<'a>(
         &'a mut self,
         tx: &rusqlite::Transaction,
+        pending: &Pending,
         user_id: &str,
     ) -> rusqlite::Result<&'a mut UserState> {
         if !self.0.contains_key(user_id) {
-            let state = super::read::user_state(tx, user_id)?;
+            // On first use in a transaction none of its changes are held for the user
+            // yet: the held ones are from earlier commits, not in the row.
+            let mut state = super::read::user_state(tx, user_id)?;
+            state.points += pending.all_points(user_id);
             self.0.insert(user_id.to_owned(), state);
         }
         Ok(self.0.entry(user_id.to_owned()).or_default())
@@ -215,40 +199,69 @@ impl States {
     }
 }
 
-fn commit(conn: &mut Connection, commands: &[Command]) -> rusqlite::Result<Vec<Done>> {
+fn commit(
+    conn: &mut Connection,
+    commands: &[Command],
+    pending: &mut Pending,
+) -> rusqlite::Result<Vec<Done>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut deltas = Deltas::default();
     let mut outbox = Outbox::default();
     let mut states = States::default();
+    let mut checkpoint = false;
     let mut done = Vec::with_capacity(commands.len());
     for cmd in commands {
         match cmd {
             Command::Record { events, .. } => {
-                let (recorded, notices) = record(&tx, events, &mut states, &mut deltas)?;
+                let (recorded, notices) = record(&tx, events, &mut states, pending)?;
                 outbox.queue(&tx, &notices)?;
                 done.push(Done::Record(recorded));
             }
             Command::DeleteUser { user_id, .. } => {
-                // Counters of this user pending in this transaction must land before they go.
-                deltas.flush(&tx, &mut outbox)?;
+                // Counters of this user still held must land before they go; and the
+                // erasure may free the ledger's last rowids, which the checkpoint at the
+                // end of this transaction then moves below.
+                pending.checkpoint(&tx, &mut outbox)?;
                 done.push(Done::Delete(delete_user(&tx, user_id)?));
                 states.forget(user_id);
+                checkpoint = true;
             }
             Command::Recompute { user_id, rules, .. } => {
-                // The replay reads the counters' source, the ledger, which pending
-                // deltas do not change; but it rewrites the counters, so they land first.
-                deltas.flush(&tx, &mut outbox)?;
+                // The replay reads the counters' source, the ledger, which held changes
+                // do not alter; but it rewrites the counters, so they land first.
+                pending.checkpoint(&tx, &mut outbox)?;
                 let report = super::recompute::user(&tx, user_id, rules, true)?;
                 let now = chrono::Utc::now().timestamp_millis();
                 outbox.queue_recompute(&tx, user_id, &report, rules.version(), now)?;
                 done.push(Done::Recompute(report));
                 states.forget(user_id);
+                checkpoint = true;
+            }
+            Command::Checkpoint { .. } => {
+                done.push(Done::Checkpoint);
+                checkpoint = true;
             }
         }
     }
-    deltas.flush(&tx, &mut outbox)?;
+    if checkpoint || pending.due() || outbox.watches_ranks(&tx)? {
+        pending.checkpoint(&tx, &mut outbox)?;
+    }
     tx.commit()?;
     Ok(done)
+}
+
+/// Checkpoints what is held when the writer stops, so that a clean shutdown leaves
+/// the next start no tail to count.
+pub fn last_checkpoint(writer: &mut Writer) -> rusqlite::Result<()> {
+    let Some(mut pending) = writer.pending.take() else {
+        return Ok(());
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let conn = writer.connection()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pending.checkpoint(&tx, &mut Outbox::default())?;
+    tx.commit()
 }
 
 /// One request: each of its users' events go through the engine against that user's
@@ -257,13 +270,13 @@ fn record(
     tx: &rusqlite::Transaction,
     events: &[NewEvent],
     states: &mut States,
-    deltas: &mut Deltas,
+    pending: &mut Pending,
 ) -> rusqlite::Result<(Recorded, Vec<Notice>)> {
     let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
     let mut notices = Vec::new();
     let mut changes = Vec::new();
     for (user_id, positions) in engine::by_user(events) {
-        let state = states.of(tx, user_id)?;
+        let state = states.of(tx, pending, user_id)?;
         for &i in &positions {
             let e = &events[i];
             if let Some(cap) = &e.cap {
@@ -283,7 +296,7 @@ fn record(
             outcomes[i] = Some(outcome);
         }
         let received = positions.iter().map(|&i| events[i].received_ms).max();
-        deltas.add(user_id, &step_changes, received.unwrap_or_default());
+        pending.add(user_id, &step_changes, received.unwrap_or_default());
         notices.extend(step_notices);
         changes.push((user_id.to_owned(), step_changes));
     }
