@@ -76,7 +76,10 @@ pub struct WebhookRequest {
         pattern = r"^https?://([a-z0-9]+\.)*[a-z][a-z0-9]*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
     )]
     pub url: WebhookUrl,
-    /// Key of the HMAC-SHA256 signature, 16 to 512 characters.
+    /// Key of the HMAC-SHA256 signatures, 16 to 512 characters. `X-EventTracker-Signature`
+    /// is keyed with its text; the Standard Webhooks `webhook-signature` with the decoded
+    /// bytes of a `whsec_<base64>` secret (the form the official libraries take), or with
+    /// the text of any other.
     #[schema(value_type = String, min_length = 16, max_length = 512)]
     pub secret: WebhookSecret,
     /// Notifications wanted.

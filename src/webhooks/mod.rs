@@ -4,7 +4,8 @@
 //! subscription per user per write (the events of that user in one request or batch
 //! make one `points.changed` delivery; [`rank`] finds the `rank.changed` ones). The
 //! delivery's body is fixed when it is queued, so every attempt sends the same bytes and
-//! the same id. [`worker`] sends them.
+//! the same id. [`worker`] sends them, signed twice: [`sign`] for the
+//! `X-EventTracker-Signature` header, [`standard::sign`] for the Standard Webhooks ones.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,7 @@ use crate::domain::event::FieldError;
 
 pub mod payload;
 pub mod rank;
+pub mod standard;
 pub mod target;
 pub mod worker;
 

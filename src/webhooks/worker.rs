@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::target::{self, CheckedResolver, TargetPolicy};
-use super::{sign, AttemptResult, DueDelivery};
+use super::{sign, standard, AttemptResult, DueDelivery};
 use crate::config::{ConfigError, Vars};
 use crate::store::Store;
 
@@ -261,6 +261,15 @@ impl Worker {
             .header(
                 "X-EventTracker-Signature",
                 sign(&due.secret, timestamp, &d.body),
+            )
+            // The same delivery in the Standard Webhooks form, for receivers that verify
+            // with its libraries. The id is the delivery's, so it stays the same across
+            // retries and replays and receivers can drop repeats by it.
+            .header("webhook-id", &d.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                standard::sign(&due.secret, &d.id, timestamp, &d.body),
             )
             .body(d.body.clone())
             .send()

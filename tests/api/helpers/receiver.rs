@@ -26,6 +26,11 @@ pub struct Hit {
     pub delivery: String,
     pub timestamp: String,
     pub signature: String,
+    /// The Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`), empty when absent.
+    pub webhook_id: String,
+    pub webhook_timestamp: String,
+    pub webhook_signature: String,
     pub body: String,
     pub answer: Answer,
 }
@@ -52,6 +57,27 @@ impl Hit {
             .map(|b| format!("{b:02x}"))
             .collect();
         self.signature == format!("sha256={hex}")
+    }
+
+    /// What a Standard Webhooks receiver does, written here from the specification rather
+    /// than with the server's code: HMAC-SHA256 keyed with `key` of
+    /// "<webhook-id>.<webhook-timestamp>.<body>", base64, matched against each of the
+    /// space-separated `v1,<signature>` entries of the header.
+    pub fn standard_signed_with(&self, key: &[u8]) -> bool {
+        use base64::Engine;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+        mac.update(
+            format!(
+                "{}.{}.{}",
+                self.webhook_id, self.webhook_timestamp, self.body
+            )
+            .as_bytes(),
+        );
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        self.webhook_signature
+            .split(' ')
+            .any(|entry| entry.strip_prefix("v1,") == Some(expected.as_str()))
     }
 }
 
@@ -151,6 +177,9 @@ async fn receive(
         delivery: header("x-eventtracker-delivery"),
         timestamp: header("x-eventtracker-timestamp"),
         signature: header("x-eventtracker-signature"),
+        webhook_id: header("webhook-id"),
+        webhook_timestamp: header("webhook-timestamp"),
+        webhook_signature: header("webhook-signature"),
         body,
         answer,
     });
