@@ -6,6 +6,7 @@ mod naive;
 mod procs;
 mod report;
 mod scenarios;
+mod startup;
 mod store_counts;
 mod workload;
 
@@ -50,6 +51,10 @@ struct Cli {
     /// Skip the SQLite backend (only useful with --mongo-url).
     #[arg(long, requires = "mongo_url")]
     no_sqlite: bool,
+    /// Events imported for scenario 8 (import rate, start-up after SIGKILL), over a tenth
+    /// as many users (default 10,000,000; 200,000 with --quick; 0 skips it). SQLite only.
+    #[arg(long)]
+    startup_events: Option<u64>,
     /// Where latest.md and latest.json go (relative to the workspace root).
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -201,7 +206,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(e) => return Err(e.context(format!("backend {}", b.name))),
         }
     }
+    let startup_events = pick(cli.startup_events, 10_000_000, 200_000);
+    let mut startup = None;
+    if !cli.no_sqlite && startup_events > 0 {
+        let dir = tempfile::Builder::new()
+            .prefix("eventtracker-bench-startup-")
+            .tempdir()
+            .context("cannot create a temporary folder")?;
+        let users = (startup_events / 10).max(1);
+        match startup::run(&bins.server, dir.path(), startup_events, users).await {
+            Ok(s) => startup = Some(s),
+            Err(e) => {
+                eprintln!("bench: [sqlite] 8 not measured: {e:#}");
+                not_measured.push(("sqlite start-up (8)".into(), format!("{e:#}")));
+            }
+        }
+    }
     let report = Report {
+        startup,
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         git_commit: commit,
         cpus: std::thread::available_parallelism()

@@ -29,7 +29,7 @@ pub struct Check {
     pub met: bool,
 }
 
-fn check(target: &str, measured: String, met: bool) -> Check {
+pub fn check(target: &str, measured: String, met: bool) -> Check {
     Check {
         target: target.to_string(),
         measured,
@@ -234,6 +234,8 @@ pub struct BackendResult {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Scenario 8, SQLite: import rate and start-up on a big store.
+    pub startup: Option<crate::startup::Startup>,
     pub generated_at: String,
     pub git_commit: Option<String>,
     pub cpus: usize,
@@ -286,10 +288,36 @@ pub fn markdown(r: &Report) -> String {
     for b in &r.backends {
         backend_markdown(&mut out, b, s);
     }
+    if let Some(st) = &r.startup {
+        startup_markdown(&mut out, st);
+    }
     for (name, why) in &r.not_measured {
         let _ = writeln!(out, "## {name}\n\nNot measured: {why}\n");
     }
     out
+}
+
+fn startup_markdown(out: &mut String, st: &crate::startup::Startup) {
+    let _ = writeln!(
+        out,
+        "## sqlite: 8, import and start-up\n\n{} events over {} users imported with \
+         `eventtracker import` in {:.1} s ({} events/s). Ready {:.2} s after a clean start, \
+         {:.1} MiB resident with every user in the store; {} events acknowledged, SIGKILL \
+         at once, ready again {:.2} s after the restart.\n",
+        thousands(st.events as f64),
+        thousands(st.users as f64),
+        st.import_seconds,
+        thousands(st.import_events_per_s),
+        st.clean_start_seconds,
+        st.memory.rss_mib,
+        thousands(st.burst_events as f64),
+        st.start_after_kill_seconds,
+    );
+    let _ = writeln!(out, "| target | measured | met |\n|---|---|---|");
+    for c in &st.checks {
+        let _ = writeln!(out, "| {} | {} | {} |", c.target, c.measured, verdict(&[c]));
+    }
+    let _ = writeln!(out);
 }
 
 /// `text` on one line and bounded, for a note under a table.
@@ -569,6 +597,7 @@ mod tests {
             quick: true,
         };
         let report = Report {
+            startup: None,
             generated_at: "now".into(),
             git_commit: None,
             cpus: 2,

@@ -43,11 +43,13 @@ impl FileLock {
                 Ok(f) => f,
                 Err(_) => return Ok(FileLock { _file: None }),
             },
-            Err(e) => return Err(anyhow!(
+            Err(e) => {
+                return Err(anyhow!(
                 "SQLITE_PATH: cannot open SQLite database {}: cannot create its lock file {}: {e}",
                 db.display(),
                 path.display()
-            )),
+            ))
+            }
         };
         if !try_lock(&file)? {
             let mut holder = String::new();
@@ -61,7 +63,7 @@ impl FileLock {
             return Err(anyhow!(
                 "SQLITE_PATH: {} is in use by {who}. One process at a time may use a SQLite \
                  database: stop that server first, or do this through its HTTP API \
-                 (POST /v1/users/events/batch for imports, POST /v1/admin/recompute, \
+                 (POST /v1/events/batch for imports, POST /v1/admin/recompute, \
                  DELETE /v1/users/{{user_id}}, POST /v1/admin/cache/rebuild)",
                 db.display()
             ));

@@ -256,13 +256,34 @@ impl SqliteStore {
             }
         };
         let (channel, rx) = WriterChannel::new();
-        // Until the writer has counted the ledger's tail, assume the counters lag it.
-        let lagging = Arc::new(AtomicBool::new(true));
+        let readers = Arc::new(Readers {
+            path: config.path.clone(),
+            idle: Mutex::new(Vec::new()),
+            writable: writable.clone(),
+        });
+        // What the counters lack after a crash: the ledger's tail past the last
+        // checkpoint, counted now (on a read connection, so a read-only file works too).
+        // Unknown if it cannot be read yet: then the writer counts it before its next
+        // write, and reads ask it to.
+        let pending = readers
+            .take()
+            .and_then(|c| pending::Pending::from_tail(&c))
+            .map_err(|e| tracing::warn!(error = %e, "cannot count the ledger's tail yet"))
+            .ok();
+        if let Some(p) = pending.as_ref().filter(|p| !p.is_empty()) {
+            tracing::info!(
+                rows = p.rows(),
+                "counting the ledger's tail past the last checkpoint"
+            );
+        }
+        let lagging = Arc::new(AtomicBool::new(
+            pending.as_ref().is_none_or(|p| !p.is_empty()),
+        ));
         let writer = writer::Writer {
             conn,
             open: Box::new(open),
             writable: writable.clone(),
-            pending: None,
+            pending,
             lagging: lagging.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -273,11 +294,7 @@ impl SqliteStore {
             aside: Arc::new(Mutex::new(None)),
             writer_thread: Mutex::new(Some(handle)),
             checkpointer: Mutex::new(Some(checkpoint::Checkpointer::start(config.path.clone())?)),
-            readers: Arc::new(Readers {
-                path: config.path.clone(),
-                idle: Mutex::new(Vec::new()),
-                writable,
-            }),
+            readers,
             lagging,
             lock: Mutex::new(Some(lock)),
         })

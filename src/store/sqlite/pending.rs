@@ -56,14 +56,18 @@ impl Pending {
         self.since.get_or_insert_with(Instant::now);
     }
 
+    /// Counter rows waiting.
+    pub fn rows(&self) -> usize {
+        self.types.len() + self.periods.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.types.is_empty() && self.periods.is_empty()
     }
 
     /// Whether enough has gathered (or waited) to be worth a checkpoint now.
     pub fn due(&self) -> bool {
-        self.types.len() + self.periods.len() >= MAX_ROWS
-            || self.since.is_some_and(|t| t.elapsed() >= MAX_AGE)
+        self.rows() >= MAX_ROWS || self.since.is_some_and(|t| t.elapsed() >= MAX_AGE)
     }
 
     /// The user's all-time points not yet in their `all` row.
@@ -121,6 +125,16 @@ impl Pending {
     /// What the counters lack: the ledger's events past the last checkpoint, counted
     /// as the domain counts a stored event.
     pub fn from_tail(c: &Connection) -> rusqlite::Result<Pending> {
+        let migrated: bool = c.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'counters_checkpoint'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !migrated {
+            // A file from before held counters (read where it cannot be migrated, on a
+            // read-only file system): its counters are complete.
+            return Ok(Pending::default());
+        }
         let last: i64 = c
             .query_row("SELECT last_rowid FROM counters_checkpoint", [], |r| {
                 r.get(0)
