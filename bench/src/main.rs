@@ -45,8 +45,9 @@ struct Cli {
     /// Also run against MongoDB at this URL (a fresh database per run is put in its path).
     #[arg(long)]
     mongo_url: Option<String>,
-    /// With --mongo-url: also run MongoDB plus this Redis.
-    #[arg(long, requires = "mongo_url")]
+    /// Also run SQLite plus this Redis (unless --no-sqlite), and with --mongo-url
+    /// MongoDB plus this Redis.
+    #[arg(long)]
     redis_url: Option<String>,
     /// Skip the SQLite backend (only useful with --mongo-url).
     #[arg(long, requires = "mongo_url")]
@@ -105,6 +106,20 @@ fn backends(cli: &Cli) -> Vec<Backend> {
             mongo_url: None,
             seed_batch: SQLITE_SEED_BATCH,
         });
+        if let Some(redis) = &cli.redis_url {
+            out.push(Backend {
+                name: "sqlite+redis".into(),
+                env: vec![
+                    ("REDIS_URL".into(), redis.clone()),
+                    (
+                        "REDIS_KEY_PREFIX".into(),
+                        format!("etbench:{}:s:", std::process::id()),
+                    ),
+                ],
+                mongo_url: None,
+                seed_batch: SQLITE_SEED_BATCH,
+            });
+        }
     }
     if let Some(url) = &cli.mongo_url {
         let pid = std::process::id();

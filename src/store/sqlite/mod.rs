@@ -175,6 +175,8 @@ pub struct SqliteStore {
     /// Whether the counter tables lag the ledger (changes held by the writer until its
     /// next checkpoint): reads of them ask for one first.
     lagging: Arc<AtomicBool>,
+    /// Those held changes, which a user's total adds to the rows.
+    held: Arc<std::sync::RwLock<pending::Held>>,
     /// Released at close, once the writer has finished.
     lock: Mutex<Option<lock::FileLock>>,
 }
@@ -265,25 +267,32 @@ impl SqliteStore {
         // checkpoint, counted now (on a read connection, so a read-only file works too).
         // Unknown if it cannot be read yet: then the writer counts it before its next
         // write, and reads ask it to.
-        let pending = readers
-            .take()
-            .and_then(|c| pending::Pending::from_tail(&c))
-            .map_err(|e| tracing::warn!(error = %e, "cannot count the ledger's tail yet"))
-            .ok();
-        if let Some(p) = pending.as_ref().filter(|p| !p.is_empty()) {
-            tracing::info!(
-                rows = p.rows(),
-                "counting the ledger's tail past the last checkpoint"
-            );
-        }
-        let lagging = Arc::new(AtomicBool::new(
-            pending.as_ref().is_none_or(|p| !p.is_empty()),
-        ));
+        let held = match readers.take().and_then(|c| pending::Pending::from_tail(&c)) {
+            Ok((pending, generation)) => {
+                if !pending.is_empty() {
+                    tracing::info!(
+                        rows = pending.rows(),
+                        "counted the ledger's tail past the last counter checkpoint"
+                    );
+                }
+                pending::Held {
+                    pending,
+                    generation,
+                    known: true,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count the ledger's tail yet");
+                pending::Held::default()
+            }
+        };
+        let lagging = Arc::new(AtomicBool::new(!held.known || !held.pending.is_empty()));
+        let held = Arc::new(std::sync::RwLock::new(held));
         let writer = writer::Writer {
             conn,
             open: Box::new(open),
             writable: writable.clone(),
-            pending,
+            held: held.clone(),
             lagging: lagging.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -296,6 +305,7 @@ impl SqliteStore {
             checkpointer: Mutex::new(Some(checkpoint::Checkpointer::start(config.path.clone())?)),
             readers,
             lagging,
+            held,
             lock: Mutex::new(Some(lock)),
         })
     }
@@ -320,6 +330,37 @@ impl SqliteStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A user's all-time totals: the rows plus what the writer holds for the user, read
+    /// without waiting for it. The held changes and the rows must be of the same
+    /// generation (no checkpoint in between, which would count them twice); on the
+    /// rare race the read is made again. None when what is held is not known yet.
+    fn all_time_points(&self, user_id: &str) -> Result<Option<UserPoints>, StoreError> {
+        for _ in 0..100 {
+            let (generation, held) = {
+                let h = writer::read_lock(&self.held);
+                if !h.known {
+                    return Ok(None);
+                }
+                (h.generation, h.pending.types_of(user_id).cloned())
+            };
+            let read = self.read_now(|c| {
+                let tx = c.unchecked_transaction()?;
+                let seen = pending::generation(&tx)?;
+                let points = read::user_points(&tx, user_id, TimeRange::default())?;
+                tx.finish()?;
+                Ok((seen, points))
+            });
+            let (seen, mut points) = read?;
+            if seen == generation {
+                if let Some(held) = &held {
+                    pending::add_held(held, &mut points);
+                }
+                return Ok(Some(points));
+            }
+        }
+        Ok(None)
     }
 
     /// Copies of the counters (for a cache rebuild) come from the tables only.
@@ -460,6 +501,9 @@ impl Ledger for SqliteStore {
     async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
         if range.from_ms.is_none() && range.to_ms.is_none() {
             // Counter rows only: O(event types), whatever the history.
+            if let Some(points) = self.all_time_points(user_id)? {
+                return Ok(points);
+            }
             if !self.counters_current().await? {
                 let user_id = user_id.to_owned();
                 return self

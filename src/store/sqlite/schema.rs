@@ -77,12 +77,15 @@ const MIGRATIONS: &[&str] = &[
     // 5: the counters hold every event up to this ledger rowid; the writer keeps later
     // changes in memory until its next checkpoint (pending.rs). Counters of a file
     // from before this migration are complete.
+    // `generation` counts checkpoints: a reader adding held changes to rows it read
+    // checks that no checkpoint came in between.
     "CREATE TABLE counters_checkpoint (
         id         INTEGER PRIMARY KEY CHECK (id = 1),
-        last_rowid INTEGER NOT NULL
+        last_rowid INTEGER NOT NULL,
+        generation INTEGER NOT NULL
     );
-    INSERT INTO counters_checkpoint (id, last_rowid)
-        SELECT 1, COALESCE(MAX(rowid), 0) FROM events;",
+    INSERT INTO counters_checkpoint (id, last_rowid, generation)
+        SELECT 1, COALESCE(MAX(rowid), 0), 0 FROM events;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::map_err;
 use super::outbox::Outbox;
-use super::pending::Pending;
+use super::pending::{Held, Pending, TxCounters};
 use crate::domain::caps::{Cap, Usage};
 use crate::domain::engine::{self, Incoming, Notice, UserState};
 use crate::domain::event::NewEvent;
@@ -70,11 +70,10 @@ pub struct Writer {
     pub open: Box<dyn Fn() -> rusqlite::Result<Connection> + Send>,
     /// Shared with readiness: false while the database cannot be opened for writing.
     pub writable: Arc<AtomicBool>,
-    /// Counter changes not yet checkpointed; None when unknown (at start, after a
-    /// failed commit) until they are counted again from the ledger's tail.
-    pub pending: Option<Pending>,
-    /// Shared with the readers: whether the counter tables lag the ledger, so a read
-    /// of them must ask for a checkpoint first.
+    /// Counter changes of committed writes not yet checkpointed, shared with readers.
+    pub held: Arc<RwLock<Held>>,
+    /// Shared with the readers: whether the counter tables lag the ledger (something
+    /// is held, or what is held is not known yet).
     pub lagging: Arc<AtomicBool>,
 }
 
@@ -104,30 +103,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
         let commands = gather(first, &mut rx, MAX_EVENTS_PER_COMMIT);
         let size: usize = commands.iter().map(Request::size).sum();
         metrics::histogram!("store_commit_batch_events").record(size as f64);
-        let held = writer.pending.take();
-        let only_checkpoints = commands
-            .iter()
-            .all(|c| matches!(c, Command::Checkpoint { .. }));
-        let result = match held {
-            // Nothing held: the counters are current, there is nothing to write (and a
-            // read-only file needs no write connection for that).
-            Some(p) if p.is_empty() && only_checkpoints => {
-                Ok((commands.iter().map(|_| Done::Checkpoint).collect(), p))
-            }
-            held => writer.connection().and_then(|conn| {
-                let mut pending = match held {
-                    Some(p) => p,
-                    None => Pending::from_tail(conn)?,
-                };
-                let done = commit(conn, &commands, &mut pending)?;
-                Ok((done, pending))
-            }),
-        };
+        let result = write(&mut writer, &commands);
         match result {
-            Ok((done, pending)) => {
-                // Before any reply: a client told of its write must find reads lagging.
-                writer.lagging.store(!pending.is_empty(), Ordering::SeqCst);
-                writer.pending = Some(pending);
+            Ok(done) => {
                 for (cmd, result) in commands.into_iter().zip(done) {
                     // A dropped receiver is a client that went away; its write still stands.
                     match (cmd, result) {
@@ -149,9 +127,6 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, commands = commands.len(), "SQLite write failed, nothing of it was stored; answering 503");
-                // What was held may have been half written by the rolled-back
-                // transaction's checkpoint: count it again from the ledger next time.
-                writer.lagging.store(true, Ordering::SeqCst);
                 if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly)) {
                     // The file went read-only under an open connection: open afresh next time.
                     writer.conn = None;
@@ -190,12 +165,12 @@ impl States {
     fn of<'a>(
         &'a mut self,
         tx: &rusqlite::Transaction,
-        pending: &Pending,
+        pending: &TxCounters,
         user_id: &str,
     ) -> rusqlite::Result<&'a mut UserState> {
         if !self.0.contains_key(user_id) {
-            // On first use in a transaction none of its changes are held for the user
-            // yet: the held ones are from earlier commits, not in the row.
+            // What the row lacks: held changes of earlier commits (unless a checkpoint
+            // of this transaction wrote them) and this transaction's own.
             let mut state = super::read::user_state(tx, user_id)?;
             state.points += pending.all_points(user_id);
             self.0.insert(user_id.to_owned(), state);
@@ -209,10 +184,64 @@ impl States {
     }
 }
 
+/// Commits `commands` in one transaction and updates what is held, before any reply:
+/// a client told of its write must find it in reads, held or in the tables.
+fn write(writer: &mut Writer, commands: &[Command]) -> rusqlite::Result<Vec<Done>> {
+    let only_checkpoints = commands
+        .iter()
+        .all(|c| matches!(c, Command::Checkpoint { .. }));
+    let held = writer.held.clone();
+    {
+        let h = read_lock(&held);
+        if h.known && h.pending.is_empty() && only_checkpoints {
+            // The counters are current: nothing to write (and a read-only file needs
+            // no write connection for that).
+            return Ok(commands.iter().map(|_| Done::Checkpoint).collect());
+        }
+    }
+    let conn = writer.connection()?;
+    if !read_lock(&held).known {
+        let (pending, generation) = Pending::from_tail(conn)?;
+        *write_lock(&held) = Held {
+            pending,
+            generation,
+            known: true,
+        };
+    }
+    let (done, fresh, checkpointed) = {
+        let h = read_lock(&held);
+        let mut counters = TxCounters::new(&h);
+        let done = commit(conn, commands, &mut counters)?;
+        let checkpointed = counters.checkpointed();
+        (done, counters.fresh, checkpointed)
+    };
+    let mut h = write_lock(&held);
+    if checkpointed {
+        // Everything held went into the tables; what came after the last checkpoint
+        // of the transaction (nothing, as it ends with one) stays held.
+        h.pending = fresh;
+        h.generation += 1;
+    } else {
+        h.pending.merge(fresh);
+    }
+    writer
+        .lagging
+        .store(!h.pending.is_empty(), Ordering::SeqCst);
+    Ok(done)
+}
+
+pub fn read_lock(held: &RwLock<Held>) -> std::sync::RwLockReadGuard<'_, Held> {
+    held.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock(held: &RwLock<Held>) -> std::sync::RwLockWriteGuard<'_, Held> {
+    held.write().unwrap_or_else(|p| p.into_inner())
+}
+
 fn commit(
     conn: &mut Connection,
     commands: &[Command],
-    pending: &mut Pending,
+    pending: &mut TxCounters,
 ) -> rusqlite::Result<Vec<Done>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outbox = Outbox::default();
@@ -262,15 +291,17 @@ fn commit(
 /// Checkpoints what is held when the writer stops, so that a clean shutdown leaves
 /// the next start no tail to count.
 pub fn last_checkpoint(writer: &mut Writer) -> rusqlite::Result<()> {
-    let Some(mut pending) = writer.pending.take() else {
-        return Ok(());
-    };
-    if pending.is_empty() {
-        return Ok(());
+    let held = writer.held.clone();
+    {
+        let h = read_lock(&held);
+        if !h.known || h.pending.is_empty() {
+            return Ok(());
+        }
     }
     let conn = writer.connection()?;
+    let h = read_lock(&held);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    pending.checkpoint(&tx, &mut Outbox::default())?;
+    TxCounters::new(&h).checkpoint(&tx, &mut Outbox::default())?;
     tx.commit()
 }
 
@@ -280,7 +311,7 @@ fn record(
     tx: &rusqlite::Transaction,
     events: &[NewEvent],
     states: &mut States,
-    pending: &mut Pending,
+    pending: &mut TxCounters,
 ) -> rusqlite::Result<(Recorded, Vec<Notice>)> {
     let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
     let mut notices = Vec::new();
@@ -306,7 +337,9 @@ fn record(
             outcomes[i] = Some(outcome);
         }
         let received = positions.iter().map(|&i| events[i].received_ms).max();
-        pending.add(user_id, &step_changes, received.unwrap_or_default());
+        pending
+            .fresh
+            .add(user_id, &step_changes, received.unwrap_or_default());
         notices.extend(step_notices);
         changes.push((user_id.to_owned(), step_changes));
     }
