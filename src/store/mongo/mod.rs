@@ -1,5 +1,6 @@
-//! The MongoDB store: the same ledger and counters as SQLite in three collections,
-//! one group-committing writer task, and reads straight from the driver's pool.
+//! The MongoDB store: the same ledger and counters as SQLite, as events, one state
+//! document per user and period archives (state.rs), one group-committing writer task,
+//! and reads straight from the driver's pool.
 //! With transactions (replica set, sharded cluster) each group commits atomically;
 //! on a standalone server writes are journaled and converge (see commit.rs).
 
@@ -30,6 +31,7 @@ use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
 };
 
+mod board;
 mod boards;
 mod bulk_commands;
 mod commit;
@@ -46,6 +48,7 @@ mod recompute;
 mod recovery;
 mod rules;
 pub mod schema;
+mod state;
 mod stats;
 mod transactional;
 mod txn;
