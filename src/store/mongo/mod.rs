@@ -41,6 +41,7 @@ mod error;
 mod export;
 mod journaled;
 mod judge;
+mod migrate;
 mod monitor;
 mod outbox;
 mod read;
@@ -150,6 +151,7 @@ impl MongoStore {
         schema::create_indexes(&db)
             .await
             .context("cannot create the MongoDB indexes")?;
+        migrate::from_type_totals(&db).await?;
         let ctx = Arc::new(Ctx {
             events: db.collection(schema::EVENTS),
             client,
