@@ -168,8 +168,12 @@ impl MongoStore {
             // Not fatal: the writer retries periodically.
             tracing::warn!(error = %e, "mongodb recovery at start failed");
         }
+        // With transactions, periodic passes only look for leftovers of an earlier
+        // standalone run (see writer.rs): none, none needed.
+        let recovering =
+            ctx.mode == Mode::Journal || !matches!(recovery::nothing_left(&ctx).await, Ok(true));
         let (writer, rx) = WriterChannel::new();
-        let task = tokio::spawn(writer::run(ctx.clone(), rx));
+        let task = tokio::spawn(writer::run(ctx.clone(), rx, recovering));
         Ok(MongoStore {
             ctx,
             writer,

@@ -85,6 +85,22 @@ pub async fn run(ctx: &Ctx, now_ms: i64) -> Result<Recovered> {
     Ok(done)
 }
 
+/// Whether no pending batch and no erasure marker is left, however young.
+pub async fn nothing_left(ctx: &Ctx) -> Result<bool> {
+    let marker = ctx
+        .db
+        .collection::<Document>(DELETIONS)
+        .find_one(doc! {})
+        .projection(doc! { "_id": 1 })
+        .await?;
+    let pending = ctx
+        .events
+        .find_one(doc! { "pending.batch": { "$exists": true } })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    Ok(marker.is_none() && pending.is_none())
+}
+
 /// Counts the still-pending events of `batch` into every counter document that does
 /// not yet hold the batch, then retires it. Returns how many events were pending.
 async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
