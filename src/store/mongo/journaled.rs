@@ -44,7 +44,9 @@ pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
     crash_point("mongo.journal.after_insert");
     let subs = Subscribers::load(ctx, None).await?;
     let boards = boards::before(ctx, None, &subs, &judged.plan).await?;
-    apply_guarded(ctx, &judged.plan, &pending.batch).await?;
+    guarded_states(ctx, &judged.plan, &pending.batch).await?;
+    crash_point("mongo.journal.after_states");
+    guarded_archives(ctx, &judged.plan, &pending.batch).await?;
     crash_point("mongo.journal.after_counters");
     let ranks = boards::changes(ctx, None, &subs, boards, &judged.plan).await?;
     let batch = Batch {
@@ -69,7 +71,15 @@ pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
 /// state documents, then the archives. A state document holding the batch therefore
 /// means its archive increments are recorded (under `moved`), whatever came after.
 pub async fn apply_guarded(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
-    guarded(ctx, USERS, |upsert| plan.user_updates(Some(batch), upsert)).await?;
+    guarded_states(ctx, plan, batch).await?;
+    guarded_archives(ctx, plan, batch).await
+}
+
+async fn guarded_states(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
+    guarded(ctx, USERS, |upsert| plan.user_updates(Some(batch), upsert)).await
+}
+
+async fn guarded_archives(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
     guarded(ctx, PERIODS, |upsert| {
         plan.archive_updates(Some(batch), upsert)
     })
