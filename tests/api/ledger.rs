@@ -283,3 +283,66 @@ fn write_counts(text: &str) -> [f64; 4] {
         created,
     ]
 }
+
+/// A user's points of one period may be kept in two places on a store (MongoDB keeps
+/// the newest period of each kind with the user, older ones apart): events for a new
+/// day and late events for an earlier one must leave every board, rank and standing
+/// as the ledger says, whichever place each entry is in.
+#[tokio::test]
+async fn new_periods_and_late_events_keep_every_board_exact() {
+    let app = spawn_app().await;
+    let (mon, wed) = ("2026-10-05T10:00:00Z", "2026-10-07T10:00:00Z");
+    let ev = |u: &str, ty: &str, ts: &str| json!({"user_id": u, "event_type": ty, "timestamp": ts});
+    // One commit: a's Monday and Wednesday, b's Monday twice.
+    app.batch(vec![
+        ev("a", "PURCHASE", mon),
+        ev("a", "PURCHASE", wed),
+        ev("b", "REVIEW", mon),
+        ev("b", "PURCHASE", "2026-10-05T11:00:00Z"),
+    ])
+    .await;
+    // Then, each on its own: c's Wednesday, and late Monday events of a and c.
+    for e in [
+        ev("c", "LOGIN", wed),
+        ev("a", "LOGIN", "2026-10-05T12:00:00Z"),
+        ev("c", "PURCHASE", "2026-10-05T13:00:00Z"),
+    ] {
+        let (status, body) = app.post("/v1/users/events", e).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let board = |period: &str, at: &str| format!("/v1/leaderboard?period={period}&at={at}");
+    for (path, expected) in [
+        (board("day", mon), json!([["b", 15], ["a", 11], ["c", 10]])),
+        (board("day", wed), json!([["a", 10], ["c", 1]])),
+        (board("week", mon), json!([["a", 21], ["b", 15], ["c", 11]])),
+        (board("all", mon), json!([["a", 21], ["b", 15], ["c", 11]])),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        let got: Vec<Value> = body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| json!([e["user_id"], e["points"]]))
+            .collect();
+        assert_eq!(json!(got), expected, "{path}");
+    }
+    let (_, page) = app
+        .get(&format!("{}&limit=1&offset=1", board("day", mon)))
+        .await;
+    assert_eq!(
+        page["entries"],
+        json!([{"rank": 2, "user_id": "a", "points": 11}])
+    );
+    let (_, standing) = app
+        .get("/v1/leaderboard/users/a?period=day&at=2026-10-05T00:00:00Z&around=1")
+        .await;
+    assert_eq!(
+        standing,
+        json!({"user_id": "a", "rank": 2, "points": 11, "neighbours": [
+            {"rank": 1, "user_id": "b", "points": 15},
+            {"rank": 2, "user_id": "a", "points": 11},
+            {"rank": 3, "user_id": "c", "points": 10},
+        ]})
+    );
+}
