@@ -89,7 +89,7 @@ if [[ -n "$TEST_MONGO_STANDALONE_URL" ]]; then
     # recovery).
     echo "== MongoDB standalone (journaled writes, no transactions)"
     TEST_BACKEND=mongo TEST_MONGO_URL="$TEST_MONGO_STANDALONE_URL" TEST_MONGO_MODE=standalone \
-        cargo test --test api -- endpoints:: ledger:: crash:: mongo_recovery:: \
+        cargo test --test api -- endpoints:: ledger:: crash:: mongo_recovery:: mongo_migration:: \
         caps:: webhooks:: mongo_webhooks_recovery:: --show-output
 fi
 if [[ -z "$TEST_REDIS_URL" || -z "$TEST_MONGO_URL" || -z "$TEST_MONGO_STANDALONE_URL" ]]; then

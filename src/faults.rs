@@ -26,6 +26,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "MongoDB standalone: the events are inserted, marked pending; no counter moved",
     ),
     (
+        "mongo.journal.after_states",
+        "MongoDB standalone: the users' state documents moved (recording what the batch owes the period archives); no archive moved",
+    ),
+    (
         "mongo.journal.after_counters",
         "MongoDB standalone: the counters moved (guarded by the batch); no delivery queued",
     ),

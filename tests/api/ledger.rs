@@ -197,3 +197,152 @@ async fn the_store_counts_mongodb_commands_and_documents_written() {
         assert!(!after.contains("mongodb_commands_total"), "{after}");
     }
 }
+
+/// What the bench counts (docs/benchmark.md), as a bound: distinct single events from
+/// concurrent clients write at most 3 documents each on average with transactions
+/// (the event and its user's state document, here), and a group commit makes at most
+/// 5 round trips (the state read, the insert, the subscriptions, the state update, the
+/// commit). On a standalone server the journal adds a write to each (the event's
+/// `pending` mark removed, the state's batch guard pulled) and three round trips (the
+/// stored-ids lookup, and those two). The real binary runs in a process of its own, so
+/// that its metrics count nothing but this; commands the write path never sends are
+/// left out, as the bench leaves them out.
+#[tokio::test]
+async fn mongodb_writes_few_documents_per_event_and_round_trips_per_commit() {
+    if !common::backend_has("mongo") {
+        return;
+    }
+    let app = common::spawn_process_with(common::Options::with_env(&[
+        ("PUBLIC_METRICS", "true"),
+        ("WEBHOOK_LOG_RETENTION_SECS", "0"),
+    ]));
+    let users: Vec<String> = (0..16)
+        .map(|i| common::unique_name(&format!("cost{i}")))
+        .collect();
+    let before = write_counts(&app.metrics().await);
+    let sends = (0..64_i64).map(|i| {
+        let user = &users[(i % 16) as usize];
+        app.event(user, "PURCHASE", json!((BASE_S + i) * 1000))
+    });
+    for (status, body) in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    let after = write_counts(&app.metrics().await);
+    let [documents, commands, commits, created] = std::array::from_fn(|i| after[i] - before[i]);
+    assert_eq!(created, 64.0);
+    let per_event = documents / created;
+    let per_commit = commands / commits;
+    eprintln!("{per_event:.2} documents per event, {per_commit:.2} round trips per commit over {commits} commits");
+    let (documents_bound, commands_bound) =
+        if std::env::var("TEST_MONGO_MODE").as_deref() == Ok("standalone") {
+            (4.0, 8.0)
+        } else {
+            (3.0, 5.0)
+        };
+    assert!(
+        per_event <= documents_bound,
+        "{per_event} documents per event"
+    );
+    assert!(
+        per_commit <= commands_bound,
+        "{per_commit} round trips per commit"
+    );
+    app.stop().await;
+}
+
+/// Documents written, write-path commands, group commits and events created, from a
+/// server's `/metrics` (the bench's reading, bench/src/store_counts.rs).
+fn write_counts(text: &str) -> [f64; 4] {
+    const NOT_WRITE_PATH: [&str; 6] = [
+        "aggregate",
+        "hello",
+        "ping",
+        "createIndexes",
+        "endSessions",
+        "killCursors",
+    ];
+    let commands: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("mongodb_commands_total{"))
+        .filter(|l| {
+            !NOT_WRITE_PATH
+                .iter()
+                .any(|c| l.contains(&format!("command=\"{c}\"")))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    let created: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("events_total{") && l.contains("outcome=\"created\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    [
+        metric_sum(text, "mongodb_documents_written_total"),
+        commands,
+        metric_sum(text, "store_commit_batch_events_count"),
+        created,
+    ]
+}
+
+/// A user's points of one period may be kept in two places on a store (MongoDB keeps
+/// the newest period of each kind with the user, older ones apart): events for a new
+/// day and late events for an earlier one must leave every board, rank and standing
+/// as the ledger says, whichever place each entry is in.
+#[tokio::test]
+async fn new_periods_and_late_events_keep_every_board_exact() {
+    let app = spawn_app().await;
+    let (mon, wed) = ("2026-10-05T10:00:00Z", "2026-10-07T10:00:00Z");
+    let ev = |u: &str, ty: &str, ts: &str| json!({"user_id": u, "event_type": ty, "timestamp": ts});
+    // One commit: a's Monday and Wednesday, b's Monday twice.
+    app.batch(vec![
+        ev("a", "PURCHASE", mon),
+        ev("a", "PURCHASE", wed),
+        ev("b", "REVIEW", mon),
+        ev("b", "PURCHASE", "2026-10-05T11:00:00Z"),
+    ])
+    .await;
+    // Then, each on its own: c's Wednesday, and late Monday events of a and c.
+    for e in [
+        ev("c", "LOGIN", wed),
+        ev("a", "LOGIN", "2026-10-05T12:00:00Z"),
+        ev("c", "PURCHASE", "2026-10-05T13:00:00Z"),
+    ] {
+        let (status, body) = app.post("/v1/users/events", e).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let board = |period: &str, at: &str| format!("/v1/leaderboard?period={period}&at={at}");
+    for (path, expected) in [
+        (board("day", mon), json!([["b", 15], ["a", 11], ["c", 10]])),
+        (board("day", wed), json!([["a", 10], ["c", 1]])),
+        (board("week", mon), json!([["a", 21], ["b", 15], ["c", 11]])),
+        (board("all", mon), json!([["a", 21], ["b", 15], ["c", 11]])),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        let got: Vec<Value> = body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| json!([e["user_id"], e["points"]]))
+            .collect();
+        assert_eq!(json!(got), expected, "{path}");
+    }
+    let (_, page) = app
+        .get(&format!("{}&limit=1&offset=1", board("day", mon)))
+        .await;
+    assert_eq!(
+        page["entries"],
+        json!([{"rank": 2, "user_id": "a", "points": 11}])
+    );
+    let (_, standing) = app
+        .get("/v1/leaderboard/users/a?period=day&at=2026-10-05T00:00:00Z&around=1")
+        .await;
+    assert_eq!(
+        standing,
+        json!({"user_id": "a", "rank": 2, "points": 11, "neighbours": [
+            {"rank": 1, "user_id": "b", "points": 15},
+            {"rank": 2, "user_id": "a", "points": 11},
+            {"rank": 3, "user_id": "c", "points": 10},
+        ]})
+    );
+}

@@ -21,6 +21,7 @@ mod hostile_input;
 mod ledger;
 mod lifecycle;
 mod limits;
+mod mongo_migration;
 mod mongo_outage;
 mod mongo_recovery;
 mod mongo_webhooks_recovery;

@@ -168,6 +168,30 @@ async fn converges_after_a_crash_at(url: String, point: &'static str, recovers: 
         ]),
         "{point}"
     );
+    // The batch rolled u's day and week over: what the slots held, and the batch's
+    // Monday, went to the archives (owed by the state update, so a crash between the
+    // two leaves recovery a record of it).
+    for (day, points) in [("2026-11-01", 1), ("2026-11-02", 10), ("2026-11-03", 5)] {
+        let (_, board) = app
+            .get(&format!("/v1/leaderboard?period=day&at={day}T00:00:00Z"))
+            .await;
+        assert_eq!(
+            board["entries"][0]["user_id"], "u",
+            "{point} {day}: {board}"
+        );
+        assert_eq!(
+            board["entries"][0]["points"], points,
+            "{point} {day}: {board}"
+        );
+    }
+    let (_, earlier) = app
+        .get("/v1/leaderboard?period=week&at=2026-11-01T00:00:00Z")
+        .await;
+    assert_eq!(
+        earlier["entries"],
+        json!([{"rank": 1, "user_id": "u", "points": 1}]),
+        "{point}"
+    );
     // The client's retry finds every event stored once.
     let retried = app
         .batch(the_batch("u")["events"].as_array().unwrap().clone())
@@ -200,6 +224,7 @@ async fn a_journaled_write_cut_short_at_any_step_converges_after_a_restart() {
     // Each step on its own database, all at once: each waits out the recovery grace.
     let runs = [
         ("mongo.journal.after_insert", true),
+        ("mongo.journal.after_states", true),
         ("mongo.journal.after_counters", true),
         ("mongo.journal.after_outbox", true),
         ("mongo.journal.after_unpend", false),

@@ -10,14 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use mongodb::bson::{doc, Document};
 use mongodb::error::Result;
-use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::bulk_commands::find_all;
+use super::board::{self, Which};
 use super::outbox::Subscribers;
-use super::schema::{period_id, Deltas, PERIODS};
+use super::state::Plan;
 use super::Ctx;
 use crate::domain::period::Period;
 use crate::domain::ranking::{rank_run, RankedEntry};
@@ -36,19 +34,19 @@ pub struct RankNotice {
     pub data: serde_json::Value,
 }
 
-/// Reads the first entries of every board `deltas` touch that a subscription watches;
+/// Reads the first entries of every board `plan` touches that a subscription watches;
 /// `None`, having read nothing, when there is no such board.
 pub async fn before(
     ctx: &Ctx,
     mut session: Option<&mut ClientSession>,
     subs: &Subscribers,
-    deltas: &Deltas,
+    plan: &Plan,
 ) -> Result<Option<Before>> {
     if subs.ranks.is_empty() {
         return Ok(None);
     }
     let mut boards = BTreeMap::new();
-    for (_, key, _) in deltas.periods.values() {
+    for (key, _) in plan.added.keys() {
         let Some(kind) = Period::of_key(key) else {
             continue;
         };
@@ -78,7 +76,7 @@ pub async fn changes(
     mut session: Option<&mut ClientSession>,
     subs: &Subscribers,
     before: Option<Before>,
-    deltas: &Deltas,
+    plan: &Plan,
 ) -> Result<Vec<RankNotice>> {
     let Some(Before(boards)) = before else {
         return Ok(Vec::new());
@@ -94,10 +92,11 @@ pub async fn changes(
                         .iter()
                         .find(|e| e.user_id == change.user_id)
                         .map_or(0, |e| e.points);
-                    let added = deltas
-                        .periods
-                        .get(&period_id(&key, &change.user_id))
-                        .map_or(0, |p| p.2);
+                    let added = plan
+                        .added
+                        .get(&(key.clone(), change.user_id.clone()))
+                        .copied()
+                        .unwrap_or(0);
                     was + added
                 });
                 notices.push(RankNotice {
@@ -119,25 +118,7 @@ async fn top(
     key: &str,
     n: u32,
 ) -> Result<Vec<RankedEntry>> {
-    let docs: Vec<Document> = find_all(
-        &ctx.db.collection(PERIODS),
-        doc! { "period": key },
-        FindOptions::builder()
-            .projection(doc! { "_id": 0, "user_id": 1, "points": 1 })
-            .sort(doc! { "points": -1, "user_id": 1 })
-            .limit(i64::from(n))
-            .build(),
-        session,
-    )
-    .await?;
-    let rows = docs
-        .iter()
-        .filter_map(|d| {
-            Some((
-                d.get_str("user_id").ok()?.to_owned(),
-                d.get_i64("points").ok()?,
-            ))
-        })
-        .collect();
+    let sources = board::sources(key);
+    let rows = board::rows(&ctx.db, session, &sources, Which::Every, u64::from(n), 0).await?;
     Ok(rank_run(0, 1, rows))
 }

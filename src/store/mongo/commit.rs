@@ -26,8 +26,9 @@ pub struct Committed {
 pub struct Applied {
     pub batch: String,
     pub event_ids: Vec<String>,
-    pub total_ids: Vec<String>,
-    pub period_ids: Vec<String>,
+    /// The users whose state documents the batch reached, and its archive documents.
+    pub user_ids: Vec<String>,
+    pub archive_ids: Vec<String>,
 }
 
 /// Stores the events of `requests` exactly once each.

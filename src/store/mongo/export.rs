@@ -8,85 +8,75 @@ use mongodb::options::FindOptions;
 use mongodb::Database;
 
 use super::bulk_commands::find_all;
-use super::read::{int, string};
-use super::schema::{PERIODS, TOTALS};
-use crate::store::{TypeTotal, UserCounters};
+use super::read::{int, string, types_of};
+use super::schema::{PERIODS, USERS};
+use super::state::Loaded;
+use crate::store::UserCounters;
 
 /// Users with counters, ascending by byte order (MongoDB's default string order), strictly
-/// after `after`. The `by_user` index of the totals leads with the user id, so a page
-/// walks the index from `after` and reads one document per (user, type).
+/// after `after`: one state document per user, walked through the `_id` index.
 pub async fn user_ids(db: &Database, after: Option<String>, limit: u32) -> Result<Vec<String>> {
-    let limit = limit as usize;
-    let mut out: Vec<String> = Vec::with_capacity(limit);
-    let mut from = after;
-    while out.len() < limit {
-        let want = (limit - out.len()) * 4;
-        let filter = match &from {
-            Some(a) => doc! { "user_id": { "$gt": a } },
-            None => doc! {},
-        };
-        let options = FindOptions::builder()
-            .sort(doc! { "user_id": 1, "event_type": 1 })
-            .projection(doc! { "user_id": 1, "_id": 0 })
-            .limit(want as i64)
-            .build();
-        let docs = find_all(&db.collection::<Document>(TOTALS), filter, options, None).await?;
-        for d in &docs {
-            let user = string(d, "user_id")?;
-            if out.last() != Some(&user) && out.len() < limit {
-                out.push(user);
-            }
-        }
-        if docs.len() < want {
-            break;
-        }
-        // The last user's remaining types need not be read: continue after that user.
-        from = out.last().cloned();
+    if limit == 0 {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let filter = match &after {
+        Some(a) => doc! { "_id": { "$gt": a } },
+        None => doc! {},
+    };
+    let options = FindOptions::builder()
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .limit(i64::from(limit))
+        .build();
+    find_all(&db.collection::<Document>(USERS), filter, options, None)
+        .await?
+        .iter()
+        .map(|d| string(d, "_id"))
+        .collect()
 }
 
 /// The per-type totals and per-period points of each listed user that has any, in the
-/// order given.
+/// order given: the state document's totals, `all` and slots, and the archives.
 pub async fn user_counters(db: &Database, user_ids: &[String]) -> Result<Vec<UserCounters>> {
-    let mut by_user: HashMap<&str, UserCounters> = HashMap::new();
-    let sorted = |keys: Document| FindOptions::builder().sort(keys).build();
-    let totals = find_all(
-        &db.collection::<Document>(TOTALS),
-        doc! { "user_id": { "$in": user_ids } },
-        sorted(doc! { "user_id": 1, "event_type": 1 }),
+    let mut by_user: HashMap<String, UserCounters> = HashMap::new();
+    let states = find_all(
+        &db.collection::<Document>(USERS),
+        doc! { "_id": { "$in": user_ids }, "user_id": { "$in": user_ids } },
+        FindOptions::default(),
         None,
     )
     .await?;
-    for d in &totals {
+    for d in &states {
         let user = string(d, "user_id")?;
-        let Some(key) = user_ids.iter().find(|u| **u == user) else {
-            continue;
-        };
-        let entry = by_user.entry(key.as_str()).or_insert_with(|| UserCounters {
-            user_id: user.clone(),
-            ..Default::default()
-        });
-        entry.by_type.push(TypeTotal {
-            event_type: string(d, "event_type")?,
-            events: u64::try_from(int(d, "events")?).unwrap_or(0),
-            points: int(d, "points")?,
-        });
+        let mut periods = vec![("all".to_owned(), int(d, "points")?)];
+        let loaded = Loaded::from_doc(d);
+        periods.extend(loaded.slots.into_iter().flatten());
+        by_user.insert(
+            user.clone(),
+            UserCounters {
+                user_id: user,
+                by_type: types_of(d)?,
+                periods,
+            },
+        );
     }
-    let periods = find_all(
+    let archives = find_all(
         &db.collection::<Document>(PERIODS),
         doc! { "user_id": { "$in": user_ids } },
-        sorted(doc! { "user_id": 1, "period": 1 }),
+        FindOptions::default(),
         None,
     )
     .await?;
-    for d in &periods {
+    for d in &archives {
         let user = string(d, "user_id")?;
         if let Some(entry) = by_user.get_mut(user.as_str()) {
             entry
                 .periods
                 .push((string(d, "period")?, int(d, "points")?));
         }
+    }
+    for entry in by_user.values_mut() {
+        entry.periods.sort();
     }
     Ok(user_ids
         .iter()

@@ -1,8 +1,9 @@
 //! Group commits on a standalone server (no transactions): events are inserted marked
-//! `pending` with a batch id, counters are incremented with `$inc` upserts guarded by
-//! that batch id (a counter document records the batches added into it and does not
-//! match them again), deliveries are queued with ids derived from the batch, and only
-//! then is `pending` removed and the guard ids pulled. A crash anywhere leaves either
+//! `pending` with a batch id, counters are updated with upserts guarded by that batch
+//! id (a counter document records the batches added into it and does not match them
+//! again): first every user's state document, recording there what the batch owes the
+//! period archives, then those archives. Deliveries are queued with ids derived from
+//! the batch, and only then is `pending` removed and the guard ids pulled. A crash anywhere leaves either
 //! pending events, which recovery (recovery.rs) re-applies (the guards make that a no-op
 //! wherever the first attempt got through), or stray guard ids, which are harmless. An
 //! acknowledged event is durable (`j: true`) and counted exactly once; after a crash,
@@ -18,7 +19,8 @@ use super::bulk_commands as ops;
 use super::commit::{wall_ms, Applied, Committed};
 use super::judge::judge;
 use super::outbox::{self, Batch, Subscribers};
-use super::schema::{Deltas, Pending, GUARD, PERIODS, TOTALS};
+use super::schema::{Pending, GUARD, PERIODS, USERS};
+use super::state::{Plan, MOVED};
 use super::txn::conflict;
 use super::Ctx;
 use crate::domain::event::NewEvent;
@@ -30,7 +32,8 @@ pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
         request: 0,
         at_ms: wall_ms(),
     };
-    let judged = judge(ctx, requests, Some(&pending), None).await?;
+    // Looked up first: the events go in before anything could undo them.
+    let judged = judge(ctx, requests, Some(&pending), None, true).await?;
     let rejected = ops::insert_new(&ctx.events, &judged.docs, None).await?;
     if !rejected.is_empty() {
         // Only another writer on this database inserts between the engine's reads and
@@ -40,54 +43,66 @@ pub async fn record(ctx: &Ctx, requests: &[&[NewEvent]]) -> Result<Committed> {
     }
     crash_point("mongo.journal.after_insert");
     let subs = Subscribers::load(ctx, None).await?;
-    let boards = boards::before(ctx, None, &subs, &judged.deltas).await?;
-    apply_guarded(ctx, &judged.deltas, &pending.batch).await?;
+    let boards = boards::before(ctx, None, &subs, &judged.plan).await?;
+    guarded_states(ctx, &judged.plan, &pending.batch).await?;
+    crash_point("mongo.journal.after_states");
+    guarded_archives(ctx, &judged.plan, &pending.batch).await?;
     crash_point("mongo.journal.after_counters");
-    let ranks = boards::changes(ctx, None, &subs, boards, &judged.deltas).await?;
+    let ranks = boards::changes(ctx, None, &subs, boards, &judged.plan).await?;
     let batch = Batch {
         id: &pending.batch,
         notices: judged.notices,
         redo: false,
     };
-    outbox::queue(ctx, None, &batch, &subs, ranks).await?;
+    outbox::queue(ctx, None, &batch, &subs, ranks, &judged.seqs).await?;
     crash_point("mongo.journal.after_outbox");
     Ok(Committed {
         recorded: judged.recorded,
         cleanup: Some(Applied {
             batch: pending.batch,
             event_ids: judged.docs.iter().map(|d| d.id.clone()).collect(),
-            total_ids: judged.deltas.total_ids(),
-            period_ids: judged.deltas.period_ids(),
+            user_ids: judged.plan.user_ids(),
+            archive_ids: judged.plan.archive_ids(),
         }),
     })
 }
 
-/// Adds `deltas` to every counter document that does not hold `batch` yet.
-pub async fn apply_guarded(ctx: &Ctx, deltas: &Deltas, batch: &str) -> Result<()> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    let totals = deltas.total_updates(Some(batch), true);
-    let periods = deltas.period_updates(Some(batch), true);
-    let (t, p) = tokio::try_join!(
-        ops::update(ctx, TOTALS, &totals, None),
-        ops::update(ctx, PERIODS, &periods, None)
-    )?;
-    if t.is_empty() && p.is_empty() {
+/// Applies `plan` to every counter document that does not hold `batch` yet: all the
+/// state documents, then the archives. A state document holding the batch therefore
+/// means its archive increments are recorded (under `moved`), whatever came after.
+pub async fn apply_guarded(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
+    guarded_states(ctx, plan, batch).await?;
+    guarded_archives(ctx, plan, batch).await
+}
+
+async fn guarded_states(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
+    guarded(ctx, USERS, |upsert| plan.user_updates(Some(batch), upsert)).await
+}
+
+async fn guarded_archives(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
+    guarded(ctx, PERIODS, |upsert| {
+        plan.archive_updates(Some(batch), upsert)
+    })
+    .await
+}
+
+async fn guarded(
+    ctx: &Ctx,
+    coll: &str,
+    statements: impl Fn(bool) -> Vec<(String, Document)>,
+) -> Result<()> {
+    let duplicates = ops::update(ctx, coll, &statements(true), None).await?;
+    if duplicates.is_empty() {
         return Ok(());
     }
     // A duplicate key means the document exists: it holds the batch already, or another
     // writer created it meanwhile. The same statement without upsert tells them apart.
-    let only = |all: Vec<(String, Document)>, ids: Vec<String>| -> Vec<(String, Document)> {
-        let ids: HashSet<String> = ids.into_iter().collect();
-        all.into_iter().filter(|(id, _)| ids.contains(id)).collect()
-    };
-    let totals = only(deltas.total_updates(Some(batch), false), t);
-    let periods = only(deltas.period_updates(Some(batch), false), p);
-    tokio::try_join!(
-        ops::update(ctx, TOTALS, &totals, None),
-        ops::update(ctx, PERIODS, &periods, None)
-    )?;
+    let ids: HashSet<String> = duplicates.into_iter().collect();
+    let again: Vec<(String, Document)> = statements(false)
+        .into_iter()
+        .filter(|(id, _)| ids.contains(id))
+        .collect();
+    ops::update(ctx, coll, &again, None).await?;
     Ok(())
 }
 
@@ -101,14 +116,24 @@ pub async fn finish(ctx: &Ctx, a: &Applied) -> Result<()> {
         )
         .await?;
     crash_point("mongo.journal.after_unpend");
-    let pull = doc! { "$pull": { GUARD: &a.batch } };
-    let (totals, periods) = (
-        ctx.db.collection::<Document>(TOTALS),
+    let (users, periods) = (
+        ctx.db.collection::<Document>(USERS),
         ctx.db.collection::<Document>(PERIODS),
     );
+    let pull_owed = doc! { "$pull": { GUARD: &a.batch, MOVED: { "batch": &a.batch } } };
+    let pull = doc! { "$pull": { GUARD: &a.batch } };
+    let archives = async {
+        if a.archive_ids.is_empty() {
+            return Ok(());
+        }
+        periods
+            .update_many(doc! { "_id": { "$in": &a.archive_ids } }, pull)
+            .await
+            .map(drop)
+    };
     tokio::try_join!(
-        totals.update_many(doc! { "_id": { "$in": &a.total_ids } }, pull.clone()),
-        periods.update_many(doc! { "_id": { "$in": &a.period_ids } }, pull.clone()),
+        users.update_many(doc! { "_id": { "$in": &a.user_ids } }, pull_owed),
+        archives,
     )?;
     Ok(())
 }

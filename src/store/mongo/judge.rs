@@ -1,8 +1,8 @@
-//! A group commit through the engine: loads the state of each of its users (all-time
-//! points, and the usage of the cap windows its events fall in, in the commit's
-//! transaction when there is one), runs each request's events of each user through the
-//! transition in order, and returns what the commit must write. Nothing here decides
-//! points, caps or notices; the engine does.
+//! A group commit through the engine: loads the state of each of its users (their
+//! state documents, and the usage of the cap windows its events fall in, in the
+//! commit's transaction when there is one), runs each request's events of each user
+//! through the transition in order, and returns what the commit must write. Nothing
+//! here decides points, caps or notices; the engine does.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -12,10 +12,10 @@ use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
 use super::bulk_commands::{find_all, stored_ids};
-use super::outbox::standings;
-use super::schema::{Deltas, EventDoc, Pending, EVENTS};
+use super::schema::{EventDoc, Pending, EVENTS};
+use super::state::{self, Plan};
 use super::Ctx;
-use crate::domain::engine::{self, Incoming, Notice, RecordOutcome, UserState};
+use crate::domain::engine::{self, Changes, Incoming, Notice, RecordOutcome, UserState};
 use crate::domain::event::NewEvent;
 use crate::store::Recorded;
 
@@ -26,33 +26,43 @@ pub struct Judged {
     pub recorded: Vec<Recorded>,
     /// The events to insert.
     pub docs: Vec<EventDoc>,
-    pub deltas: Deltas,
+    pub plan: Plan,
     pub notices: Vec<Notice>,
+    /// Each changed user's delivery `seq` once the commit is in.
+    pub seqs: HashMap<String, i64>,
 }
 
 /// Runs `requests` through the engine. With `pending` (journal mode) the documents
-/// carry the batch marker and the request they came in.
+/// carry the batch marker and the request they came in. Without `look_up`, every event
+/// is taken to be new: the caller must then let the unique index have the last word
+/// (a transaction aborts on a duplicate, and its retry looks up).
 pub async fn judge(
     ctx: &Ctx,
     requests: &[&[NewEvent]],
     pending: Option<&Pending>,
     mut session: Option<&mut ClientSession>,
+    look_up: bool,
 ) -> Result<Judged> {
     let all: Vec<&NewEvent> = requests.iter().flat_map(|r| r.iter()).collect();
-    let mut known = stored_ids(ctx, &all, session.as_deref_mut()).await?;
+    let mut known = if look_up {
+        stored_ids(ctx, &all, session.as_deref_mut()).await?
+    } else {
+        HashMap::new()
+    };
     let users: BTreeSet<&str> = all.iter().map(|e| e.user_id.as_str()).collect();
-    // The users' all-time points, from their all-time leaderboard documents.
-    let mut states: HashMap<String, UserState> = standings(ctx, session.as_deref_mut(), &users)
-        .await?
-        .into_iter()
-        .map(|(user, (points, _))| {
+    let loaded = state::load(ctx, session.as_deref_mut(), &users).await?;
+    let mut states: HashMap<String, UserState> = loaded
+        .iter()
+        .map(|(user, l)| {
             let state = UserState {
-                points,
+                points: l.points,
                 ..UserState::default()
             };
-            (user, state)
+            (user.clone(), state)
         })
         .collect();
+    // Per user, the changes of all of the commit's requests: placed once at the end.
+    let mut summed: HashMap<String, Changes> = HashMap::new();
     let mut judged = Judged::default();
     for (r, events) in requests.iter().enumerate() {
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; events.len()];
@@ -107,7 +117,10 @@ pub async fn judge(
                 }
                 outcomes[i] = Some(outcome.clone());
             }
-            judged.deltas.add(user_id, &step.changes);
+            summed
+                .entry(user_id.to_owned())
+                .or_default()
+                .merge(&step.changes);
             judged.notices.extend(step.notices);
             changes.push((user_id.to_owned(), step.changes));
         }
@@ -115,6 +128,14 @@ pub async fn judge(
             outcomes: outcomes.into_iter().flatten().collect(),
             changes,
         });
+    }
+    for (user, changes) in &summed {
+        if changes.is_empty() {
+            continue;
+        }
+        let l = loaded.get(user);
+        judged.plan.add(user, l, changes);
+        judged.seqs.insert(user.clone(), l.map_or(0, |l| l.seq) + 1);
     }
     Ok(judged)
 }

@@ -1,5 +1,6 @@
-//! The MongoDB store: the same ledger and counters as SQLite in three collections,
-//! one group-committing writer task, and reads straight from the driver's pool.
+//! The MongoDB store: the same ledger and counters as SQLite, as events, one state
+//! document per user and period archives (state.rs), one group-committing writer task,
+//! and reads straight from the driver's pool.
 //! With transactions (replica set, sharded cluster) each group commits atomically;
 //! on a standalone server writes are journaled and converge (see commit.rs).
 
@@ -30,6 +31,7 @@ use crate::webhooks::{
     AttemptResult, Delivery, DeliveryStatus, DueDelivery, NewSubscription, Replay, Subscription,
 };
 
+mod board;
 mod boards;
 mod bulk_commands;
 mod commit;
@@ -39,6 +41,7 @@ mod error;
 mod export;
 mod journaled;
 mod judge;
+mod migrate;
 mod monitor;
 mod outbox;
 mod read;
@@ -46,6 +49,7 @@ mod recompute;
 mod recovery;
 mod rules;
 pub mod schema;
+mod state;
 mod stats;
 mod transactional;
 mod txn;
@@ -147,6 +151,7 @@ impl MongoStore {
         schema::create_indexes(&db)
             .await
             .context("cannot create the MongoDB indexes")?;
+        migrate::from_type_totals(&db).await?;
         let ctx = Arc::new(Ctx {
             events: db.collection(schema::EVENTS),
             client,
@@ -163,8 +168,12 @@ impl MongoStore {
             // Not fatal: the writer retries periodically.
             tracing::warn!(error = %e, "mongodb recovery at start failed");
         }
+        // With transactions, periodic passes only look for leftovers of an earlier
+        // standalone run (see writer.rs): none, none needed.
+        let recovering =
+            ctx.mode == Mode::Journal || !matches!(recovery::nothing_left(&ctx).await, Ok(true));
         let (writer, rx) = WriterChannel::new();
-        let task = tokio::spawn(writer::run(ctx.clone(), rx));
+        let task = tokio::spawn(writer::run(ctx.clone(), rx, recovering));
         Ok(MongoStore {
             ctx,
             writer,

@@ -8,10 +8,10 @@
 //!   deliveries again and the ones already stored are kept, not doubled.
 //!
 //! The engine's notices (one `points.changed` per user per request, one `cap.reached`
-//! per event that used up a cap), one delivery per subscription each. A user's deliveries are ordered by `seq`, a counter in
-//! the user's all-time leaderboard document that each group commit touching the user
-//! increments: commits of one user are serialized (they write that document), so the
-//! order holds across instances too.
+//! per event that used up a cap), one delivery per subscription each. A user's
+//! deliveries are ordered by `seq`, a counter in the user's state document that each
+//! group commit changing the user increments: commits of one user are serialized (they
+//! write that document), so the order holds across instances too.
 
 use std::collections::BTreeSet;
 
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::boards::RankNotice;
 use super::bulk_commands::{self, find_all};
 use super::commit::wall_ms as commit_ms;
-use super::schema::{period_id, DELIVERIES, PERIODS};
+use super::schema::{DELIVERIES, USERS};
 use super::Ctx;
 use crate::domain::engine::Notice as EngineNotice;
 use crate::store::UserRecompute;
@@ -42,14 +42,16 @@ pub struct Batch<'a> {
 }
 
 /// Queues the deliveries of one group commit, reading and writing in `session` when
-/// there is one: its engine notices for `subs`, and the `ranks` notices. Reads nothing
-/// when nobody is to be notified.
+/// there is one: its engine notices for `subs`, and the `ranks` notices. `seqs` are
+/// the delivery sequences the commit gave its users; other users' are read. Reads
+/// nothing when nobody is to be notified.
 pub async fn queue(
     ctx: &Ctx,
     mut session: Option<&mut ClientSession>,
     b: &Batch<'_>,
     subs: &Subscribers,
     ranks: Vec<RankNotice>,
+    seqs: &std::collections::HashMap<String, i64>,
 ) -> Result<()> {
     let batch = b.id;
     let wanted = |n: &EngineNotice| match n {
@@ -62,8 +64,13 @@ pub async fn queue(
     }
     let mut users: BTreeSet<&str> = own.iter().map(|n| user_of(n)).collect();
     users.extend(ranks.iter().map(|r| r.user_id.as_str()));
+    users.retain(|u| !seqs.contains_key(*u));
     let standing = standings(ctx, session.as_deref_mut(), &users).await?;
-    let seq_of = |user: &str| standing.get(user).map_or(0, |s| s.1);
+    let seq_of = |user: &str| {
+        seqs.get(user)
+            .copied()
+            .unwrap_or_else(|| standing.get(user).map_or(0, |s| s.1))
+    };
 
     let mut notices = Vec::new();
     // A user's notices of this commit in the engine's order: `n` counts them.
@@ -216,17 +223,19 @@ pub async fn queue_recompute(
     Ok(())
 }
 
-/// Each user's total and delivery sequence as this commit leaves them (it has already
-/// written their all-time documents).
+/// Each user's total and delivery sequence as their state documents hold them now.
 pub async fn standings(
     ctx: &Ctx,
     session: Option<&mut ClientSession>,
     users: &BTreeSet<&str>,
 ) -> Result<std::collections::HashMap<String, (i64, i64)>> {
-    let ids: Vec<String> = users.iter().map(|u| period_id("all", u)).collect();
+    if users.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let ids: Vec<&str> = users.iter().copied().collect();
     let docs: Vec<Document> = find_all(
-        &ctx.db.collection(PERIODS),
-        doc! { "_id": { "$in": ids } },
+        &ctx.db.collection(USERS),
+        doc! { "_id": { "$in": &ids }, "user_id": { "$in": &ids } },
         FindOptions::builder()
             .projection(doc! { "user_id": 1, "points": 1, "seq": 1 })
             .build(),

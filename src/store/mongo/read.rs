@@ -1,5 +1,6 @@
 //! Read queries, mirroring src/store/sqlite/read.rs: totals and ranks come from the
-//! counter collections through their indexes, never from summing a user's events.
+//! user-state documents and period archives through their indexes (board.rs), never
+//! from summing a user's events.
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -7,9 +8,10 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::Database;
 
+use super::board::{self, Which};
 use super::bulk_commands::find_all;
 use super::error::reply_error;
-use super::schema::{period_id, EventDoc, EVENTS, PERIODS, TOTALS};
+use super::schema::{EventDoc, EVENTS, USERS};
 use crate::domain::ranking::{rank_run, RankedEntry};
 use crate::store::{
     HistoryQuery, Standing, StoredEvent, TimeRange, TopUsersQuery, TypeTotal, UserPoints, UserTotal,
@@ -57,21 +59,40 @@ fn type_total(d: &Document, type_key: &str) -> Result<TypeTotal> {
     })
 }
 
+/// The per-type totals of a state document, ordered by type.
+pub(super) fn types_of(state: &Document) -> Result<Vec<TypeTotal>> {
+    let Ok(types) = state.get_document("types") else {
+        return Ok(Vec::new());
+    };
+    // A BSON document keeps insertion order; types are listed by name.
+    let mut out: Vec<TypeTotal> = types
+        .iter()
+        .map(|(ty, c)| {
+            let c = c
+                .as_document()
+                .ok_or_else(|| reply_error(None, format!("types.{ty}: not a document")))?;
+            Ok(TypeTotal {
+                event_type: ty.clone(),
+                events: u64::try_from(int(c, "events")?).unwrap_or(0),
+                points: int(c, "points")?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort_by(|a, b| a.event_type.cmp(&b.event_type));
+    Ok(out)
+}
+
 pub async fn user_points(db: &Database, user_id: &str, range: TimeRange) -> Result<UserPoints> {
     let by_type: Vec<TypeTotal> = if range == TimeRange::default() {
-        let options = FindOptions::builder()
-            .sort(doc! { "event_type": 1 })
-            .build();
-        find_all(
-            &db.collection::<Document>(TOTALS),
-            doc! { "user_id": user_id },
-            options,
-            None,
-        )
-        .await?
-        .iter()
-        .map(|d| type_total(d, "event_type"))
-        .collect::<Result<_>>()?
+        let state = db
+            .collection::<Document>(USERS)
+            .find_one(doc! { "_id": user_id, "user_id": user_id })
+            .projection(doc! { "types": 1 })
+            .await?;
+        match state {
+            Some(d) => types_of(&d)?,
+            None => Vec::new(),
+        }
     } else {
         let pipeline = [
             doc! { "$match": {
@@ -147,19 +168,19 @@ pub async fn user_events(db: &Database, q: &HistoryQuery) -> Result<Vec<StoredEv
 }
 
 pub async fn top_users(db: &Database, q: &TopUsersQuery) -> Result<Vec<UserTotal>> {
-    if q.limit == 0 {
-        return Ok(Vec::new());
-    }
-    let (coll, filter) = match &q.event_type {
-        None => (PERIODS, doc! { "period": "all" }),
-        Some(t) => (TOTALS, doc! { "event_type": t }),
+    let sources = match &q.event_type {
+        None => board::sources("all"),
+        Some(t) => match board::of_type(t) {
+            Some(source) => vec![source],
+            None => return Ok(Vec::new()),
+        },
     };
-    let rows = ranked_rows(
+    let rows = board::rows(
         db,
-        coll,
-        filter,
-        doc! { "points": -1, "user_id": 1 },
-        i64::from(q.limit),
+        None,
+        &sources,
+        Which::Every,
+        u64::from(q.limit),
         q.offset,
     )
     .await?;
@@ -169,117 +190,50 @@ pub async fn top_users(db: &Database, q: &TopUsersQuery) -> Result<Vec<UserTotal
         .collect())
 }
 
-async fn ranked_rows(
-    db: &Database,
-    coll: &str,
-    filter: Document,
-    sort: Document,
-    limit: i64,
-    skip: u64,
-) -> Result<Vec<(String, i64)>> {
-    let options = FindOptions::builder()
-        .sort(sort)
-        .skip(skip)
-        .limit(limit)
-        .projection(doc! { "_id": 0, "user_id": 1, "points": 1 })
-        .build();
-    find_all(&db.collection::<Document>(coll), filter, options, None)
-        .await?
-        .iter()
-        .map(|d| Ok((string(d, "user_id")?, int(d, "points")?)))
-        .collect()
-}
-
-async fn count(db: &Database, filter: Document) -> Result<u64> {
-    db.collection::<Document>(PERIODS)
-        .count_documents(filter)
-        .await
-}
-
 pub async fn leaderboard(
     db: &Database,
     period: &str,
     limit: u32,
     offset: u64,
 ) -> Result<Vec<RankedEntry>> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    let rows = ranked_rows(
-        db,
-        PERIODS,
-        doc! { "period": period },
-        doc! { "points": -1, "user_id": 1 },
-        i64::from(limit),
-        offset,
-    )
-    .await?;
+    let sources = board::sources(period);
+    let rows = board::rows(db, None, &sources, Which::Every, u64::from(limit), offset).await?;
     let Some((_, first_points)) = rows.first() else {
         return Ok(Vec::new());
     };
-    let above = count(
-        db,
-        doc! { "period": period, "points": { "$gt": first_points } },
-    )
-    .await?;
+    let above = board::count(db, &sources, Which::Higher(*first_points)).await?;
     Ok(rank_run(offset, 1 + above, rows))
 }
 
 pub async fn standing(db: &Database, period: &str, user_id: &str, around: u32) -> Result<Standing> {
-    let own = db
-        .collection::<Document>(PERIODS)
-        .find_one(doc! { "_id": period_id(period, user_id) })
-        .await?;
-    let Some(own) = own else {
+    let Some(points) = board::own(db, period, user_id).await? else {
         return Ok(Standing {
             rank: None,
             points: 0,
             neighbours: Vec::new(),
         });
     };
-    let points = int(&own, "points")?;
-    // A limit of 0 means "no limit" to MongoDB.
-    let (mut above, below) = if around == 0 {
-        (Vec::new(), Vec::new())
-    } else {
-        let above = ranked_rows(
+    let sources = board::sources(period);
+    let around = u64::from(around);
+    let (mut above, below) = tokio::try_join!(
+        board::rows(
             db,
-            PERIODS,
-            doc! { "period": period, "$or": [
-                { "points": { "$gt": points } },
-                { "points": points, "user_id": { "$lt": user_id } },
-            ] },
-            doc! { "points": 1, "user_id": -1 },
-            i64::from(around),
-            0,
-        );
-        let below = ranked_rows(
-            db,
-            PERIODS,
-            doc! { "period": period, "$or": [
-                { "points": { "$lt": points } },
-                { "points": points, "user_id": { "$gt": user_id } },
-            ] },
-            doc! { "points": -1, "user_id": 1 },
-            i64::from(around),
-            0,
-        );
-        tokio::try_join!(above, below)?
-    };
+            None,
+            &sources,
+            Which::Before(points, user_id),
+            around,
+            0
+        ),
+        board::rows(db, None, &sources, Which::After(points, user_id), around, 0),
+    )?;
     above.reverse();
     let mut rows = above;
     rows.push((user_id.to_owned(), points));
     rows.extend(below);
     let (first_user, first_points) = rows[0].clone();
     let (higher, tied_before) = tokio::try_join!(
-        count(
-            db,
-            doc! { "period": period, "points": { "$gt": first_points } }
-        ),
-        count(
-            db,
-            doc! { "period": period, "points": first_points, "user_id": { "$lt": &first_user } }
-        ),
+        board::count(db, &sources, Which::Higher(first_points)),
+        board::count(db, &sources, Which::TiedBefore(first_points, &first_user)),
     )?;
     let neighbours = rank_run(higher + tied_before, higher + 1, rows);
     let rank = neighbours

@@ -1,6 +1,6 @@
 //! Replaying one user's ledger, and with `apply` rewriting it in one transaction: the
-//! changed events, then the user's totals and period documents rebuilt from the
-//! replayed points. A concurrent write of the user touches the same totals document
+//! changed events, then the user's state document and period archives rebuilt from
+//! the replayed points. A concurrent write of the user touches the same state document
 //! and conflicts, so one of the two is retried. Without transactions (a standalone
 //! server) a rewrite cut short by a crash would leave totals that differ from the
 //! ledger, so applying is refused there; dry runs work everywhere.
@@ -13,11 +13,12 @@ use mongodb::ClientSession;
 
 use super::bulk_commands::{self, find_all};
 use super::outbox;
-use super::schema::{period_id, total_id, Deltas, EVENTS, PERIODS, TOTALS};
+use super::schema::{EVENTS, PERIODS, USERS};
+use super::state::Plan;
+use super::transactional;
 use super::txn::in_transaction;
 use super::Ctx;
 use crate::domain::engine::{replay, LedgerEntry, Replay};
-use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
@@ -57,56 +58,34 @@ async fn apply_in(
         .collect();
     bulk_commands::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;
 
-    // Old counter documents go, and the replayed sums come back as fresh upserts.
-    let mut deltas = Deltas::default();
-    deltas.add(user_id, &replayed.counters);
-    let mut totals = Vec::new();
-    let mut periods = Vec::new();
-    for e in &entries {
-        totals.push(total_id(&e.event_type, user_id));
-        periods.extend(
-            PeriodKey::keys_for_event(e.ts_ms)
-                .iter()
-                .map(|k| period_id(k, user_id)),
-        );
-    }
-    // The all-time document also carries the user's webhook delivery sequence, which
-    // must not go back (see outbox.rs): it is carried over to the fresh document.
-    let all = period_id("all", user_id);
-    let seq = ctx
-        .db
-        .collection::<Document>(PERIODS)
-        .find_one(doc! { "_id": &all })
+    // The user's state document and archives go, and the replayed sums come back as
+    // fresh ones, placed as from an empty state (newest periods in the slots).
+    let mut plan = Plan::default();
+    plan.add(user_id, None, &replayed.counters);
+    // The state document also carries the user's webhook delivery sequence, which must
+    // not go back (see outbox.rs): the fresh document continues it.
+    let users = ctx.db.collection::<Document>(USERS);
+    let seq = users
+        .find_one(doc! { "_id": user_id, "user_id": user_id })
         .projection(doc! { "seq": 1 })
         .session(&mut *s)
         .await?
         .and_then(|d| d.get_i64("seq").ok())
         .unwrap_or(0);
-    for (coll, ids) in [(TOTALS, totals), (PERIODS, periods)] {
-        ctx.db
-            .collection::<Document>(coll)
-            .delete_many(doc! { "_id": { "$in": ids } })
-            .session(&mut *s)
-            .await?;
-    }
-    bulk_commands::update(
-        ctx,
-        TOTALS,
-        &deltas.total_updates(None, true),
-        Some(&mut *s),
-    )
-    .await?;
-    bulk_commands::update(
-        ctx,
-        PERIODS,
-        &deltas.period_updates(None, true),
-        Some(&mut *s),
-    )
-    .await?;
+    let by_user = doc! { "user_id": user_id };
+    users.delete_many(by_user.clone()).session(&mut *s).await?;
+    ctx.db
+        .collection::<Document>(PERIODS)
+        .delete_many(by_user)
+        .session(&mut *s)
+        .await?;
+    transactional::apply_plain(ctx, s, &plan).await?;
     if seq > 0 {
-        ctx.db
-            .collection::<Document>(PERIODS)
-            .update_one(doc! { "_id": &all }, doc! { "$set": { "seq": seq + 1 } })
+        users
+            .update_one(
+                doc! { "_id": user_id, "user_id": user_id },
+                doc! { "$set": { "seq": seq + 1 } },
+            )
             .session(&mut *s)
             .await?;
     }

@@ -8,13 +8,15 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::bulk_commands::{self as ops, find_all};
+use super::bulk_commands::find_all;
 use super::commit::{self, Applied};
 use std::collections::{BTreeSet, HashMap};
 
 use super::outbox::{self, Batch, Subscribers};
-use super::schema::{Deltas, EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, TOTALS};
-use super::{erase, txn};
+use super::schema::{EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, USERS};
+use super::state::{self, Plan, MOVED};
+use super::txn;
+use super::{erase, transactional};
 use super::{Ctx, Mode};
 use crate::domain::engine::{self, CapReached, Changes, Incoming, Notice, Rule, UserState};
 
@@ -83,25 +85,42 @@ pub async fn run(ctx: &Ctx, now_ms: i64) -> Result<Recovered> {
     Ok(done)
 }
 
+/// Whether no pending batch and no erasure marker is left, however young.
+pub async fn nothing_left(ctx: &Ctx) -> Result<bool> {
+    let marker = ctx
+        .db
+        .collection::<Document>(DELETIONS)
+        .find_one(doc! {})
+        .projection(doc! { "_id": 1 })
+        .await?;
+    let pending = ctx
+        .events
+        .find_one(doc! { "pending.batch": { "$exists": true } })
+        .projection(doc! { "_id": 1 })
+        .await?;
+    Ok(marker.is_none() && pending.is_none())
+}
+
 /// Counts the still-pending events of `batch` into every counter document that does
 /// not yet hold the batch, then retires it. Returns how many events were pending.
 async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
     match ctx.mode {
         Mode::Journal => {
             let events = pending_events(ctx, batch, None).await?;
-            let deltas = deltas_of(&events);
-            commit::apply_guarded(ctx, &deltas, batch).await?;
+            let plan = plan_of(ctx, None, &events, batch).await?;
+            commit::apply_guarded(ctx, &plan, batch).await?;
             // No rank.changed: the boards as they were before this batch are gone.
             let subs = Subscribers::load(ctx, None).await?;
             let batch_notices = notices(ctx, None, &events, batch).await?;
-            outbox::queue(ctx, None, &batch_notices, &subs, Vec::new()).await?;
+            let seqs = HashMap::new();
+            outbox::queue(ctx, None, &batch_notices, &subs, Vec::new(), &seqs).await?;
             commit::finish(
                 ctx,
                 &Applied {
                     batch: batch.to_owned(),
                     event_ids: events.iter().map(|e| e.id.clone()).collect(),
-                    total_ids: deltas.total_ids(),
-                    period_ids: deltas.period_ids(),
+                    user_ids: users_of(&events),
+                    archive_ids: plan.archive_ids(),
                 },
             )
             .await?;
@@ -119,43 +138,57 @@ async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
     }
 }
 
+/// Where the batch's points still have to go. A user whose state document holds the
+/// batch has had its state updated; what it owes the archives is recorded there. A
+/// user whose document does not hold it has had nothing of the batch (state updates
+/// come first), so its share is placed afresh on the state as it is now.
+async fn plan_of(
+    ctx: &Ctx,
+    session: Option<&mut ClientSession>,
+    events: &[EventDoc],
+    batch: &str,
+) -> Result<Plan> {
+    let mut by_user: HashMap<&str, Changes> = HashMap::new();
+    for e in events {
+        by_user
+            .entry(&e.user_id)
+            .or_default()
+            .add(&e.event_type, e.ts_ms, e.points);
+    }
+    let users: BTreeSet<&str> = by_user.keys().copied().collect();
+    let loaded = state::load(ctx, session, &users).await?;
+    let mut plan = Plan::default();
+    for (user, changes) in &by_user {
+        match loaded.get(*user) {
+            Some(l) if l.holds(batch) => plan.add_owed(user, l, batch),
+            l => plan.add(user, l, changes),
+        }
+    }
+    Ok(plan)
+}
+
 async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usize> {
     let events = pending_events(ctx, batch, Some(&mut *s)).await?;
     if events.is_empty() {
         return Ok(0);
     }
-    let deltas = deltas_of(&events);
-    let (total_ids, period_ids) = (deltas.total_ids(), deltas.period_ids());
-    let holding = |ids: &[String]| doc! { "_id": { "$in": ids }, GUARD: batch };
-    let ids_only = FindOptions::builder().projection(doc! { "_id": 1 }).build();
-    let totals = ctx.db.collection::<Document>(TOTALS);
+    let plan = plan_of(ctx, Some(&mut *s), &events, batch).await?;
+    let archive_ids = plan.archive_ids();
     let periods = ctx.db.collection::<Document>(PERIODS);
-    let done_totals = ids_of(
+    let done = ids_of(
         find_all(
-            &totals,
-            holding(&total_ids),
-            ids_only.clone(),
+            &periods,
+            doc! { "_id": { "$in": &archive_ids }, GUARD: batch },
+            FindOptions::builder().projection(doc! { "_id": 1 }).build(),
             Some(&mut *s),
         )
         .await?,
     );
-    let done_periods =
-        ids_of(find_all(&periods, holding(&period_ids), ids_only, Some(&mut *s)).await?);
-    let rest = deltas.without(&done_totals, &done_periods);
-    for (coll, statements) in [
-        (TOTALS, rest.total_updates(None, true)),
-        (PERIODS, rest.period_updates(None, true)),
-    ] {
-        if !ops::update(ctx, coll, &statements, Some(&mut *s))
-            .await?
-            .is_empty()
-        {
-            return Err(txn::conflict("counter created concurrently"));
-        }
-    }
+    transactional::apply_plain(ctx, s, &plan.without_archives(&done)).await?;
     let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
     let batch_notices = notices(ctx, Some(&mut *s), &events, batch).await?;
-    outbox::queue(ctx, Some(&mut *s), &batch_notices, &subs, Vec::new()).await?;
+    let seqs = HashMap::new();
+    outbox::queue(ctx, Some(&mut *s), &batch_notices, &subs, Vec::new(), &seqs).await?;
     ctx.events
         .update_many(
             doc! { "pending.batch": batch },
@@ -163,16 +196,27 @@ async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usi
         )
         .session(&mut *s)
         .await?;
-    let pull = doc! { "$pull": { GUARD: batch } };
-    totals
-        .update_many(doc! { "_id": { "$in": &total_ids } }, pull.clone())
+    ctx.db
+        .collection::<Document>(USERS)
+        .update_many(
+            doc! { "_id": { "$in": users_of(&events) } },
+            doc! { "$pull": { GUARD: batch, MOVED: { "batch": batch } } },
+        )
         .session(&mut *s)
         .await?;
     periods
-        .update_many(doc! { "_id": { "$in": &period_ids } }, pull)
+        .update_many(
+            doc! { "_id": { "$in": &archive_ids } },
+            doc! { "$pull": { GUARD: batch } },
+        )
         .session(s)
         .await?;
     Ok(events.len())
+}
+
+fn users_of(events: &[EventDoc]) -> Vec<String> {
+    let users: BTreeSet<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+    users.into_iter().map(str::to_owned).collect()
 }
 
 async fn pending_events(
@@ -274,21 +318,6 @@ async fn notices<'a>(
 
 fn request_of(e: &EventDoc) -> i64 {
     e.pending.as_ref().map_or(0, |p| p.request)
-}
-
-fn deltas_of(events: &[EventDoc]) -> Deltas {
-    let mut by_user: HashMap<&str, Changes> = HashMap::new();
-    for e in events {
-        by_user
-            .entry(&e.user_id)
-            .or_default()
-            .add(&e.event_type, e.ts_ms, e.points);
-    }
-    let mut deltas = Deltas::default();
-    for (user, changes) in &by_user {
-        deltas.add(user, changes);
-    }
-    deltas
 }
 
 fn ids_of(docs: Vec<Document>) -> Vec<String> {

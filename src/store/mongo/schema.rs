@@ -1,23 +1,25 @@
 //! Collections, document shapes and indexes. The layout (and why it shards by user) is
 //! described in docs/scaling.md; tests that stage crash states use these names too.
 
-use std::collections::BTreeMap;
-
 use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::caps::Cap;
-use crate::domain::engine::Changes;
 use crate::domain::event::NewEvent;
 
 /// The ledger: one document per stored event, `_id` the server-assigned event id.
 pub const EVENTS: &str = "events";
-/// Per-user per-type totals, `_id` from [`total_id`].
-pub const TOTALS: &str = "type_totals";
-/// Per-period per-user points (the leaderboards), `_id` from [`period_id`].
+/// One document per user, `_id` the user id: totals, per-type totals and the current
+/// period of each kind (see state.rs).
+pub const USERS: &str = "user_state";
+/// Per-period per-user points of the periods a user's state has moved past (the
+/// leaderboards of earlier periods, and late events), `_id` from [`period_id`].
 pub const PERIODS: &str = "period_points";
+/// The per-type totals of the layout before `user_state`; its presence at start means
+/// a database to migrate (see migrate.rs).
+pub const LEGACY_TOTALS: &str = "type_totals";
 /// Erasures begun but not known to be finished, `_id` the user id (no-transaction mode).
 pub const DELETIONS: &str = "pending_deletions";
 /// One document per rules version, `_id` the version number.
@@ -31,13 +33,8 @@ pub const DELIVERIES: &str = "webhook_deliveries";
 /// that re-applying a batch after a crash is a no-op for documents it reached.
 pub const GUARD: &str = "applied_batches";
 
-/// Type names match `^[A-Z][A-Z0-9_]*$`, so the first `|` ends the type even when the
-/// user id contains one.
-pub fn total_id(event_type: &str, user_id: &str) -> String {
-    format!("{event_type}|{user_id}")
-}
-
-/// Period keys (`all`, `day:...`) contain no `|` either.
+/// Period keys (`all`, `day:...`) contain no `|`, so the first `|` ends the period
+/// whatever the user id holds.
 pub fn period_id(period: &str, user_id: &str) -> String {
     format!("{period}|{user_id}")
 }
@@ -112,114 +109,6 @@ impl EventDoc {
     }
 }
 
-/// Counter changes of one write, summed per counter document.
-#[derive(Debug, Default)]
-pub struct Deltas {
-    /// `_id` → (user, type, events, points).
-    pub totals: BTreeMap<String, (String, String, i64, i64)>,
-    /// `_id` → (user, period, points).
-    pub periods: BTreeMap<String, (String, String, i64)>,
-}
-
-impl Deltas {
-    /// Adds the engine's changes for one user.
-    pub fn add(&mut self, user_id: &str, changes: &Changes) {
-        for (ty, c) in &changes.by_type {
-            let t = self
-                .totals
-                .entry(total_id(ty, user_id))
-                .or_insert_with(|| (user_id.to_owned(), ty.clone(), 0, 0));
-            t.2 += c.events;
-            t.3 += c.points;
-        }
-        for (key, points) in &changes.periods {
-            self.periods
-                .entry(period_id(key, user_id))
-                .or_insert_with(|| (user_id.to_owned(), key.clone(), 0))
-                .2 += points;
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.totals.is_empty()
-    }
-
-    /// `update` command statements for the totals, keyed like [`Deltas::totals`].
-    /// With `guard`, a document already holding that batch id does not match.
-    pub fn total_updates(&self, guard: Option<&str>, upsert: bool) -> Vec<(String, Document)> {
-        self.totals
-            .iter()
-            .map(|(id, (user, ty, events, points))| {
-                let inc = doc! { "events": events, "points": points };
-                let on_insert = doc! { "user_id": user, "event_type": ty };
-                (
-                    id.clone(),
-                    statement(id, user, inc, on_insert, guard, upsert),
-                )
-            })
-            .collect()
-    }
-
-    pub fn period_updates(&self, guard: Option<&str>, upsert: bool) -> Vec<(String, Document)> {
-        self.periods
-            .iter()
-            .map(|(id, (user, period, points))| {
-                let mut inc = doc! { "points": points };
-                // Orders the user's webhook deliveries (see outbox.rs): one step per
-                // commit that touches the user, which always writes this document.
-                if period == "all" {
-                    inc.insert("seq", 1_i64);
-                }
-                let on_insert = doc! { "user_id": user, "period": period };
-                (
-                    id.clone(),
-                    statement(id, user, inc, on_insert, guard, upsert),
-                )
-            })
-            .collect()
-    }
-
-    pub fn total_ids(&self) -> Vec<String> {
-        self.totals.keys().cloned().collect()
-    }
-
-    pub fn period_ids(&self) -> Vec<String> {
-        self.periods.keys().cloned().collect()
-    }
-
-    /// Drops the counter documents in `applied` (they already hold this batch).
-    pub fn without(mut self, applied_totals: &[String], applied_periods: &[String]) -> Deltas {
-        for id in applied_totals {
-            self.totals.remove(id);
-        }
-        for id in applied_periods {
-            self.periods.remove(id);
-        }
-        self
-    }
-}
-
-/// The filter carries `user_id`, the shard key, besides `_id`: on a sharded cluster an
-/// upsert must name the full shard key, and a targeted update reaches one shard. (An
-/// upsert copies the filter's equality fields into the document it inserts; the same
-/// value in `$setOnInsert` is allowed and keeps the document whole on any server.)
-fn statement(
-    id: &str,
-    user_id: &str,
-    inc: Document,
-    on_insert: Document,
-    guard: Option<&str>,
-    upsert: bool,
-) -> Document {
-    let mut q = doc! { "_id": id, "user_id": user_id };
-    let mut u = doc! { "$inc": inc, "$setOnInsert": on_insert };
-    if let Some(batch) = guard {
-        q.insert(GUARD, doc! { "$ne": batch });
-        u.insert("$push", doc! { GUARD: batch });
-    }
-    doc! { "q": q, "u": u, "upsert": upsert }
-}
-
 /// Creates the indexes the queries rely on; idempotent, run at every start.
 pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
     let named = |keys: Document, name: &str, unique: bool, sparse: bool| {
@@ -248,21 +137,24 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
             named(doc! { "pending.batch": 1 }, "pending", false, true),
         ])
         .await?;
-    db.collection::<Document>(TOTALS)
-        .create_indexes([
-            named(
-                doc! { "user_id": 1, "event_type": 1 },
-                "by_user",
-                false,
-                false,
-            ),
-            named(
-                doc! { "event_type": 1, "points": -1, "user_id": 1 },
-                "rank",
-                false,
-                false,
-            ),
-        ])
+    // The all-time board, and per slot the board of the period it holds.
+    let mut users = vec![named(
+        doc! { "points": -1, "user_id": 1 },
+        "rank_all",
+        false,
+        false,
+    )];
+    for kind in super::state::SLOTS {
+        let k = kind.as_str();
+        users.push(named(
+            doc! { format!("{k}.key"): 1, format!("{k}.points"): -1, "user_id": 1 },
+            &format!("rank_{k}"),
+            false,
+            false,
+        ));
+    }
+    db.collection::<Document>(USERS)
+        .create_indexes(users)
         .await?;
     db.collection::<Document>(PERIODS)
         .create_indexes([
@@ -272,7 +164,7 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
                 false,
                 false,
             ),
-            // A cache rebuild reads every board entry of a page of users.
+            // Erasure, recompute and a cache rebuild read a user's archives.
             named(doc! { "user_id": 1, "period": 1 }, "by_user", false, false),
         ])
         .await?;

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{self, wall_ms};
 use super::error::{timed_out, to_store};
-use super::{erase, recovery, Ctx};
+use super::{erase, recovery, Ctx, Mode};
 use crate::domain::event::NewEvent;
 use crate::store::writer_channel::{gather, Request};
 use crate::store::{Recorded, StoreError};
@@ -45,7 +45,8 @@ impl Request for Command {
 
 type RecordReply = oneshot::Sender<Result<Recorded, StoreError>>;
 
-pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
+/// `recovering`: whether periodic recovery passes are needed (see below).
+pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>, mut recovering: bool) {
     let mut recovery =
         tokio::time::interval_at(tokio::time::Instant::now() + RECOVERY_EVERY, RECOVERY_EVERY);
     recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,11 +58,17 @@ pub async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Command>) {
                 let Some(first) = first else { break };
                 process(&ctx, gather(first, &mut rx, MAX_EVENTS_PER_COMMIT)).await;
             }
-            _ = recovery.tick() => {
+            _ = recovery.tick(), if recovering => {
                 match tokio::time::timeout(WRITE_TIMEOUT * 3, recovery::run(&ctx, wall_ms())).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "mongodb recovery pass failed; retrying later"),
                     Err(_) => tracing::warn!("mongodb recovery pass timed out; retrying later"),
+                }
+                // With transactions nothing leaves pending batches or erasure markers:
+                // they can only come from an earlier run on a standalone server. Once
+                // none is left, of any age, later passes would only cost round trips.
+                if ctx.mode == Mode::Transactions {
+                    recovering = !matches!(recovery::nothing_left(&ctx).await, Ok(true));
                 }
             }
         }
