@@ -52,7 +52,8 @@ fn write_events(out: &mut impl Write, events: u64, users: u64) -> std::io::Resul
 fn import(server_bin: &Path, db: &Path, events: u64, users: u64) -> anyhow::Result<f64> {
     let mut child = Command::new(server_bin)
         .current_dir(crate::procs::workspace_root())
-        .args(["import", "-", "--json"])
+        .args(["import", "-", "--json", "--rejects"])
+        .arg(db.with_extension("rejects.ndjson"))
         .env("SQLITE_PATH", db)
         .env("EVENTS_POINTS_PATH", "config/events.yaml")
         .env("LOG_LEVEL", "warn")

@@ -68,17 +68,7 @@ async fn check(app: &TestApp, want: &BTreeMap<String, i64>) {
         assert_eq!(app.ledger_sum(user).await.0, *points, "{user}: ledger");
     }
     let (_, board) = app.get("/v1/leaderboard?period=all&limit=100").await;
-    let shown: BTreeMap<String, i64> = board["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| {
-            (
-                e["user_id"].as_str().unwrap().to_owned(),
-                e["points"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let shown: BTreeMap<String, i64> = common::board_entries(&board).into_iter().collect();
     assert_eq!(&shown, want, "all-time board");
     let mut week = 0;
     for d in 0..9 {
@@ -88,12 +78,7 @@ async fn check(app: &TestApp, want: &BTreeMap<String, i64>) {
         let (_, board) = app
             .get(&format!("/v1/leaderboard?period=day&at={at}&limit=100"))
             .await;
-        let day: i64 = board["entries"]
-            .as_array()
-            .expect("entries")
-            .iter()
-            .map(|e| e["points"].as_i64().unwrap())
-            .sum();
+        let day = board_sum(&board);
         let expected: i64 = batch()
             .0
             .iter()
@@ -111,13 +96,11 @@ async fn check(app: &TestApp, want: &BTreeMap<String, i64>) {
     let (_, board) = app
         .get(&format!("/v1/leaderboard?period=week&at={at}&limit=100"))
         .await;
-    let shown: i64 = board["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| e["points"].as_i64().unwrap())
-        .sum();
-    assert_eq!(shown, week, "week board");
+    assert_eq!(board_sum(&board), week, "week board");
+}
+
+fn board_sum(board: &Value) -> i64 {
+    common::board_entries(board).iter().map(|(_, p)| p).sum()
 }
 
 /// The same data folder, in-process and without a crash point.

@@ -132,18 +132,7 @@ async fn disk_full_answers_503_then_recovers() {
     expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let (status, board) = app.get("/v1/leaderboard?period=all").await;
     assert_eq!(status, 200, "{board}");
-    let shown: Vec<(String, i64)> = board["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["user_id"].as_str().unwrap().to_owned(),
-                e["points"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(shown, expected, "{board}");
+    assert_eq!(common::board_entries(&board), expected, "{board}");
     let (status, me) = app
         .get(&format!(
             "/v1/leaderboard/users/{}?period=all",

@@ -90,6 +90,21 @@ pub fn event<T: serde::Serialize>(user: &str, event_type: &str, ts: T) -> Value 
 }
 
 /// Unix ms now, as the fixed clock starts.
+/// A leaderboard answer's entries as (user id, points), in board order.
+pub fn board_entries(board: &Value) -> Vec<(String, i64)> {
+    board["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries in {board}"))
+        .iter()
+        .map(|e| {
+            (
+                e["user_id"].as_str().unwrap_or_default().to_owned(),
+                e["points"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
