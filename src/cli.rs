@@ -196,7 +196,9 @@ async fn import(config: &Config, opts: bulk::import::Options, json: bool) -> any
 
 async fn export(config: &Config, opts: bulk::export::Options) -> anyhow::Result<()> {
     bulk::init_logging(&config.log);
-    let store = bulk::open(config).await?;
+    // Export reads the ledger only: it needs no cache, and on SQLite it may run beside
+    // the server.
+    let store = crate::startup::open_store_for_reading(config).await?;
     let result = bulk::export::run(&store, &opts).await;
     store.lifecycle.close().await;
     let report = result?;

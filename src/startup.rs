@@ -69,6 +69,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::of(store))
 }
 
+/// Opens the store for reading only (`export`): on SQLite without taking the file from
+/// a server that may be running on it ([`SqliteStore::open_reader`]).
+pub async fn open_store_for_reading(config: &Config) -> anyhow::Result<Store> {
+    if config.mongo.is_some() {
+        return open_store(config).await;
+    }
+    Ok(Store::of(SqliteStore::open_reader(&config.sqlite)?))
+}
+
 /// Puts the Redis cache in front of `store`'s ledger when the configuration has Redis:
 /// the cache replaces the ledger (what it caches) and the lifecycle (its own task and
 /// health); rules, webhooks and export stay the store's own.

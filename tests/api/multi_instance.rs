@@ -83,6 +83,22 @@ async fn a_second_process_on_one_sqlite_file_is_refused() {
         "the refused command wrote nothing"
     );
 
+    // Export only reads the ledger, which is exact in any snapshot: it may run beside.
+    let out = std::process::Command::new(common::process::BIN)
+        .arg("export")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run eventtracker export");
+    let lines = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "export beside the server: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    assert!(lines.contains(&user), "{lines}");
+
     // So is a second server.
     let config =
         eventtracker::config::Config::from_map(&env.iter().cloned().collect()).expect("config");

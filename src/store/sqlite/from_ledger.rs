@@ -105,3 +105,14 @@ pub fn top_users(c: &Connection, q: &TopUsersQuery) -> rusqlite::Result<Vec<User
         .map(|(user_id, points)| UserTotal { user_id, points })
         .collect())
 }
+
+/// Every user with an event, in id order, after `after`: through the ledger's dedup
+/// index, whose key starts with the user id.
+pub fn user_ids(c: &Connection, after: Option<&str>, limit: u32) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT DISTINCT user_id FROM events WHERE ?1 IS NULL OR user_id > ?1
+         ORDER BY user_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| r.get(0))?;
+    rows.collect()
+}
