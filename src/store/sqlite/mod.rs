@@ -192,6 +192,14 @@ struct Readers {
 const MAX_IDLE_READERS: usize = 16;
 
 impl Readers {
+    fn new(path: &Path, writable: Arc<AtomicBool>) -> Readers {
+        Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            writable,
+        }
+    }
+
     fn take(&self) -> rusqlite::Result<Connection> {
         if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(c);
@@ -258,11 +266,7 @@ impl SqliteStore {
             }
         };
         let (channel, rx) = WriterChannel::new();
-        let readers = Arc::new(Readers {
-            path: config.path.clone(),
-            idle: Mutex::new(Vec::new()),
-            writable: writable.clone(),
-        });
+        let readers = Arc::new(Readers::new(&config.path, writable.clone()));
         // What the counters lack after a crash: the ledger's tail past the last
         // checkpoint, counted now (on a read connection, so a read-only file works too).
         // Unknown if it cannot be read yet: then the writer counts it before its next
@@ -392,11 +396,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(None),
             checkpointer: Mutex::new(None),
             aside: Arc::new(Mutex::new(None)),
-            readers: Arc::new(Readers {
-                path: config.path.clone(),
-                idle: Mutex::new(Vec::new()),
-                writable: Arc::new(AtomicBool::new(true)),
-            }),
+            readers: Arc::new(Readers::new(&config.path, Arc::new(AtomicBool::new(true)))),
             lagging: Arc::new(AtomicBool::new(true)),
             held: Arc::new(std::sync::RwLock::new(pending::Held::default())),
             lock: Mutex::new(None),
@@ -530,7 +530,12 @@ impl Ledger for SqliteStore {
 
     async fn user_points(&self, user_id: &str, range: TimeRange) -> Result<UserPoints, StoreError> {
         if range.from_ms.is_none() && range.to_ms.is_none() {
-            // Counter rows only: O(event types), whatever the history.
+            // Counter rows only: O(event types), whatever the history. With nothing
+            // held the rows are the whole answer (a write committing meanwhile has not
+            // been acknowledged yet).
+            if !self.lagging.load(Ordering::SeqCst) {
+                return self.read_now(|c| read::user_points(c, user_id, range));
+            }
             if let Some(points) = self.all_time_points(user_id)? {
                 return Ok(points);
             }

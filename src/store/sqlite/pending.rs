@@ -35,6 +35,8 @@ const MAX_AGE: Duration = Duration::from_millis(500);
 #[derive(Default)]
 pub struct Pending {
     types: HashMap<String, BTreeMap<String, (i64, i64)>>,
+    /// Entries of `types`, kept so that the check after every commit is O(1).
+    type_rows: usize,
     periods: HashMap<(String, String), i64>,
     /// When the latest of these events was received: the `created_at` of the
     /// `rank.changed` deliveries they cause.
@@ -52,7 +54,10 @@ impl Pending {
             for (ty, c) in &changes.by_type {
                 let t = match user.get_mut(ty) {
                     Some(t) => t,
-                    None => user.entry(ty.clone()).or_default(),
+                    None => {
+                        self.type_rows += 1;
+                        user.entry(ty.clone()).or_default()
+                    }
                 };
                 t.0 += c.events;
                 t.1 += c.points;
@@ -70,7 +75,7 @@ impl Pending {
 
     /// Counter rows waiting.
     pub fn rows(&self) -> usize {
-        self.types.values().map(BTreeMap::len).sum::<usize>() + self.periods.len()
+        self.type_rows + self.periods.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,7 +102,13 @@ impl Pending {
         for (user, by_type) in other.types {
             let mine = self.types.entry(user).or_default();
             for (ty, (events, points)) in by_type {
-                let t = mine.entry(ty).or_default();
+                let t = match mine.entry(ty) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        self.type_rows += 1;
+                        v.insert((0, 0))
+                    }
+                };
                 t.0 += events;
                 t.1 += points;
             }
@@ -322,6 +333,8 @@ mod tests {
         later.add("u", &changes("LOGIN", 0, 1), 0);
         held.merge(later);
         assert_eq!(held.all_points("u"), -3);
+        // Two types and one `all` row plus day, week and month (all the same instant).
+        assert_eq!(held.rows(), 2 + 4);
         let mut points = UserPoints {
             points: 10,
             events: 1,
