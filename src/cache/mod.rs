@@ -392,7 +392,7 @@ impl Ledger for CachedStore {
             .ledger
             .recompute_user(user_id, rules, apply)
             .await;
-        if apply && !matches!(result, Ok(r) if r.changed_events == 0) {
+        if apply && !matches!(&result, Ok(r) if r.changed_events == 0) {
             // A rewrite moves totals and ranks in ways the scripts have no delta for:
             // the cache is dropped and rebuilt from the store (reads go to the store
             // meanwhile). Rare: recomputes are an operator's action.

@@ -47,7 +47,8 @@ pub struct NewEvent {
     pub event_id: Option<String>,
     /// The `properties` object as compact JSON text.
     pub properties: Option<String>,
-    /// Points awarded: what the rules give (`base_points`), less anything over a cap.
+    /// Points the rules give it: `base_points` times any boost in force at its event
+    /// time. The store reduces it to respect a cap.
     pub points: i64,
     /// Points the event type is worth under the rules that judged it.
     pub base_points: i64,
@@ -56,7 +57,22 @@ pub struct NewEvent {
     /// The type's cap under those rules: the store reduces `points` to respect it.
     pub cap: Option<Cap>,
     pub received_ms: i64,
+    /// Levels, streaks and achievements of the rules that judged it.
+    pub progression: ProgressionRef,
 }
+
+/// The progression of a rules version, shared by the events it judged; two are equal
+/// when they are the same version's.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressionRef(pub std::sync::Arc<crate::domain::progression::Progression>);
+
+impl PartialEq for ProgressionRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ProgressionRef {}
 
 impl NewEvent {
     /// What makes two events the same event for one user: the client's `event_id` when
@@ -340,11 +356,12 @@ pub fn validate_event(
             ts_ms,
             event_id,
             properties,
-            points: t.points,
+            points: rules.progression().boosted(&t.name, ts_ms, t.points),
             base_points: t.points,
             rules_version: rules.version(),
             cap: t.cap,
             received_ms: now_ms,
+            progression: ProgressionRef(rules.progression().clone()),
         }),
         _ => Err(errors),
     }

@@ -4,6 +4,7 @@ pub mod caps;
 pub mod engine;
 pub mod event;
 pub mod period;
+pub mod progression;
 pub mod ranking;
 pub mod rules;
 pub mod time;

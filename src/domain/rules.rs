@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::caps::Cap;
 use super::period::Period;
+use super::progression::Progression;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EventType {
@@ -31,6 +32,8 @@ pub struct Rules {
     hash: String,
     /// How the store registered this configuration; `None` until it is.
     registered: Option<RulesVersion>,
+    /// Levels, streaks, achievements and boosts (all empty when not configured).
+    progression: std::sync::Arc<Progression>,
 }
 
 /// One accepted configuration as the store keeps it.
@@ -73,6 +76,8 @@ pub const MAX_ABS_POINTS: i64 = 1_000_000_000;
 #[derive(Deserialize)]
 struct FileFormat {
     events: Vec<serde_yaml::Value>,
+    #[serde(flatten)]
+    progression: super::progression::config::Sections,
 }
 
 #[derive(Deserialize)]
@@ -179,7 +184,11 @@ impl Rules {
                 cap,
             });
         }
+        let known = |name: &str| index.contains_key(name);
+        let progression = super::progression::config::parse(file.progression, &known)
+            .map_err(|(entry, problem)| entry_err(entry, problem))?;
         Ok(Rules {
+            progression: std::sync::Arc::new(progression),
             types,
             index,
             hash: content_hash(text),
@@ -209,6 +218,10 @@ impl Rules {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    pub fn progression(&self) -> &std::sync::Arc<Progression> {
+        &self.progression
     }
 
     pub fn get(&self, name: &str) -> Option<&EventType> {

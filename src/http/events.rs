@@ -13,6 +13,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Params};
 use super::AppState;
 use crate::domain::event::{validate_event, EventInput, FieldError, NewEvent};
+use super::progression::{AchievementRef, LevelRef};
+use crate::domain::engine::Gained;
 use crate::store::{RecordOutcome, TimeRange, TopUsersQuery};
 
 pub const MAX_BATCH: usize = 1000;
@@ -23,6 +25,21 @@ pub struct EventCreated {
     message: &'static str,
     id: String,
     points: i64,
+    /// Achievements this event unlocked (empty when none).
+    unlocked: Vec<AchievementRef>,
+    /// The user's level after this event; `null` without levels.
+    level: Option<LevelRef>,
+}
+
+fn unlocked_refs(gained: &Gained) -> Vec<AchievementRef> {
+    gained
+        .unlocked
+        .iter()
+        .map(|(id, name)| AchievementRef {
+            id: id.clone(),
+            name: name.clone(),
+        })
+        .collect()
 }
 
 fn count(outcome: &'static str, n: usize) {
@@ -52,7 +69,7 @@ pub async fn record_event(
     })?;
     let outcome = state.store.ledger.record(vec![event]).await?.outcomes.pop();
     match outcome {
-        Some(RecordOutcome::Created { id, points }) => {
+        Some(RecordOutcome::Created { id, points, gained }) => {
             count("created", 1);
             Ok((
                 StatusCode::CREATED,
@@ -60,6 +77,8 @@ pub async fn record_event(
                     message: "User events recorded Successfully",
                     id,
                     points,
+                    unlocked: unlocked_refs(&gained),
+                    level: gained.level.as_ref().map(LevelRef::from),
                 }),
             ))
         }
@@ -149,6 +168,13 @@ pub struct BatchItem {
     message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<FieldError>>,
+    /// Created results: the achievements the event unlocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unlocked: Option<Vec<AchievementRef>>,
+    /// Created results: the user's level after the event (`null` without levels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LevelRef>)]
+    level: Option<Option<LevelRef>>,
 }
 
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events",
@@ -184,19 +210,23 @@ pub async fn record_batch(
                 points: None,
                 message: Some(ApiError::fields(errors.clone()).to_message()),
                 errors: Some(errors),
+                unlocked: None,
+                level: None,
             })),
         }
     }
     let outcomes = state.store.ledger.record(valid).await?.outcomes;
     for (index, outcome) in valid_index.into_iter().zip(outcomes) {
         results[index] = Some(match outcome {
-            RecordOutcome::Created { id, points } => BatchItem {
+            RecordOutcome::Created { id, points, gained } => BatchItem {
                 index,
                 status: BatchStatus::Created,
                 id: Some(id),
                 points: Some(points),
                 message: None,
                 errors: None,
+                unlocked: Some(unlocked_refs(&gained)),
+                level: Some(gained.level.as_ref().map(LevelRef::from)),
             },
             RecordOutcome::Duplicate { id } => BatchItem {
                 index,
@@ -205,6 +235,8 @@ pub async fn record_batch(
                 points: Some(0),
                 message: Some("User event already exists".into()),
                 errors: None,
+                unlocked: None,
+                level: None,
             },
         });
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
@@ -27,6 +27,7 @@ pub mod leaderboard;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod progression;
 pub mod server;
 pub mod service_info;
 pub mod stats;
@@ -97,7 +98,9 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         )
         .route(
             "/v1/users/{user_id}",
-            delete(users::erase).route_layer(guard(Role::Admin)),
+            delete(users::erase)
+                .route_layer(guard(Role::Admin))
+                .merge(patch(progression::patch_user).route_layer(guard(Role::Ingest))),
         )
         .route(
             "/v1/admin/recompute",
@@ -130,6 +133,12 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                     get(leaderboard::standing),
                 )
                 .route("/v1/stats/daily", get(stats::daily))
+                .route("/v1/achievements", get(progression::achievements))
+                .route(
+                    "/v1/users/{user_id}/achievements",
+                    get(progression::user_achievements),
+                )
+                .route("/v1/users/{user_id}/streaks", get(progression::user_streaks))
                 .route_layer(guard(Role::Read)),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))

@@ -28,6 +28,8 @@ pub struct PointsResponse {
     points: i64,
     events: u64,
     by_type: BTreeMap<String, TypeBreakdown>,
+    /// The all-time level (whatever the time window); `null` without levels.
+    level: Option<super::progression::LevelStatus>,
 }
 
 /// Reads `from` (inclusive) and `to` (exclusive) event-time bounds.
@@ -61,8 +63,22 @@ pub async fn points(
     path_user_id(&user_id)?;
     let range = time_range(&params)?;
     let totals = state.store.ledger.user_points(&user_id, range).await?;
+    let rules = state.rules.current();
+    let level = if rules.progression().levels.is_empty() {
+        None
+    } else if range == TimeRange::default() {
+        super::progression::level_status(rules.progression(), totals.points)
+    } else {
+        let all = state
+            .store
+            .ledger
+            .user_points(&user_id, TimeRange::default())
+            .await?;
+        super::progression::level_status(rules.progression(), all.points)
+    };
     Ok(axum::Json(PointsResponse {
         user_id,
+        level,
         points: totals.points,
         events: totals.events,
         by_type: totals

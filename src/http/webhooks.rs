@@ -193,6 +193,15 @@ pub enum WebhookEvent {
     /// A user entered, left or moved within the top N of the watched leaderboard.
     #[serde(rename = "rank.changed")]
     RankChanged,
+    /// A user unlocked an achievement (each time, for a repeatable one).
+    #[serde(rename = "achievement.unlocked")]
+    AchievementUnlocked,
+    /// A user's level went up or down.
+    #[serde(rename = "level.changed")]
+    LevelChanged,
+    /// A user's streak was extended, used freezes, or was found broken.
+    #[serde(rename = "streak.changed")]
+    StreakChanged,
 }
 
 impl WebhookEvent {
@@ -201,6 +210,9 @@ impl WebhookEvent {
             WebhookEvent::PointsChanged => webhooks::POINTS_CHANGED,
             WebhookEvent::CapReached => webhooks::CAP_REACHED,
             WebhookEvent::RankChanged => RANK_CHANGED,
+            WebhookEvent::AchievementUnlocked => webhooks::ACHIEVEMENT_UNLOCKED,
+            WebhookEvent::LevelChanged => webhooks::LEVEL_CHANGED,
+            WebhookEvent::StreakChanged => webhooks::STREAK_CHANGED,
         }
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::progression::Progress;
 use crate::domain::rules::Rules;
 pub use crate::domain::rules::RulesVersion;
 use crate::webhooks::{
@@ -34,13 +35,79 @@ pub enum StoreError {
     Unsupported(String),
 }
 
-/// One user's balance before and after a replay.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One user's balance, achievements and level before and after a replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserRecompute {
     pub current: i64,
     pub recomputed: i64,
-    /// Events whose points or base points differ under the replayed rules.
+    /// Events whose points or base points differ under the replayed rules, and bonus
+    /// entries the replay awards, changes or takes away.
     pub changed_events: u64,
+    /// Achievements the replay unlocks that the user does not have, and the reverse.
+    pub unlocked: Vec<String>,
+    pub revoked: Vec<String>,
+    /// The level numbers held with `current` and with `recomputed` points.
+    pub level_current: Option<i64>,
+    pub level_recomputed: Option<i64>,
+}
+
+impl UserRecompute {
+    /// What replaying `entries` gave against what the user has now (`current`).
+    pub fn of(
+        entries: &[crate::domain::engine::LedgerEntry],
+        replayed: &crate::domain::engine::Replay,
+        current: &Progress,
+        rules: &Rules,
+    ) -> UserRecompute {
+        let now: i64 = entries.iter().map(|e| e.points).sum();
+        let after = &replayed.state.progress.achievements;
+        let levels = rules.progression();
+        UserRecompute {
+            current: now,
+            recomputed: replayed.state.points,
+            changed_events: (replayed.changed(entries).len()
+                + replayed.removed.len()
+                + replayed.added.len()) as u64,
+            unlocked: after
+                .keys()
+                .filter(|k| !current.achievements.contains_key(*k))
+                .cloned()
+                .collect(),
+            revoked: current
+                .achievements
+                .keys()
+                .filter(|k| !after.contains_key(*k))
+                .cloned()
+                .collect(),
+            level_current: levels.level_at(now).map(|l| l.level),
+            level_recomputed: levels.level_at(replayed.state.points).map(|l| l.level),
+        }
+    }
+}
+
+/// How many users unlocked each achievement, among the users with a ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AchievementCounts {
+    /// Users with at least one ledger entry.
+    pub users: u64,
+    /// By achievement id (those nobody unlocked may be missing).
+    pub unlocked: std::collections::BTreeMap<String, u64>,
+}
+
+/// Per-user progression: the part of the state the engine keeps for streaks and
+/// achievements (written by [`Ledger::record`] with the events), and the user's time
+/// zone.
+#[async_trait]
+pub trait ProgressStore: Send + Sync + 'static {
+    /// The user's progress as of their last write (empty for an unknown user).
+    async fn user_progress(&self, user_id: &str) -> Result<Progress, StoreError>;
+
+    /// Sets the IANA time zone the user's streak and achievement periods follow, in
+    /// order with the user's writes.
+    async fn set_timezone(&self, user_id: &str, timezone: &str) -> Result<(), StoreError>;
+
+    /// Unlock counts for rarity.
+    async fn achievement_counts(&self) -> Result<AchievementCounts, StoreError>;
 }
 
 use crate::domain::engine::Changes;
@@ -317,13 +384,14 @@ pub struct Store {
     pub webhooks: Arc<dyn WebhookQueue>,
     pub export: Arc<dyn Export>,
     pub lifecycle: Arc<dyn Lifecycle>,
+    pub progress: Arc<dyn ProgressStore>,
 }
 
 impl Store {
     /// A store whose every concern is served by one backend (SQLite, MongoDB).
     pub fn of<B>(backend: B) -> Store
     where
-        B: Ledger + RulesLog + WebhookQueue + Export + Lifecycle,
+        B: Ledger + RulesLog + WebhookQueue + Export + Lifecycle + ProgressStore,
     {
         let b = Arc::new(backend);
         Store {
@@ -331,6 +399,7 @@ impl Store {
             rules: b.clone(),
             webhooks: b.clone(),
             export: b.clone(),
+            progress: b.clone(),
             lifecycle: b,
         }
     }

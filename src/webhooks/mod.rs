@@ -59,7 +59,22 @@ impl WebhookConfig {
 pub const POINTS_CHANGED: &str = "points.changed";
 pub const CAP_REACHED: &str = "cap.reached";
 pub const RANK_CHANGED: &str = "rank.changed";
-const SENT: &[&str] = &[POINTS_CHANGED, CAP_REACHED, RANK_CHANGED];
+pub const ACHIEVEMENT_UNLOCKED: &str = "achievement.unlocked";
+pub const LEVEL_CHANGED: &str = "level.changed";
+pub const STREAK_CHANGED: &str = "streak.changed";
+const SENT: &[&str] = &[
+    POINTS_CHANGED,
+    CAP_REACHED,
+    RANK_CHANGED,
+    ACHIEVEMENT_UNLOCKED,
+    LEVEL_CHANGED,
+    STREAK_CHANGED,
+];
+
+/// The kind constant for a subscription's event name, if this version sends it.
+pub fn sent_kind(event: &str) -> Option<&'static str> {
+    SENT.iter().copied().find(|k| *k == event)
+}
 
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MIN_SECRET_CHARS: usize = 16;

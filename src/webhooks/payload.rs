@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::caps::Cap;
-use crate::domain::engine::PointsChanged;
+use crate::domain::engine::{Notice, PointsChanged};
 use crate::domain::event::NewEvent;
 use crate::domain::time::format_millis;
 
@@ -73,4 +73,101 @@ pub fn body(id: &str, kind: &str, at_ms: i64, data: &Value) -> String {
         "data": data,
     })
     .to_string()
+}
+
+fn level_json(l: &Option<crate::domain::progression::Level>) -> Value {
+    match l {
+        Some(l) => json!({"level": l.level, "name": l.name}),
+        None => Value::Null,
+    }
+}
+
+/// A notice as a delivery: its kind, user, the key that makes its delivery id unique
+/// within its commit, when it happened, and its `data`.
+pub struct Described<'a> {
+    pub kind: &'static str,
+    pub user_id: &'a str,
+    pub key: String,
+    pub at_ms: i64,
+    pub data: Value,
+}
+
+pub fn describe(notice: &Notice) -> Described<'_> {
+    use crate::webhooks::{
+        ACHIEVEMENT_UNLOCKED, CAP_REACHED, LEVEL_CHANGED, POINTS_CHANGED, STREAK_CHANGED,
+    };
+    match notice {
+        // Keyed by the request's first event: a commit may hold several requests of
+        // one user, each with its own notice.
+        Notice::PointsChanged(p) => Described {
+            kind: POINTS_CHANGED,
+            user_id: &p.user_id,
+            key: p.event_ids.first().cloned().unwrap_or_default(),
+            at_ms: p.at_ms,
+            data: points_changed(p),
+        },
+        Notice::CapReached(c) => Described {
+            kind: CAP_REACHED,
+            user_id: &c.user_id,
+            key: c.id.clone(),
+            at_ms: c.received_ms,
+            data: c.data(),
+        },
+        Notice::AchievementUnlocked(a) => Described {
+            kind: ACHIEVEMENT_UNLOCKED,
+            user_id: &a.user_id,
+            key: format!("{}|achievement|{}|{}", a.event_id, a.id, a.times),
+            at_ms: a.received_ms,
+            data: json!({
+                "user_id": a.user_id,
+                "achievement": {"id": a.id, "name": a.name},
+                "times": a.times,
+                "points": a.bonus,
+                "event_id": a.event_id,
+                "unlocked_at": format_millis(a.ts_ms),
+            }),
+        },
+        Notice::LevelChanged(l) => Described {
+            kind: LEVEL_CHANGED,
+            user_id: &l.user_id,
+            key: format!("{}|level", l.event_id),
+            at_ms: l.at_ms,
+            data: json!({
+                "user_id": l.user_id,
+                "from": level_json(&l.from),
+                "to": level_json(&l.to),
+                "direction": match (&l.from, &l.to) {
+                    (Some(a), Some(b)) if b.points < a.points => "down",
+                    (Some(_), None) => "down",
+                    _ => "up",
+                },
+                "points": l.points,
+                "event_id": if l.event_id.is_empty() { Value::Null } else { json!(l.event_id) },
+            }),
+        },
+        Notice::StreakChanged(s) => Described {
+            kind: STREAK_CHANGED,
+            user_id: &s.user_id,
+            key: format!("{}|streak|{}|{}", s.event_id, s.id, s.change.as_str()),
+            at_ms: s.received_ms,
+            data: json!({
+                "user_id": s.user_id,
+                "streak": s.id,
+                "change": s.change.as_str(),
+                "length": s.length,
+                "longest": s.longest,
+                "freezes": s.freezes,
+                "broken_length": match s.change {
+                    crate::domain::progression::advance::StreakChangeKind::Broken(n) => json!(n),
+                    _ => Value::Null,
+                },
+                "frozen_periods": match s.change {
+                    crate::domain::progression::advance::StreakChangeKind::Frozen(n) => json!(n),
+                    _ => Value::Null,
+                },
+                "event_id": s.event_id,
+                "event_at": format_millis(s.ts_ms),
+            }),
+        },
+    }
 }

@@ -4,7 +4,8 @@
 //! rewrites the user when applying.
 
 use super::state::{Changes, UserState};
-use super::transition::{apply, Incoming, RecordOutcome, Rule};
+use super::transition::{apply, Bonus, Incoming, RecordOutcome, Rule};
+use crate::domain::progression::{is_bonus, Progress};
 use crate::domain::rules::Rules;
 
 /// One stored event, as replay needs it.
@@ -33,6 +34,10 @@ pub struct Replay {
     pub state: UserState,
     /// The counters from zero: per type and per leaderboard period.
     pub counters: Changes,
+    /// Bonus entries of the ledger the replay does not award again (indexes).
+    pub removed: Vec<usize>,
+    /// Bonus entries the replay awards that the ledger lacks.
+    pub added: Vec<Bonus>,
 }
 
 impl Replay {
@@ -50,8 +55,14 @@ impl Replay {
 /// Replays `entries` (any order) under `rules`. Caps count in the order events were
 /// stored, as at ingest. An event of a type the rules no longer define keeps what it
 /// has: removing a type stops new events of it, it does not take back what was earned.
-pub fn replay(user_id: &str, rules: &Rules, entries: &[LedgerEntry]) -> Replay {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
+///
+/// Achievements, streaks and bonus entries are judged afresh, in the user's time zone
+/// (`current`'s): bonus entries of the ledger are not replayed but compared with
+/// those the replay awards, by type and event time, which identify one.
+pub fn replay(user_id: &str, rules: &Rules, current: &Progress, entries: &[LedgerEntry]) -> Replay {
+    let mut order: Vec<usize> = (0..entries.len())
+        .filter(|&i| !is_bonus(&entries[i].event_type))
+        .collect();
     order.sort_by(|&a, &b| entries[a].id.cmp(&entries[b].id));
     let mut base = Vec::with_capacity(entries.len());
     let incoming: Vec<Incoming> = order
@@ -60,14 +71,14 @@ pub fn replay(user_id: &str, rules: &Rules, entries: &[LedgerEntry]) -> Replay {
             let e = &entries[i];
             let rule = match rules.get(&e.event_type) {
                 Some(t) => Rule::Earn {
-                    base_points: t.points,
+                    base_points: rules.progression().boosted(&t.name, e.ts_ms, t.points),
                     cap: t.cap,
                 },
                 None => Rule::Keep { points: e.points },
             };
-            base.push(match rule {
-                Rule::Earn { base_points, .. } => base_points,
-                Rule::Keep { .. } => e.base_points,
+            base.push(match rules.get(&e.event_type) {
+                Some(t) => t.points,
+                None => e.base_points,
             });
             Incoming {
                 id: &e.id,
@@ -78,18 +89,26 @@ pub fn replay(user_id: &str, rules: &Rules, entries: &[LedgerEntry]) -> Replay {
                 dedup_key: e.id.clone(),
                 rule,
                 stored: None,
+                progression: rules.progression(),
             }
         })
         .collect();
-    let mut state = UserState::default();
+    let mut state = UserState {
+        progress: Progress {
+            timezone: current.timezone.clone(),
+            ..Progress::default()
+        },
+        ..UserState::default()
+    };
     let step = apply(user_id, &mut state, &incoming);
-    let mut out = vec![
-        Replayed {
-            points: 0,
-            base_points: 0
-        };
-        entries.len()
-    ];
+    // Bonus entries keep what they are unless the comparison below says otherwise.
+    let mut out: Vec<Replayed> = entries
+        .iter()
+        .map(|e| Replayed {
+            points: e.points,
+            base_points: e.base_points,
+        })
+        .collect();
     for (k, &i) in order.iter().enumerate() {
         let points = match &step.outcomes[k] {
             RecordOutcome::Created { points, .. } => *points,
@@ -100,9 +119,31 @@ pub fn replay(user_id: &str, rules: &Rules, entries: &[LedgerEntry]) -> Replay {
             base_points: base[k],
         };
     }
+    let mut added = Vec::new();
+    let mut removed: Vec<usize> = (0..entries.len())
+        .filter(|&i| is_bonus(&entries[i].event_type))
+        .collect();
+    for bonus in step.bonuses {
+        let same = removed.iter().position(|&i| {
+            entries[i].event_type == bonus.event_type && entries[i].ts_ms == bonus.ts_ms
+        });
+        match same {
+            Some(k) => {
+                let i = removed.swap_remove(k);
+                out[i] = Replayed {
+                    points: bonus.points,
+                    base_points: bonus.points,
+                };
+            }
+            None => added.push(bonus),
+        }
+    }
+    removed.sort_unstable();
     Replay {
         entries: out,
         state,
         counters: step.changes,
+        removed,
+        added,
     }
 }

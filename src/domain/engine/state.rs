@@ -30,6 +30,8 @@ pub struct UserState {
     pub by_type: BTreeMap<String, TypeCount>,
     /// What each cap window holds so far.
     pub caps: BTreeMap<CapWindow, Usage>,
+    /// Time zone, streaks and achievements: loaded when the rules track progress.
+    pub progress: crate::domain::progression::Progress,
 }
 
 impl UserState {

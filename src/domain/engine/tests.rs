@@ -71,7 +71,7 @@ fn receive(gens: &[Gen]) -> Received {
     }
 }
 
-fn incoming<'a>(r: &'a Received, rules: &Rules, i: usize, stored: Option<&'a str>) -> Incoming<'a> {
+fn incoming<'a>(r: &'a Received, rules: &'a Rules, i: usize, stored: Option<&'a str>) -> Incoming<'a> {
     let g = &r.gens[i];
     let t = rules
         .get(TYPES[g.ty])
@@ -87,6 +87,7 @@ fn incoming<'a>(r: &'a Received, rules: &Rules, i: usize, stored: Option<&'a str
             cap: t.cap,
         },
         stored,
+        progression: rules.progression(),
     }
 }
 
@@ -118,7 +119,7 @@ fn run(r: &Received, rules: &Rules, cuts: &[usize]) -> Stored {
             .collect();
         let step = apply("u", &mut s.state, &events);
         for (i, o) in (w[0]..w[1]).zip(&step.outcomes) {
-            if let RecordOutcome::Created { id, points } = o {
+            if let RecordOutcome::Created { id, points, .. } = o {
                 known.insert(r.keys[i].clone(), id.clone());
                 let g = &r.gens[i];
                 s.ledger
@@ -137,7 +138,7 @@ fn caps_reached(notices: &[Notice]) -> Vec<&CapReached> {
         .iter()
         .filter_map(|n| match n {
             Notice::CapReached(c) => Some(c),
-            Notice::PointsChanged(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -196,7 +197,7 @@ proptest! {
         }
         let notified: i64 = s.notices.iter().map(|n| match n {
             Notice::PointsChanged(p) => p.delta,
-            Notice::CapReached(_) => 0,
+            _ => 0,
         }).sum();
         prop_assert_eq!(notified, sum);
     }
@@ -211,7 +212,7 @@ proptest! {
         }).collect();
         // Replay takes the ledger in any order.
         entries.reverse();
-        let replayed = replay("u", &rules, &entries);
+        let replayed = replay("u", &rules, &Default::default(), &entries);
         prop_assert!(replayed.changed(&entries).is_empty());
         prop_assert_eq!(&replayed.state, &s.state);
         prop_assert_eq!(&replayed.counters, &s.changes);
@@ -260,7 +261,7 @@ fn replay_applies_new_points_and_caps_in_stored_order() {
         entry("d", "LOGIN", DAY + 5, 1),
         entry("e", "GONE", 40, 7),
     ];
-    let replayed = replay("u", &rules, &entries);
+    let replayed = replay("u", &rules, &Default::default(), &entries);
     let r: Vec<(i64, i64)> = replayed
         .entries
         .iter()

@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 
-use super::notice::{CapReached, Notice, PointsChanged};
+use super::notice::{
+    AchievementUnlocked, CapReached, LevelChanged, Notice, PointsChanged, StreakChanged,
+};
 use super::state::{Changes, UserState};
 use crate::domain::caps::Cap;
 use crate::domain::event::NewEvent;
+use crate::domain::progression::advance::{self, Effect};
+use crate::domain::progression::{bonus_type, Level, Progression};
 
 /// What happened to one event handed to a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +18,34 @@ pub enum RecordOutcome {
     Created {
         id: String,
         points: i64,
+        gained: Gained,
     },
     /// Already stored: `id` is the stored event's id. Nothing was awarded.
     Duplicate {
         id: String,
     },
+}
+
+/// What a created event brought its user besides points: the achievements it
+/// unlocked and the level after it (`None` without levels).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gained {
+    /// `(id, name)` of each achievement unlocked, in order.
+    pub unlocked: Vec<(String, String)>,
+    pub level: Option<Level>,
+}
+
+/// An achievement's bonus points: a ledger entry of its own, type
+/// `achievement:<id>`, at the event time of the event that unlocked it, unique per
+/// user by its dedup key (once, or once per period for a repeatable one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bonus {
+    pub id: String,
+    pub event_type: String,
+    pub ts_ms: i64,
+    pub received_ms: i64,
+    pub points: i64,
+    pub dedup_key: String,
 }
 
 /// How an event earns its points.
@@ -32,7 +59,7 @@ pub enum Rule {
 }
 
 /// One event of a request, as the transition needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Incoming<'a> {
     pub id: &'a str,
     pub event_type: &'a str,
@@ -43,6 +70,8 @@ pub struct Incoming<'a> {
     pub rule: Rule,
     /// The id under which the user's ledger already holds this event, if it does.
     pub stored: Option<&'a str>,
+    /// Levels, streaks and achievements of the rules that judge it.
+    pub progression: &'a Progression,
 }
 
 impl<'a> Incoming<'a> {
@@ -54,11 +83,14 @@ impl<'a> Incoming<'a> {
             ts_ms: e.ts_ms,
             received_ms: e.received_ms,
             dedup_key: e.dedup_key(),
+            // Boosts are applied when the event is received: `points` is what the
+            // rules give it before its cap.
             rule: Rule::Earn {
-                base_points: e.base_points,
+                base_points: e.points,
                 cap: e.cap,
             },
             stored,
+            progression: &e.progression.0,
         }
     }
 }
@@ -70,6 +102,10 @@ pub struct Step {
     pub outcomes: Vec<RecordOutcome>,
     pub changes: Changes,
     pub notices: Vec<Notice>,
+    /// Bonus entries of the achievements unlocked, for the ledger (in `changes` too).
+    pub bonuses: Vec<Bonus>,
+    /// Whether `state.progress` changed: the store writes it back.
+    pub progressed: bool,
 }
 
 /// Applies one request's events of `user_id` to `state`, in order. Events the ledger
@@ -84,6 +120,9 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
     let mut reached = Vec::new();
     let mut event_ids = Vec::new();
     let mut first_received = None;
+    let progression = events.first().map(|e| e.progression);
+    let level_before = progression.and_then(|p| p.level_at(state.points)).cloned();
+    let mut progress_notices = Vec::new();
     for e in events {
         let earlier = e.stored.or_else(|| seen.get(e.dedup_key.as_str()).copied());
         if let Some(id) = earlier {
@@ -127,9 +166,15 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
         step.changes.add(e.event_type, e.ts_ms, points);
         first_received.get_or_insert(e.received_ms);
         event_ids.push(e.id.to_owned());
+        let mut gained = Gained::default();
+        if e.progression.tracks_progress() {
+            progress(user_id, state, e, &mut step, &mut gained, &mut progress_notices);
+        }
+        gained.level = e.progression.level_at(state.points).cloned();
         step.outcomes.push(RecordOutcome::Created {
             id: e.id.to_owned(),
             points,
+            gained,
         });
     }
     if step.changes.points != 0 {
@@ -142,7 +187,83 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
         }));
     }
     step.notices.extend(reached);
+    step.notices.extend(progress_notices);
+    let level_after = progression.and_then(|p| p.level_at(state.points)).cloned();
+    if level_after != level_before {
+        step.notices.push(Notice::LevelChanged(LevelChanged {
+            user_id: user_id.to_owned(),
+            from: level_before,
+            to: level_after,
+            points: state.points,
+            event_id: step.outcomes.iter().find_map(|o| match o {
+                RecordOutcome::Created { id, .. } => Some(id.clone()),
+                RecordOutcome::Duplicate { .. } => None,
+            }).unwrap_or_default(),
+            at_ms: first_received.unwrap_or_default(),
+        }));
+    }
     step
+}
+
+/// Streaks and achievements after the stored event `e` (already counted in `state`):
+/// notices, bonus entries (counted as they are added) and what the event gained.
+fn progress(
+    user_id: &str,
+    state: &mut UserState,
+    e: &Incoming,
+    step: &mut Step,
+    gained: &mut Gained,
+    notices: &mut Vec<Notice>,
+) {
+    let mut total = state.points;
+    let effects = advance::on_event(e.progression, &mut state.progress, e.event_type, e.ts_ms, &mut total);
+    step.progressed = true;
+    for effect in effects {
+        match effect {
+            Effect::Unlocked { id, name, times, bonus, period } => {
+                if bonus != 0 {
+                    let event_type = bonus_type(&id);
+                    state.points += bonus;
+                    state.events += 1;
+                    add_to(&mut state.by_type, &event_type, 1, bonus);
+                    step.changes.add(&event_type, e.ts_ms, bonus);
+                    let when = period.map_or_else(|| "once".to_owned(), |p| p.to_string());
+                    step.bonuses.push(Bonus {
+                        id: crate::domain::event::new_event_id(),
+                        dedup_key: format!("{event_type}:{when}"),
+                        event_type,
+                        ts_ms: e.ts_ms,
+                        received_ms: e.received_ms,
+                        points: bonus,
+                    });
+                }
+                gained.unlocked.push((id.clone(), name.clone()));
+                notices.push(Notice::AchievementUnlocked(AchievementUnlocked {
+                    user_id: user_id.to_owned(),
+                    id,
+                    name,
+                    times,
+                    bonus,
+                    event_id: e.id.to_owned(),
+                    ts_ms: e.ts_ms,
+                    received_ms: e.received_ms,
+                }));
+            }
+            Effect::Streak { id, change, length, longest, freezes } => {
+                notices.push(Notice::StreakChanged(StreakChanged {
+                    user_id: user_id.to_owned(),
+                    id,
+                    change,
+                    length,
+                    longest,
+                    freezes,
+                    event_id: e.id.to_owned(),
+                    ts_ms: e.ts_ms,
+                    received_ms: e.received_ms,
+                }));
+            }
+        }
+    }
 }
 
 /// Adds to a type's count, allocating its key only the first time the type is seen

@@ -97,12 +97,12 @@ pub async fn judge(
                 .iter()
                 .filter_map(|n| match n {
                     Notice::CapReached(c) => Some((c.id.as_str(), c.cap)),
-                    Notice::PointsChanged(_) => None,
+                    _ => None,
                 })
                 .collect();
             for ((&i, outcome), key) in positions.iter().zip(&step.outcomes).zip(&keys) {
                 let e = &events[i];
-                if let RecordOutcome::Created { id, points } = outcome {
+                if let RecordOutcome::Created { id, points, .. } = outcome {
                     let marker = pending.map(|p| Pending {
                         request: r as i64,
                         ..p.clone()

@@ -396,6 +396,30 @@ impl WebhookQueue for MongoStore {
 }
 
 #[async_trait]
+impl crate::store::ProgressStore for MongoStore {
+    async fn user_progress(
+        &self,
+        _user_id: &str,
+    ) -> Result<crate::domain::progression::Progress, StoreError> {
+        Err(StoreError::Unsupported(
+            "streaks and achievements are not kept by the MongoDB store yet".into(),
+        ))
+    }
+
+    async fn set_timezone(&self, _user_id: &str, _timezone: &str) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported(
+            "streaks and achievements are not kept by the MongoDB store yet".into(),
+        ))
+    }
+
+    async fn achievement_counts(&self) -> Result<crate::store::AchievementCounts, StoreError> {
+        Err(StoreError::Unsupported(
+            "streaks and achievements are not kept by the MongoDB store yet".into(),
+        ))
+    }
+}
+
+#[async_trait]
 impl Export for MongoStore {
     async fn user_ids(&self, after: Option<String>, limit: u32) -> Result<Vec<String>, StoreError> {
         self.read(export::user_ids(&self.ctx.db, after, limit))

@@ -29,7 +29,7 @@ use super::Ctx;
 use crate::domain::engine::Notice as EngineNotice;
 use crate::store::UserRecompute;
 use crate::webhooks::payload;
-use crate::webhooks::{RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
+use crate::webhooks::{RankWatch, POINTS_CHANGED, RANK_CHANGED};
 
 /// What one group commit notifies, as far as its own writes go.
 pub struct Batch<'a> {
@@ -54,10 +54,7 @@ pub async fn queue(
     seqs: &std::collections::HashMap<String, i64>,
 ) -> Result<()> {
     let batch = b.id;
-    let wanted = |n: &EngineNotice| match n {
-        EngineNotice::PointsChanged(_) => !subs.points.is_empty(),
-        EngineNotice::CapReached(_) => !subs.caps.is_empty(),
-    };
+    let wanted = |n: &EngineNotice| !subs.of(payload::describe(n).kind).is_empty();
     let own: Vec<&EngineNotice> = b.notices.iter().filter(|n| wanted(n)).collect();
     if own.is_empty() && ranks.is_empty() {
         return Ok(());
@@ -78,24 +75,14 @@ pub async fn queue(
     for notice in own {
         let user = user_of(notice);
         let n = per_user.entry(user).or_default();
-        let (kind, subs, key, at_ms, data) = match notice {
-            // Keyed by the request's first event: a commit may hold several requests
-            // of one user, each with its own notice.
-            EngineNotice::PointsChanged(p) => (
-                POINTS_CHANGED,
-                &subs.points[..],
-                p.event_ids.first().cloned().unwrap_or_default(),
-                p.at_ms,
-                payload::points_changed(p),
-            ),
-            EngineNotice::CapReached(c) => (
-                CAP_REACHED,
-                &subs.caps[..],
-                c.id.clone(),
-                c.received_ms,
-                c.data(),
-            ),
-        };
+        let payload::Described {
+            kind,
+            key,
+            at_ms,
+            data,
+            ..
+        } = payload::describe(notice);
+        let subs = subs.of(kind);
         notices.push(Notice {
             kind,
             subs,
@@ -154,8 +141,8 @@ pub async fn queue(
 /// the boards `rank.changed` watches can be read first).
 #[derive(Default)]
 pub struct Subscribers {
-    points: Vec<String>,
-    caps: Vec<String>,
+    /// Subscription ids by notification kind (`rank.changed` aside).
+    by_kind: std::collections::HashMap<&'static str, Vec<String>>,
     /// The `rank.changed` subscriptions and the board each watches.
     pub ranks: Vec<(String, RankWatch)>,
 }
@@ -165,19 +152,22 @@ impl Subscribers {
         let mut subs = Subscribers::default();
         for s in super::webhooks::list_in(&ctx.db, session).await? {
             for e in &s.events {
-                match e.as_str() {
-                    POINTS_CHANGED => subs.points.push(s.id.clone()),
-                    CAP_REACHED => subs.caps.push(s.id.clone()),
-                    RANK_CHANGED => {
+                match crate::webhooks::sent_kind(e) {
+                    Some(RANK_CHANGED) => {
                         if let Some(watch) = s.rank {
                             subs.ranks.push((s.id.clone(), watch));
                         }
                     }
-                    _ => {}
+                    Some(kind) => subs.by_kind.entry(kind).or_default().push(s.id.clone()),
+                    None => {}
                 }
             }
         }
         Ok(subs)
+    }
+
+    fn of(&self, kind: &str) -> &[String] {
+        self.by_kind.get(kind).map_or(&[], |v| &v[..])
     }
 }
 
@@ -195,7 +185,7 @@ pub async fn queue_recompute(
         return Ok(());
     }
     let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
-    if subs.points.is_empty() {
+    if subs.of(POINTS_CHANGED).is_empty() {
         return Ok(());
     }
     let seq = standings(ctx, Some(&mut *s), &BTreeSet::from([user_id]))
@@ -204,7 +194,7 @@ pub async fn queue_recompute(
         .map_or(0, |p| p.1);
     let notice = Notice {
         kind: POINTS_CHANGED,
-        subs: &subs.points,
+        subs: subs.of(POINTS_CHANGED),
         user: user_id,
         key: user_id.to_owned(),
         seq,
@@ -214,7 +204,7 @@ pub async fn queue_recompute(
     };
     let batch = uuid::Uuid::now_v7().simple().to_string();
     let docs: Vec<Document> = subs
-        .points
+        .of(POINTS_CHANGED)
         .iter()
         .map(|sub| notice.delivery(&batch, sub))
         .collect();
@@ -296,10 +286,7 @@ impl Notice<'_> {
 /// A UUID (version 8) derived from what identifies the delivery, so the same batch
 /// queued twice yields the same ids.
 fn user_of(n: &EngineNotice) -> &str {
-    match n {
-        EngineNotice::PointsChanged(p) => &p.user_id,
-        EngineNotice::CapReached(c) => &c.user_id,
-    }
+    n.user_id()
 }
 
 fn delivery_id(parts: &[&str]) -> String {

@@ -18,14 +18,16 @@ use super::state::Plan;
 use super::transactional;
 use super::txn::in_transaction;
 use super::Ctx;
-use crate::domain::engine::{replay, LedgerEntry, Replay};
+use crate::domain::engine::{replay, LedgerEntry};
+use crate::domain::progression::Progress;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
 pub async fn dry_run(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, None).await?;
-    let replayed = replay(user_id, rules, &entries);
-    Ok(report(&entries, &replayed))
+    let current = Progress::default();
+    let replayed = replay(user_id, rules, &current, &entries);
+    Ok(UserRecompute::of(&entries, &replayed, &current, rules))
 }
 
 pub async fn apply(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
@@ -42,8 +44,9 @@ async fn apply_in(
     rules: &Rules,
 ) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, Some(&mut *s)).await?;
-    let replayed = replay(user_id, rules, &entries);
-    let result = report(&entries, &replayed);
+    let current = Progress::default();
+    let replayed = replay(user_id, rules, &current, &entries);
+    let result = UserRecompute::of(&entries, &replayed, &current, rules);
     if result.changed_events == 0 {
         return Ok(result);
     }
@@ -122,10 +125,3 @@ async fn ledger(
         .collect())
 }
 
-fn report(entries: &[LedgerEntry], replayed: &Replay) -> UserRecompute {
-    UserRecompute {
-        current: entries.iter().map(|e| e.points).sum(),
-        recomputed: replayed.state.points,
-        changed_events: replayed.changed(entries).len() as u64,
-    }
-}

@@ -291,6 +291,7 @@ async fn notices<'a>(
                 dedup_key: e.dedup_key.clone(),
                 rule: Rule::Keep { points: e.points },
                 stored: None,
+                progression: &crate::domain::progression::NONE,
             })
             .collect();
         let mut state = UserState {

@@ -116,3 +116,11 @@ pub fn user_ids(c: &Connection, after: Option<&str>, limit: u32) -> rusqlite::Re
     let rows = stmt.query_map(params![after, limit], |r| r.get(0))?;
     rows.collect()
 }
+
+/// Users with any ledger entry.
+pub fn user_count(c: &Connection) -> rusqlite::Result<u64> {
+    c.query_row("SELECT COUNT(DISTINCT user_id) FROM events", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+}

@@ -15,7 +15,8 @@ use crate::domain::period::PeriodKey;
 use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
-use crate::store::UserRecompute;
+use crate::domain::progression::Progress;
+use crate::store::{AchievementCounts, ProgressStore, UserRecompute};
 use crate::store::{
     DailyTypeTotal, Export, HistoryQuery, Ledger, Lifecycle, Recorded, RulesLog, RulesVersion,
     Standing, StoreError, StoredEvent, TimeRange, TopUsersQuery, UserCounters, UserPoints,
@@ -31,6 +32,7 @@ mod from_ledger;
 mod lock;
 mod outbox;
 mod pending;
+mod progress;
 mod read;
 mod recompute;
 mod rules;
@@ -729,6 +731,38 @@ impl WebhookQueue for SqliteStore {
         let sub = subscription_id.to_owned();
         self.write_aside(move |c| webhooks::replay(c, &sub, delivery_ids, now_ms))
             .await
+    }
+}
+
+#[async_trait]
+impl ProgressStore for SqliteStore {
+    async fn user_progress(&self, user_id: &str) -> Result<Progress, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |c| progress::load(c, &user_id)).await
+    }
+
+    async fn set_timezone(&self, user_id: &str, timezone: &str) -> Result<(), StoreError> {
+        let (user_id, timezone) = (user_id.to_owned(), timezone.to_owned());
+        self.writer
+            .send(|reply| writer::Command::SetTimezone {
+                user_id,
+                timezone,
+                reply,
+            })
+            .await
+    }
+
+    async fn achievement_counts(&self) -> Result<AchievementCounts, StoreError> {
+        if !self.counters_current().await? {
+            return self
+                .read(|c| {
+                    let mut counts = progress::counts(c)?;
+                    counts.users = from_ledger::user_count(c)?;
+                    Ok(counts)
+                })
+                .await;
+        }
+        self.read(progress::counts).await
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::period::Period;
 use crate::domain::ranking::RankedEntry;
 use crate::store::UserRecompute;
 use crate::webhooks::payload;
-use crate::webhooks::{rank, RankWatch, CAP_REACHED, POINTS_CHANGED, RANK_CHANGED};
+use crate::webhooks::{rank, RankWatch, POINTS_CHANGED, RANK_CHANGED};
 
 /// The subscriptions, read once per transaction.
 #[derive(Default)]
@@ -47,17 +47,9 @@ impl Outbox {
         notices: &[Notice],
     ) -> rusqlite::Result<()> {
         for notice in notices {
-            let (kind, user, at, data) = match notice {
-                Notice::PointsChanged(p) => (
-                    POINTS_CHANGED,
-                    &p.user_id,
-                    p.at_ms,
-                    payload::points_changed(p),
-                ),
-                Notice::CapReached(c) => (CAP_REACHED, &c.user_id, c.received_ms, c.data()),
-            };
-            if !self.subscribers(tx, kind)?.is_empty() {
-                self.insert(tx, kind, user, at, data)?;
+            let d = payload::describe(notice);
+            if !self.subscribers(tx, d.kind)?.is_empty() {
+                self.insert(tx, d.kind, d.user_id, d.at_ms, d.data)?;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection};
 
 use crate::domain::engine::{replay, Changes, LedgerEntry};
+use crate::domain::progression::Progress;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
@@ -15,21 +16,19 @@ pub fn user(
     apply: bool,
 ) -> rusqlite::Result<UserRecompute> {
     let entries = ledger(c, user_id)?;
-    let replayed = replay(user_id, rules, &entries);
-    let changed = replayed.changed(&entries);
-    let report = UserRecompute {
-        current: entries.iter().map(|e| e.points).sum(),
-        recomputed: replayed.state.points,
-        changed_events: changed.len() as u64,
-    };
-    if !apply || changed.is_empty() {
+    let current = super::progress::load(c, user_id)?;
+    let replayed = replay(user_id, rules, &current, &entries);
+    let report = UserRecompute::of(&entries, &replayed, &current, rules);
+    let progress_same = replayed.state.progress == current
+        || (!rules.progression().tracks_progress() && current == Progress::default());
+    if !apply || (report.changed_events == 0 && progress_same) {
         return Ok(report);
     }
     let mut update = c.prepare_cached(
         "UPDATE events SET points = ?1, base_points = ?2, rules_version = ?3
          WHERE user_id = ?4 AND ts_ms = ?5 AND id = ?6",
     )?;
-    for &i in &changed {
+    for i in replayed.changed(&entries) {
         let (e, r) = (&entries[i], replayed.entries[i]);
         update.execute(params![
             r.points,
@@ -40,7 +39,31 @@ pub fn user(
             e.id
         ])?;
     }
+    let mut remove =
+        c.prepare_cached("DELETE FROM events WHERE user_id = ?1 AND ts_ms = ?2 AND id = ?3")?;
+    for &i in &replayed.removed {
+        remove.execute(params![user_id, entries[i].ts_ms, entries[i].id])?;
+    }
+    let mut add = c.prepare_cached(
+        "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, NULL, ?7, ?6, ?8)",
+    )?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for b in &replayed.added {
+        add.execute(params![
+            b.id,
+            user_id,
+            b.event_type,
+            b.ts_ms,
+            b.dedup_key,
+            b.points,
+            now,
+            rules.version()
+        ])?;
+    }
     rebuild_counters(c, user_id, &replayed.counters)?;
+    super::progress::save(c, user_id, &replayed.state.progress)?;
+    super::progress::replace_unlocks(c, user_id, &replayed.state.progress)?;
     Ok(report)
 }
 

@@ -86,6 +86,18 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO counters_checkpoint (id, last_rowid, generation)
         SELECT 1, COALESCE(MAX(rowid), 0), 0 FROM events;",
+    // 6: progression (streaks, achievements, time zone) per user, as the engine's
+    // state has it; one row per unlocked achievement, for rarity.
+    "CREATE TABLE user_progress (
+        user_id  TEXT PRIMARY KEY,
+        progress TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE user_achievements (
+        achievement_id TEXT NOT NULL,
+        user_id        TEXT NOT NULL,
+        PRIMARY KEY (achievement_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX user_achievements_user ON user_achievements(user_id);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -39,6 +39,12 @@ pub enum Command {
         rules: Arc<Rules>,
         reply: oneshot::Sender<Result<UserRecompute, StoreError>>,
     },
+    /// Sets a user's time zone in their progress.
+    SetTimezone {
+        user_id: String,
+        timezone: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     /// Checkpoints the counters, so that reads of the counter tables see every
     /// acknowledged write.
     Checkpoint {
@@ -51,6 +57,7 @@ impl Request for Command {
         match self {
             Command::Record { events, .. } => events.len(),
             Command::DeleteUser { .. } | Command::Recompute { .. } => 1,
+            Command::SetTimezone { .. } => 1,
             Command::Checkpoint { .. } => 0,
         }
     }
@@ -60,6 +67,7 @@ enum Done {
     Record(Recorded),
     Delete(bool),
     Recompute(UserRecompute),
+    SetTimezone,
     Checkpoint,
 }
 
@@ -118,7 +126,8 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         (Command::Recompute { reply, .. }, Done::Recompute(r)) => {
                             let _ = reply.send(Ok(r));
                         }
-                        (Command::Checkpoint { reply }, Done::Checkpoint) => {
+                        (Command::Checkpoint { reply }, Done::Checkpoint)
+                        | (Command::SetTimezone { reply, .. }, Done::SetTimezone) => {
                             let _ = reply.send(Ok(()));
                         }
                         _ => unreachable!("results are produced in command order"),
@@ -142,7 +151,7 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         Command::Recompute { reply, .. } => {
                             let _ = reply.send(Err(map_err(&e)));
                         }
-                        Command::Checkpoint { reply } => {
+                        Command::Checkpoint { reply } | Command::SetTimezone { reply, .. } => {
                             let _ = reply.send(Err(map_err(&e)));
                         }
                     }
@@ -158,8 +167,12 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
 
 /// The states of the users a transaction writes, loaded on first use and carried
 /// through its requests in order, so that each request sees the ones before it.
+/// A user's progress is loaded the first time a request needs it.
 #[derive(Default)]
-struct States(HashMap<String, UserState>);
+struct States {
+    users: HashMap<String, UserState>,
+    with_progress: std::collections::HashSet<String>,
+}
 
 impl States {
     fn of<'a>(
@@ -167,20 +180,26 @@ impl States {
         tx: &rusqlite::Transaction,
         pending: &TxCounters,
         user_id: &str,
+        progress: bool,
     ) -> rusqlite::Result<&'a mut UserState> {
-        if !self.0.contains_key(user_id) {
+        if !self.users.contains_key(user_id) {
             // What the row lacks: held changes of earlier commits (unless a checkpoint
             // of this transaction wrote them) and this transaction's own.
             let mut state = super::read::user_state(tx, user_id)?;
             state.points += pending.all_points(user_id);
-            self.0.insert(user_id.to_owned(), state);
+            self.users.insert(user_id.to_owned(), state);
         }
-        Ok(self.0.entry(user_id.to_owned()).or_default())
+        let state = self.users.entry(user_id.to_owned()).or_default();
+        if progress && self.with_progress.insert(user_id.to_owned()) {
+            state.progress = super::progress::load(tx, user_id)?;
+        }
+        Ok(state)
     }
 
     /// Forgets a user whose rows were rewritten or erased: the next use reloads them.
     fn forget(&mut self, user_id: &str) {
-        self.0.remove(user_id);
+        self.users.remove(user_id);
+        self.with_progress.remove(user_id);
     }
 }
 
@@ -275,6 +294,14 @@ fn commit(
                 states.forget(user_id);
                 checkpoint = true;
             }
+            Command::SetTimezone {
+                user_id, timezone, ..
+            } => {
+                let state = states.of(&tx, pending, user_id, true)?;
+                state.progress.timezone = (timezone != "UTC").then(|| timezone.clone());
+                super::progress::save(&tx, user_id, &state.progress)?;
+                done.push(Done::SetTimezone);
+            }
             Command::Checkpoint { .. } => {
                 done.push(Done::Checkpoint);
                 checkpoint = true;
@@ -317,7 +344,9 @@ fn record(
     let mut notices = Vec::new();
     let mut changes = Vec::new();
     for (user_id, positions) in engine::by_user(events) {
-        let state = states.of(tx, pending, user_id)?;
+        let progression = events[positions[0]].progression.0.clone();
+        let tracks = progression.tracks_progress();
+        let state = states.of(tx, pending, user_id, tracks)?;
         for &i in &positions {
             let e = &events[i];
             if let Some(cap) = &e.cap {
@@ -332,7 +361,23 @@ fn record(
             outcomes: judged,
             changes: step_changes,
             notices: step_notices,
+            bonuses,
+            progressed,
         } = judge_and_insert(tx, events, &positions, state, user_id)?;
+        if progressed {
+            let version = events[positions[0]].rules_version;
+            for b in &bonuses {
+                insert_bonus(tx, user_id, b, version)?;
+            }
+            for n in &step_notices {
+                if let Notice::AchievementUnlocked(a) = n {
+                    if a.times == 1 {
+                        super::progress::unlocked(tx, user_id, &a.id)?;
+                    }
+                }
+            }
+            super::progress::save(tx, user_id, &state.progress)?;
+        }
         for (&i, outcome) in positions.iter().zip(judged) {
             outcomes[i] = Some(outcome);
         }
@@ -429,6 +474,27 @@ fn insert_event(
     Ok(inserted == 1)
 }
 
+/// Inserts an achievement's bonus entry. Its dedup key makes it once per user (and
+/// period, for a repeatable one): a second one would mean the progress row and the
+/// ledger disagree, and the transaction is refused rather than count it twice.
+fn insert_bonus(
+    tx: &rusqlite::Transaction,
+    user_id: &str,
+    b: &engine::Bonus,
+    rules_version: Option<i64>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, NULL, ?7, ?6, ?8)
+         ON CONFLICT (user_id, dedup_key) DO NOTHING",
+    )?
+    .execute(params![b.id, user_id, b.event_type, b.ts_ms, b.dedup_key, b.points, b.received_ms, rules_version])
+    .and_then(|n| match n {
+        1 => Ok(()),
+        n => Err(rusqlite::Error::StatementChangedRows(n)),
+    })
+}
+
 /// What the ledger holds for the event's user and type in the cap's period.
 fn usage(tx: &rusqlite::Transaction, e: &NewEvent, cap: &Cap) -> rusqlite::Result<Usage> {
     let (from, to) = cap.window(e.ts_ms);
@@ -463,10 +529,11 @@ fn delete_user(tx: &rusqlite::Transaction, user_id: &str) -> rusqlite::Result<bo
     }
     let events = tx.execute("DELETE FROM events WHERE user_id = ?1", [user_id])?;
     let totals = tx.execute("DELETE FROM type_totals WHERE user_id = ?1", [user_id])?;
+    let progress = super::progress::erase(tx, user_id)?;
     // Queued notifications carry the user's id and points: they go with the rest.
     tx.execute(
         "DELETE FROM webhook_deliveries WHERE user_id = ?1",
         [user_id],
     )?;
-    Ok(events + totals > 0)
+    Ok(events + totals + progress > 0)
 }
