@@ -17,14 +17,29 @@ const USERS_PER_PAGE: u32 = 500;
 pub struct Report {
     /// The rules version replayed.
     pub rules_version: Option<i64>,
-    /// Users whose balance differs under the replayed rules.
+    /// Users whose balance, achievements or level differ under the replayed rules.
     pub users_changed: u64,
     /// Sum of the differences over all users.
     pub points_delta: i64,
     /// Whether the differences were written (false for a dry run).
     pub applied: bool,
-    /// One entry per user whose balance differs, in user id order.
+    /// One entry per user whose balance, achievements or level differ, in user id
+    /// order.
     pub users: Vec<UserDelta>,
+}
+
+/// Achievements a replay grants and takes away.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AchievementDelta {
+    pub unlocked: Vec<String>,
+    pub revoked: Vec<String>,
+}
+
+/// The level numbers held before and after a replay (`null` below every level).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LevelDelta {
+    pub current: Option<i64>,
+    pub recomputed: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
@@ -33,6 +48,12 @@ pub struct UserDelta {
     pub current: i64,
     pub recomputed: i64,
     pub delta: i64,
+    /// Present when the replay unlocks or revokes achievements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achievements: Option<AchievementDelta>,
+    /// Present when the user's level differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LevelDelta>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +123,16 @@ pub async fn run(
                 .ledger
                 .recompute_user(&user_id, rules.clone(), apply)
                 .await?;
-            if r.recomputed != r.current {
+            let achievements =
+                (!r.unlocked.is_empty() || !r.revoked.is_empty()).then(|| AchievementDelta {
+                    unlocked: r.unlocked.clone(),
+                    revoked: r.revoked.clone(),
+                });
+            let level = (r.level_current != r.level_recomputed).then_some(LevelDelta {
+                current: r.level_current,
+                recomputed: r.level_recomputed,
+            });
+            if r.recomputed != r.current || achievements.is_some() || level.is_some() {
                 report.users_changed += 1;
                 report.points_delta += r.recomputed - r.current;
                 report.users.push(UserDelta {
@@ -110,6 +140,8 @@ pub async fn run(
                     current: r.current,
                     recomputed: r.recomputed,
                     delta: r.recomputed - r.current,
+                    achievements,
+                    level,
                 });
             }
             done += 1;

@@ -36,6 +36,8 @@ pub struct Summary {
     pub created: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Achievement bonus entries of the file, left for the engine to award again.
+    pub bonuses_skipped: u64,
 }
 
 pub struct Report {
@@ -100,6 +102,7 @@ pub async fn run(
                 .flush()
                 .with_context(|| format!("{}: cannot write", rejects_path.display()))?;
             counts.rejected += chunk.rejects.len() as u64;
+            counts.bonuses += chunk.bonuses;
             store_chunk(store, &name, chunk.events, chunk.first_line, &mut counts).await?;
             counts.lines = chunk.last_line;
             counts.bytes = chunk.bytes;
@@ -114,6 +117,7 @@ pub async fn run(
         created: counts.created,
         duplicates: counts.duplicates,
         rejected: counts.rejected,
+        bonuses_skipped: counts.bonuses,
     };
     report.last_line = counts.lines;
     Ok(report)

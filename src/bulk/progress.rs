@@ -16,6 +16,7 @@ pub struct Counts {
     pub created: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    pub bonuses: u64,
 }
 
 pub struct Progress {

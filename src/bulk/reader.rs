@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::source::{Item, Source};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::event::{validate_event, FieldError, NewEvent};
+use crate::domain::progression::is_bonus;
 use crate::domain::rules::Rules;
 
 /// One line of the rejects file.
@@ -30,6 +31,9 @@ pub(super) struct Chunk {
     pub(super) last_line: u64,
     pub(super) rejects: Vec<Reject>,
     pub(super) bytes: u64,
+    /// Achievement bonus entries (of an export), which are not imported: the engine
+    /// awards them again as the events that earned them are imported.
+    pub(super) bonuses: u64,
 }
 
 pub(super) type Message = Result<Chunk, (u64, io::Error)>;
@@ -58,6 +62,15 @@ pub(super) fn read_all(
             }
         };
         let line = match item {
+            Item::Object { line, value, .. }
+                if value
+                    .get("event_type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(is_bonus) =>
+            {
+                chunk.bonuses += 1;
+                line
+            }
             Item::Object { line, raw, value } => {
                 match validate_event(&value, rules, SystemClock.now_ms(), "") {
                     Ok(event) => chunk.events.push(event),

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, events, leaderboard, service_info, stats, users, webhooks};
+use super::{admin, events, leaderboard, progression, service_info, stats, users, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use super::{admin, events, leaderboard, service_info, stats, users, webhooks};
         users::points, users::history, users::erase, users::erase_user_named_events,
         leaderboard::leaderboard, leaderboard::standing,
         stats::daily, admin::recompute, admin::rebuild_cache,
+        progression::patch_user, progression::user_achievements, progression::user_streaks, progression::achievements,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
     // Security after the alias, so the alias operations get theirs too.
@@ -32,6 +33,7 @@ use super::{admin, events, leaderboard, service_info, stats, users, webhooks};
         (name = "leaderboard", description = "Ranks by points over calendar periods"),
         (name = "operations", description = "Health, metrics, this document and administration"),
         (name = "stats", description = "Aggregates for the dashboard"),
+        (name = "progression", description = "Levels, achievements, streaks and the user's time zone"),
         (name = "webhooks", description = "Notifications to other systems when points change (admin)"),
     )
 )]

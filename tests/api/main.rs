@@ -27,6 +27,7 @@ mod mongo_recovery;
 mod mongo_webhooks_recovery;
 mod multi_instance;
 mod persistence;
+mod progression;
 mod readme_examples;
 mod recompute;
 mod redis_cache;

@@ -124,4 +124,3 @@ async fn ledger(
         })
         .collect())
 }
-
