@@ -36,8 +36,14 @@ pub struct Summary {
     pub created: u64,
     pub duplicates: u64,
     pub rejected: u64,
-    /// Achievement bonus entries of the file, left for the engine to award again.
+    /// Achievement bonus entries of the file, left for the engine to award again
+    /// (left out of the summary when there are none, as before achievements).
+    #[serde(skip_serializing_if = "is_zero")]
     pub bonuses_skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub struct Report {

@@ -101,9 +101,10 @@ impl Modify for CommonResponses {
             ("503", "The store is unavailable; see Retry-After"),
         ];
         for item in openapi.paths.paths.values_mut() {
-            let ops: [&mut Option<Operation>; 4] = [
+            let ops: [&mut Option<Operation>; 5] = [
                 &mut item.get,
                 &mut item.post,
+                &mut item.patch,
                 &mut item.delete,
                 &mut item.put,
             ];
@@ -155,9 +156,10 @@ impl Modify for Security {
             ))),
         );
         for item in openapi.paths.paths.values_mut() {
-            let ops: [&mut Option<Operation>; 4] = [
+            let ops: [&mut Option<Operation>; 5] = [
                 &mut item.get,
                 &mut item.post,
+                &mut item.patch,
                 &mut item.delete,
                 &mut item.put,
             ];

@@ -300,6 +300,7 @@ async fn every_operation_declares_the_role_the_router_enforces() {
                 let url = app.url(&concrete(path));
                 let mut req = match method.as_str() {
                     "post" => app.client.post(url).json(&json!({})),
+                    "patch" => app.client.patch(url).json(&json!({})),
                     "delete" => app.client.delete(url),
                     _ => app.client.get(url),
                 };

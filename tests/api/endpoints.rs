@@ -387,7 +387,7 @@ async fn points_breakdown_and_time_window() {
         json!({"user_id": "p", "points": 1, "events": 4, "by_type": {
         "ABUSE_REPORTED": {"events": 1, "points": -20},
         "LOGIN": {"events": 1, "points": 1},
-        "PURCHASE": {"events": 2, "points": 20}}})
+        "PURCHASE": {"events": 2, "points": 20}}, "level": null})
     );
     let (_, w) = app
         .get("/v1/users/p/points?from=2026-02-01T00:00:00Z&to=2026-03-02T00:00:00Z")
@@ -399,7 +399,7 @@ async fn points_breakdown_and_time_window() {
     let (_, none) = app.get("/v1/users/ghost/points").await;
     assert_eq!(
         none,
-        json!({"user_id": "ghost", "points": 0, "events": 0, "by_type": {}})
+        json!({"user_id": "ghost", "points": 0, "events": 0, "by_type": {}, "level": null})
     );
     for (q, field) in [
         ("from=soon", "from"),
