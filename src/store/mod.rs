@@ -85,6 +85,31 @@ impl UserRecompute {
     }
 }
 
+impl UserRecompute {
+    /// `level.changed` for an applied recompute that moved the user's level.
+    pub fn level_notice(
+        &self,
+        user_id: &str,
+        rules: &Rules,
+        at_ms: i64,
+    ) -> Option<crate::domain::engine::Notice> {
+        if self.level_current == self.level_recomputed {
+            return None;
+        }
+        let p = rules.progression();
+        Some(crate::domain::engine::Notice::LevelChanged(
+            crate::domain::engine::LevelChanged {
+                user_id: user_id.to_owned(),
+                from: p.level_at(self.current).cloned(),
+                to: p.level_at(self.recomputed).cloned(),
+                points: self.recomputed,
+                event_id: String::new(),
+                at_ms,
+            },
+        ))
+    }
+}
+
 /// How many users unlocked each achievement, among the users with a ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AchievementCounts {

@@ -522,6 +522,20 @@ async fn progression_webhooks_say_what_was_unlocked_and_how_levels_and_streaks_m
     assert_eq!(level["data"]["points"], 102);
     app.webhook_pass().await;
     assert_eq!(receiver.hits().len(), 6, "nothing else was sent");
+
+    // A rule change that takes points away, applied: the level goes back down.
+    switch_rules(
+        &app,
+        &RULES.replace("{name: PURCHASE, point: 10}", "{name: PURCHASE, point: 5}"),
+    )
+    .await;
+    recompute(&app, true).await;
+    let hits = receiver.wait_for(7, "the recompute's level change").await;
+    let down = hits[6].json();
+    assert_eq!(down["type"], "level.changed");
+    assert_eq!(down["data"]["direction"], "down");
+    assert_eq!(down["data"]["to"], json!({"level": 1, "name": "Bronze"}));
+    assert_eq!(down["data"]["event_id"], Value::Null);
 }
 
 fn base64_secret() -> Vec<u8> {

@@ -171,43 +171,60 @@ impl Subscribers {
     }
 }
 
-/// `points.changed` for a recompute that changed the user's total, in its transaction
-/// (after it rewrote the user's counters).
+/// `points.changed` for a recompute that changed the user's total, and `level.changed`
+/// when it moved their level, in its transaction (after it rewrote the user's counters).
 pub async fn queue_recompute(
     ctx: &Ctx,
     s: &mut ClientSession,
     user_id: &str,
     report: &UserRecompute,
-    rules_version: Option<i64>,
+    rules: &crate::domain::rules::Rules,
 ) -> Result<()> {
     let delta = report.recomputed - report.current;
-    if delta == 0 {
+    let now = commit_ms();
+    let level = report.level_notice(user_id, rules, now);
+    if delta == 0 && level.is_none() {
         return Ok(());
     }
     let subs = Subscribers::load(ctx, Some(&mut *s)).await?;
-    if subs.of(POINTS_CHANGED).is_empty() {
-        return Ok(());
-    }
     let seq = standings(ctx, Some(&mut *s), &BTreeSet::from([user_id]))
         .await?
         .get(user_id)
         .map_or(0, |p| p.1);
-    let notice = Notice {
-        kind: POINTS_CHANGED,
-        subs: subs.of(POINTS_CHANGED),
-        user: user_id,
-        key: user_id.to_owned(),
-        seq,
-        n: 0,
-        at_ms: commit_ms(),
-        data: payload::points_recomputed(user_id, report.recomputed, delta, rules_version),
-    };
+    let mut notices = Vec::new();
+    if delta != 0 {
+        notices.push(Notice {
+            kind: POINTS_CHANGED,
+            subs: subs.of(POINTS_CHANGED),
+            user: user_id,
+            key: user_id.to_owned(),
+            seq,
+            n: 0,
+            at_ms: now,
+            data: payload::points_recomputed(user_id, report.recomputed, delta, rules.version()),
+        });
+    }
+    if let Some(level) = &level {
+        let d = payload::describe(level);
+        notices.push(Notice {
+            kind: d.kind,
+            subs: subs.of(d.kind),
+            user: user_id,
+            key: format!("{user_id}|level"),
+            seq,
+            n: 1,
+            at_ms: now,
+            data: d.data,
+        });
+    }
     let batch = uuid::Uuid::now_v7().simple().to_string();
-    let docs: Vec<Document> = subs
-        .of(POINTS_CHANGED)
+    let docs: Vec<Document> = notices
         .iter()
-        .map(|sub| notice.delivery(&batch, sub))
+        .flat_map(|n| n.subs.iter().map(|sub| n.delivery(&batch, sub)))
         .collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
     let coll = ctx.db.collection::<Document>(DELIVERIES);
     bulk_commands::insert_new(&coll, &docs, Some(s)).await?;
     Ok(())

@@ -92,7 +92,7 @@ async fn apply_in(
             .session(&mut *s)
             .await?;
     }
-    outbox::queue_recompute(ctx, s, user_id, &result, rules.version()).await?;
+    outbox::queue_recompute(ctx, s, user_id, &result, rules).await?;
     Ok(result)
 }
 

@@ -16,6 +16,7 @@ use super::read;
 use crate::domain::engine::Notice;
 use crate::domain::period::Period;
 use crate::domain::ranking::RankedEntry;
+use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 use crate::webhooks::payload;
 use crate::webhooks::{rank, RankWatch, POINTS_CHANGED, RANK_CHANGED};
@@ -55,21 +56,26 @@ impl Outbox {
         Ok(())
     }
 
-    /// `points.changed` for a recompute that changed the user's total.
+    /// `points.changed` for a recompute that changed the user's total, and
+    /// `level.changed` when it moved their level.
     pub fn queue_recompute(
         &mut self,
         tx: &rusqlite::Transaction,
         user_id: &str,
         report: &UserRecompute,
-        rules_version: Option<i64>,
+        rules: &Rules,
         at_ms: i64,
     ) -> rusqlite::Result<()> {
         let delta = report.recomputed - report.current;
-        if delta == 0 || self.subscribers(tx, POINTS_CHANGED)?.is_empty() {
-            return Ok(());
+        if delta != 0 && !self.subscribers(tx, POINTS_CHANGED)?.is_empty() {
+            let data =
+                payload::points_recomputed(user_id, report.recomputed, delta, rules.version());
+            self.insert(tx, POINTS_CHANGED, user_id, at_ms, data)?;
         }
-        let data = payload::points_recomputed(user_id, report.recomputed, delta, rules_version);
-        self.insert(tx, POINTS_CHANGED, user_id, at_ms, data)
+        if let Some(level) = report.level_notice(user_id, rules, at_ms) {
+            self.queue(tx, &[level])?;
+        }
+        Ok(())
     }
 
     fn subscriptions(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<&Subscriptions> {

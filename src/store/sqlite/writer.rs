@@ -289,7 +289,7 @@ fn commit(
                 pending.checkpoint(&tx, &mut outbox)?;
                 let report = super::recompute::user(&tx, user_id, rules, true)?;
                 let now = chrono::Utc::now().timestamp_millis();
-                outbox.queue_recompute(&tx, user_id, &report, rules.version(), now)?;
+                outbox.queue_recompute(&tx, user_id, &report, rules, now)?;
                 done.push(Done::Recompute(report));
                 states.forget(user_id);
                 checkpoint = true;
