@@ -32,6 +32,10 @@ const ASSETS: &[(&str, &str)] = &[
     ("user.js", include_str!("../../dashboard/user.js")),
     ("types.js", include_str!("../../dashboard/types.js")),
     ("progress.js", include_str!("../../dashboard/progress.js")),
+    (
+        "achievements.js",
+        include_str!("../../dashboard/achievements.js"),
+    ),
 ];
 
 fn content_type(name: &str) -> &'static str {
