@@ -23,6 +23,10 @@ export const s = (tag, attrs, ...children) => build(document.createElementNS(SVG
 const numbers = new Intl.NumberFormat('en-US');
 export const num = (n) => numbers.format(n);
 
+const percents = new Intl.NumberFormat('en-US', { style: 'percent', maximumFractionDigits: 1 });
+/** A share from 0 to 1 as a percentage: `0.5` → `50%`. */
+export const pct = (share) => percents.format(share);
+
 /** `2026-11-02T10:00:00.000Z` → `2026-11-02 10:00:00`: the API's times are UTC. */
 export const utc = (iso) => iso.slice(0, 19).replace('T', ' ');
 
@@ -39,10 +43,13 @@ export function table(cls, head, rows) {
       h('tbody', {}, rows)));
 }
 
-/** A cell with a number and a bar proportional to it (negative values get none). */
-export function barCell(value, max) {
+/**
+ * A cell with a number and a bar proportional to it (negative values get none); `text`
+ * is what the cell says, the number by default.
+ */
+export function barCell(value, max, text = num(value)) {
   const bar = h('span', { class: 'bar' });
   bar.style.width = `${max > 0 ? Math.max(0, (value / max) * 100) : 0}%`;
   return h('td', { class: 'num' },
-    h('div', { class: 'bar-cell' }, h('span', { class: 'track' }, bar), h('span', { class: 'value', text: num(value) })));
+    h('div', { class: 'bar-cell' }, h('span', { class: 'track' }, bar), h('span', { class: 'value', text })));
 }

@@ -8,8 +8,9 @@ import * as leaderboard from './leaderboard.js';
 import * as trends from './trends.js';
 import * as user from './user.js';
 import * as types from './types.js';
+import * as achievements from './achievements.js';
 
-const VIEWS = { leaderboard, trends, user, types };
+const VIEWS = { leaderboard, trends, user, achievements, types };
 const REFRESH_MS = 10000;
 
 const root = document.getElementById('view');

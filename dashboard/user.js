@@ -1,8 +1,10 @@
-// One user: totals, breakdown by type, rank on each board, and the event history paged
-// with the API's cursors (kept here: they are opaque and only good for this user).
+// One user: totals, level, breakdown by type, rank on each board, streaks and
+// achievements (progress.js), and the event history paged with the API's cursors (kept
+// here: they are opaque and only good for this user).
 
 import { get, userPath } from './api.js';
 import { barCell, h, num, table, utc } from './dom.js';
+import { levelCard, loadProgress, progressPanels, typeLabel } from './progress.js';
 
 const PAGE = 20;
 const BOARDS = [['all', 'All time'], ['month', 'This month'], ['week', 'This week'], ['day', 'Today']];
@@ -38,24 +40,27 @@ export function mount(root, ctx) {
       if (!id) {
         return () => body.replaceChildren(h('p', { class: 'empty', text: 'Enter a user id, or pick a user on the leaderboard.' }));
       }
-      const [points, history, ...ranks] = await Promise.all([
+      const [points, history, progress, ...ranks] = await Promise.all([
         get(userPath(id, '/points')),
         get(userPath(id, '/events'), { limit: PAGE, cursor: cursors[cursors.length - 1] }),
+        loadProgress(id),
         ...BOARDS.map(([period]) => get(`/v1/leaderboard/users/${encodeURIComponent(id)}`, { period, around: 0 })),
       ]);
-      return () => draw(points, history, ranks);
+      return () => draw(points, history, progress, ranks);
     },
   };
 
-  function draw(points, history, ranks) {
+  function draw(points, history, progress, ranks) {
     body.dataset.next = history.next_cursor || '';
     const types = Object.entries(points.by_type).sort((a, b) => b[1].points - a[1].points);
     const max = Math.max(0, ...types.map(([, t]) => t.points));
     const allTime = ranks[0].rank;
-    const cards = h('div', { class: 'cards' },
+    const level = levelCard(points);
+    const cards = h('div', { class: level ? 'cards four' : 'cards' },
       card('Points', num(points.points)),
       card('Events', num(points.events)),
-      card('All-time rank', allTime ? `#${num(allTime)}` : '–'));
+      card('All-time rank', allTime ? `#${num(allTime)}` : '–'),
+      level);
     if (!points.events) {
       body.replaceChildren(h('h2', { class: 'caption', text: id }), cards,
         h('p', { class: 'empty', text: 'No events recorded for this user.' }));
@@ -63,7 +68,7 @@ export function mount(root, ctx) {
     }
     const byType = table('by-type', [['Event type'], ['Events', 'num'], ['Points', 'num']],
       types.map(([name, t]) => h('tr', { 'data-type': name },
-        h('td', { text: name }), h('td', { class: 'num', text: num(t.events) }), barCell(t.points, max))));
+        h('td', { text: typeLabel(name, progress) }), h('td', { class: 'num', text: num(t.events) }), barCell(t.points, max))));
     const rankTable = table('ranks', [['Board'], ['Rank', 'num'], ['Points', 'num']],
       BOARDS.map(([period, label], i) => h('tr', { 'data-period': period },
         h('td', { text: label }),
@@ -72,7 +77,7 @@ export function mount(root, ctx) {
     const events = table('history', [['Time (UTC)'], ['Event type'], ['Points', 'num'], ['Event id', 'wide'], ['Properties', 'wide']],
       history.data.map((e) => h('tr', {},
         h('td', { class: 'time', text: utc(e.timestamp) }),
-        h('td', { text: e.event_type }),
+        h('td', { 'data-type': e.event_type, text: typeLabel(e.event_type, progress) }),
         h('td', { class: 'num', text: num(e.points) }),
         h('td', { class: 'wide mono', text: e.event_id ?? '' }),
         h('td', { class: 'wide mono props', text: e.properties ? JSON.stringify(e.properties) : '' }))));
@@ -85,6 +90,7 @@ export function mount(root, ctx) {
       h('div', { class: 'columns' },
         h('section', { class: 'panel' }, h('h3', { text: 'By event type' }), byType),
         h('section', { class: 'panel' }, h('h3', { text: 'Rank' }), rankTable)),
+      ...progressPanels(progress),
       h('section', { class: 'panel' }, h('h3', { text: 'History' }), events, pager));
   }
 }

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str)] = &[
     ("trends.js", include_str!("../../dashboard/trends.js")),
     ("user.js", include_str!("../../dashboard/user.js")),
     ("types.js", include_str!("../../dashboard/types.js")),
+    ("progress.js", include_str!("../../dashboard/progress.js")),
+    (
+        "achievements.js",
+        include_str!("../../dashboard/achievements.js"),
+    ),
 ];
 
 fn content_type(name: &str) -> &'static str {

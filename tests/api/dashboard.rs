@@ -87,6 +87,8 @@ async fn the_page_and_every_asset_it_loads_are_served_with_their_types() {
         "trends.js",
         "user.js",
         "types.js",
+        "progress.js",
+        "achievements.js",
         "style.css",
     ] {
         assert!(
@@ -462,6 +464,7 @@ async fn run(p: &Page) {
     refreshes_in_place(p).await;
     chart(p).await;
     user_search(p).await;
+    no_achievements(p).await;
     event_types(p).await;
     text_contrast(p).await;
     phone_layout(p).await;
@@ -634,6 +637,10 @@ async fn user_search(p: &Page) {
     p.wait_for("history page 1", history, json!([20, "1–20", "PURCHASE"]))
         .await;
     assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    // The fixture's rules have no levels, streaks or achievements: nothing of them shows.
+    let progression =
+        "return document.querySelectorAll('#user .level, #user .streaks, #user .achievements, #user .progress').length";
+    assert_eq!(p.js(progression).await, json!(0));
     p.shot("user-desktop").await;
     p.click("#user .pager button:last-child").await;
     p.wait_for("history page 2", history, json!([5, "21–25", "LOGIN"]))
@@ -641,6 +648,16 @@ async fn user_search(p: &Page) {
     p.click("#user .pager button:first-child").await;
     p.wait_for("history back", history, json!([20, "1–20", "PURCHASE"]))
         .await;
+}
+
+async fn no_achievements(p: &Page) {
+    p.click("#tabs a[data-view=achievements]").await;
+    p.wait_for(
+        "no achievements",
+        "return document.querySelector('#achievements p.empty').textContent",
+        json!("No achievements are configured (achievements: in the rules file)."),
+    )
+    .await;
 }
 
 async fn event_types(p: &Page) {
@@ -671,18 +688,35 @@ async fn event_types(p: &Page) {
 
 /// At 390x844 every view fits the width (nothing scrolls sideways but inside tables).
 async fn phone_layout(p: &Page) {
+    fits_a_phone(
+        p,
+        &[
+            (
+                "leaderboard?period=all",
+                "#leaderboard tbody tr",
+                "leaderboard",
+            ),
+            ("trends", "#chart-points g.series", "trends"),
+            ("user?id=alice", "#user .history tbody tr", "user"),
+            ("achievements", "#achievements p.empty", "achievements"),
+            ("types", "#types tbody tr", "types"),
+        ],
+    )
+    .await;
+    let chart = "const box = document.getElementById('chart-points');
+        return box.querySelector('svg').getBoundingClientRect().width <= box.clientWidth + 1";
+    p.open("trends").await;
+    p.wait_for("chart fits", chart, json!(true)).await;
+}
+
+/// `(route, a selector present once the view is drawn, name)` of views to check.
+type Views<'a> = &'a [(&'a str, &'a str, &'a str)];
+
+/// At 390x844 each of `views` fits the width; screenshots `{name}-phone`.
+async fn fits_a_phone(p: &Page, views: Views<'_>) {
     p.c.set_window_size(390, 844).await.unwrap();
     let fits = "return [window.innerWidth <= 420, document.documentElement.scrollWidth <= window.innerWidth]";
-    for (route, ready, name) in [
-        (
-            "leaderboard?period=all",
-            "#leaderboard tbody tr",
-            "leaderboard",
-        ),
-        ("trends", "#chart-points g.series", "trends"),
-        ("user?id=alice", "#user .history tbody tr", "user"),
-        ("types", "#types tbody tr", "types"),
-    ] {
+    for &(route, ready, name) in views {
         p.open(route).await;
         let check = format!("return document.querySelectorAll('{ready}').length > 0");
         p.wait_for(name, &check, json!(true)).await;
@@ -691,10 +725,219 @@ async fn phone_layout(p: &Page) {
         assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true), "{name}");
         p.shot(&format!("{name}-phone")).await;
     }
-    let chart = "const box = document.getElementById('chart-points');
-        return box.querySelector('svg').getBoundingClientRect().width <= box.clientWidth + 1";
-    p.open("trends").await;
-    p.wait_for("chart fits", chart, json!(true)).await;
+}
+
+// ---------------------------------------------------------------- progression
+
+/// tests/api/progression.rs's rules: three levels, a daily streak, four achievements
+/// (one repeatable with a bonus) and a boost.
+const PROGRESSION_RULES: &str = "events:
+  - {name: LOGIN, point: 1}
+  - {name: PURCHASE, point: 10}
+  - {name: CHARGEBACK, point: -60}
+levels:
+  - {level: 1, name: Bronze, points: 0}
+  - {level: 2, name: Silver, points: 100}
+  - {level: 3, name: Gold, points: 500}
+streaks:
+  - id: daily_login
+    name: Daily login
+    event_types: [LOGIN]
+    period: day
+    freezes: {max: 2, earn_every: 7}
+achievements:
+  - {id: first_purchase, name: First purchase, description: Bought something, when: {event_type: PURCHASE, count: 1}}
+  - {id: centurion, name: Centurion, when: {points: 100}}
+  - {id: regular, name: Regular, when: {streak: daily_login, length: 3}}
+  - id: busy_week
+    name: Busy week
+    when: {event_type: LOGIN, count: 5, period: week}
+    repeatable: true
+    points: 50
+boosts:
+  - id: black_friday
+    multiplier: 2
+    event_types: [PURCHASE]
+    from: 2026-11-27T00:00:00Z
+    to: 2026-11-30T00:00:00Z
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_levels_streaks_and_achievements() {
+    let Some((chromium, driver)) = browser_paths() else {
+        return;
+    };
+    let driver = Driver::start(chromium, &driver);
+    let c = driver.session().await;
+    let keys = format!("{READ_KEY}:read,{INGEST_KEY}:ingest");
+    let app =
+        spawn_app_with(Options::with_env(&[("API_KEYS", &keys)]).rules(PROGRESSION_RULES)).await;
+    // Friday 2026-11-20, noon UTC: the streak's days and busy_week's week are fixed.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    app.clock.set(now);
+    let page = Page {
+        c: c.clone(),
+        app,
+        base_ms: now,
+    };
+    let result = AssertUnwindSafe(progression(&page)).catch_unwind().await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn progression(p: &Page) {
+    let e = common::event;
+    // ana: five logins on Wednesday to Friday (a 3-day streak: regular; five in a week:
+    // busy_week and its 50 bonus points), then ten purchases (first_purchase, and
+    // centurion at 100 points): 5 + 50 + 100 = 155, Silver. ben: one login. cy: one
+    // purchase.
+    let mut events = vec![
+        e("ana", "LOGIN", "2026-11-18T08:00:00Z"),
+        e("ana", "LOGIN", "2026-11-18T09:00:00Z"),
+        e("ana", "LOGIN", "2026-11-19T08:00:00Z"),
+        e("ana", "LOGIN", "2026-11-19T09:00:00Z"),
+        e("ana", "LOGIN", "2026-11-20T08:00:00Z"),
+    ];
+    for minute in 0..10 {
+        events.push(common::event(
+            "ana",
+            "PURCHASE",
+            format!("2026-11-20T09:{minute:02}:00Z"),
+        ));
+    }
+    events.push(e("ben", "LOGIN", "2026-11-20T10:00:00Z"));
+    events.push(e("cy", "PURCHASE", "2026-11-20T10:00:00Z"));
+    p.ingest(events).await;
+
+    // The key, saved as the key box would.
+    p.open("user").await;
+    p.js(&format!(
+        "localStorage.setItem('eventtracker.apiKey', '{READ_KEY}'); return null"
+    ))
+    .await;
+    p.open("user?id=ana").await;
+    p.js("document.getElementById('key-box').open = false; return null")
+        .await;
+    p.wait_for(
+        "level card",
+        "return [...document.querySelectorAll('#user .card strong')].map(s => s.textContent)
+            .concat([...document.querySelectorAll('#user .card.level .label, #user .card.level .sub')]
+                .map(s => s.textContent))",
+        json!(["155", "16", "#1", "Silver", "Level 2", "155 of 500 points for Gold"]),
+    )
+    .await;
+    let bar = "const b = document.querySelector('#user .card.level progress');
+        return [b.value, b.max, b.getAttribute('aria-label')]";
+    assert_eq!(
+        p.js(bar).await,
+        json!([55, 400, "Progress from Silver to level 3, Gold"])
+    );
+    let streak = "return [...document.querySelectorAll('#user .streaks tbody tr')]
+        .map(r => [r.dataset.streak, ...[...r.cells].slice(0, 3).map(c => c.textContent), r.cells[4].textContent])";
+    p.wait_for(
+        "streak",
+        streak,
+        json!([["daily_login", "Daily login", "3 days", "3 days", "0"]]),
+    )
+    .await;
+    let breaks = p
+        .js("return document.querySelector('#user .streaks tbody td.time').textContent")
+        .await;
+    assert!(
+        breaks.as_str().unwrap().starts_with("2026-11-2"),
+        "the streak breaks after Friday: {breaks}"
+    );
+    let achievements = "return [...document.querySelectorAll('#user .achievements tbody tr')]
+        .map(r => [r.dataset.achievement, r.cells[1].textContent, r.cells[3].textContent])";
+    p.wait_for(
+        "unlocked achievements",
+        achievements,
+        json!([
+            ["first_purchase", "✓ Unlocked", "2026-11-20 09:00:00"],
+            ["centurion", "✓ Unlocked", "2026-11-20 09:04:00"],
+            ["regular", "✓ Unlocked", "2026-11-20 08:00:00"],
+            ["busy_week", "✓ Unlocked", "2026-11-20 08:00:00"],
+        ]),
+    )
+    .await;
+    assert_eq!(
+        p.js("return document.querySelector('#user .achievements tr[data-achievement=first_purchase] .sub').textContent")
+            .await,
+        json!("Bought something")
+    );
+    // The bonus is named as the achievement's, in the breakdown and the history.
+    let bonus = r#"return [document.querySelector('#user .by-type tr[data-type="achievement:busy_week"] td').textContent,
+        document.querySelector('#user .history td[data-type="achievement:busy_week"]').textContent]"#;
+    assert_eq!(
+        p.js(bonus).await,
+        json!([
+            "Achievement bonus: Busy week",
+            "Achievement bonus: Busy week"
+        ])
+    );
+    assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    p.shot("user-progression-desktop").await;
+
+    // ben has unlocked nothing: every achievement locked, with how far he is.
+    p.open("user?id=ben").await;
+    let locked = "return [...document.querySelectorAll('#user .achievements tbody tr')]
+        .map(r => [r.cells[0].querySelector('.name').textContent, r.cells[1].textContent,
+                   r.cells[2].textContent.trim(), r.cells[3].textContent])";
+    p.wait_for(
+        "locked achievements",
+        locked,
+        json!([
+            ["First purchase", "Locked", "0 / 1", "–"],
+            ["Centurion", "Locked", "1 / 100", "–"],
+            ["Regular", "Locked", "1 / 3", "–"],
+            ["Busy week", "Locked", "1 / 5", "–"],
+        ]),
+    )
+    .await;
+    assert_eq!(
+        p.js("return document.querySelector('#user .card.level .sub').textContent")
+            .await,
+        json!("1 of 100 points for Silver")
+    );
+
+    // Rarity: of the three users.
+    p.click("#tabs a[data-view=achievements]").await;
+    p.wait_for(
+        "rarity",
+        &rows("#achievements .rarity"),
+        json!([
+            ["First purchase", "Bought something", "2", "66.7%"],
+            ["Centurion", "", "1", "33.3%"],
+            ["Regular", "", "1", "33.3%"],
+            ["Busy week", "", "1", "33.3%"],
+        ]),
+    )
+    .await;
+    assert_eq!(
+        p.js("return document.querySelector('#achievements .note').textContent")
+            .await,
+        json!("Share: of the 3 users with any points entry.")
+    );
+    p.shot("achievements-rarity-desktop").await;
+
+    let views: Views = &[
+        (
+            "user?id=ana",
+            "#user .achievements tbody tr",
+            "user-progression",
+        ),
+        (
+            "achievements",
+            "#achievements .rarity tbody tr",
+            "achievements-rarity",
+        ),
+    ];
+    contrast_of(p, views).await;
+    fits_a_phone(p, views).await;
 }
 
 // ---------------------------------------------------------------- text contrast
@@ -872,12 +1115,9 @@ impl fantoccini::wd::WebDriverCompatibleCommand for ColorScheme {
 /// Every view, with the key form open, in the light and the dark scheme: each text
 /// meets WCAG AA against what is behind it, the active tab included.
 async fn text_contrast(p: &Page) {
-    let mut failures = Vec::new();
-    for scheme in ["light", "dark"] {
-        p.c.issue_cmd(ColorScheme(scheme))
-            .await
-            .expect("emulate a colour scheme");
-        for (route, ready, name) in [
+    contrast_of(
+        p,
+        &[
             (
                 "leaderboard?period=all",
                 "#leaderboard tr.leader",
@@ -885,8 +1125,21 @@ async fn text_contrast(p: &Page) {
             ),
             ("trends", "#chart-points g.series", "trends"),
             ("user?id=alice", "#user .history tbody tr", "user"),
+            ("achievements", "#achievements p.empty", "achievements"),
             ("types", "#types tbody tr", "types"),
-        ] {
+        ],
+    )
+    .await;
+}
+
+/// Each of `views` as [`text_contrast`] checks them.
+async fn contrast_of(p: &Page, views: Views<'_>) {
+    let mut failures = Vec::new();
+    for scheme in ["light", "dark"] {
+        p.c.issue_cmd(ColorScheme(scheme))
+            .await
+            .expect("emulate a colour scheme");
+        for &(route, ready, name) in views {
             p.open(route).await;
             let check = format!("return document.querySelectorAll('{ready}').length > 0");
             p.wait_for(name, &check, json!(true)).await;
