@@ -552,3 +552,57 @@ async fn export_of_one_user_and_of_a_time_window() {
         .collect();
     assert_eq!(ids, vec!["u0"; 3], "{both:?}"); // events 3, 6 and 9
 }
+
+/// Achievement bonus entries are exported with the events; an import leaves them to the
+/// engine, which awards them again as the events that earned them come in, so the
+/// balances come back the same and nothing is awarded twice.
+#[tokio::test]
+async fn bonus_entries_of_an_export_are_awarded_again_not_imported_twice() {
+    let rules = "events:\n  - {name: LOGIN, point: 1}\nachievements:\n  - {id: busy_week, name: Busy week, when: {event_type: LOGIN, count: 5, period: week}, repeatable: true, points: 50}\n";
+    let with_rules = |l: &mut Ledger| {
+        let path = l.write("events.yaml", rules);
+        l.env
+            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
+    };
+    let mut source = Ledger::new();
+    with_rules(&mut source);
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"user_id":"u","event_type":"LOGIN","timestamp":"2026-11-17T0{i}:00:00Z"}}"#
+            )
+        })
+        .collect();
+    let file = source.write("seed.ndjson", &(lines.join("\n") + "\n"));
+    assert_eq!(
+        source.import(&file, &[]),
+        json!({"created": 5, "duplicates": 0, "rejected": 0})
+    );
+    let balances = source.balances().await;
+    assert_eq!(balances["u"], (55, 6), "five logins and their bonus entry");
+    let exported = source.export(&[]);
+    assert_eq!(exported.len(), 6);
+    assert_eq!(
+        exported
+            .iter()
+            .filter(|e| e["event_type"] == "achievement:busy_week")
+            .count(),
+        1
+    );
+
+    let dump = source.path("ledger.ndjson");
+    let run = source.run(&["export", "--output", dump.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut target = Ledger::new();
+    with_rules(&mut target);
+    assert_eq!(
+        target.import(&dump, &[]),
+        json!({"created": 5, "duplicates": 0, "rejected": 0, "bonuses_skipped": 1})
+    );
+    assert_eq!(target.balances().await, balances);
+    assert_eq!(
+        source.import(&dump, &[]),
+        json!({"created": 0, "duplicates": 5, "rejected": 0, "bonuses_skipped": 1})
+    );
+    assert_eq!(source.balances().await, balances);
+}
