@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Params};
-use super::AppState;
-use crate::domain::event::{validate_event, EventInput, FieldError, NewEvent};
 use super::progression::{AchievementRef, LevelRef};
+use super::AppState;
 use crate::domain::engine::Gained;
+use crate::domain::event::{validate_event, EventInput, FieldError, NewEvent};
 use crate::store::{RecordOutcome, TimeRange, TopUsersQuery};
 
 pub const MAX_BATCH: usize = 1000;

@@ -138,7 +138,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                     "/v1/users/{user_id}/achievements",
                     get(progression::user_achievements),
                 )
-                .route("/v1/users/{user_id}/streaks", get(progression::user_streaks))
+                .route(
+                    "/v1/users/{user_id}/streaks",
+                    get(progression::user_streaks),
+                )
                 .route_layer(guard(Role::Read)),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))

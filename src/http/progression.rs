@@ -175,7 +175,10 @@ pub async fn user_achievements(
                 (p, *target)
             }
             Condition::Streak { streak, length } => {
-                let current = match (prog.streaks.iter().find(|s| &s.id == streak), progress.streaks.get(streak)) {
+                let current = match (
+                    prog.streaks.iter().find(|s| &s.id == streak),
+                    progress.streaks.get(streak),
+                ) {
                     (Some(rule), Some(s)) => s.view(rule, progress.zone(), now).length,
                     _ => 0,
                 };

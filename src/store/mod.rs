@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
-use crate::domain::ranking::RankedEntry;
 use crate::domain::progression::Progress;
+use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 pub use crate::domain::rules::RulesVersion;
 use crate::webhooks::{

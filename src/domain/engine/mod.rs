@@ -15,7 +15,9 @@ mod state;
 mod tests;
 mod transition;
 
-pub use notice::{AchievementUnlocked, CapReached, LevelChanged, Notice, PointsChanged, StreakChanged};
+pub use notice::{
+    AchievementUnlocked, CapReached, LevelChanged, Notice, PointsChanged, StreakChanged,
+};
 pub use replay::{replay, LedgerEntry, Replay, Replayed};
 pub use state::{CapWindow, Changes, TypeCount, UserState};
 pub use transition::{apply, by_user, Bonus, Gained, Incoming, RecordOutcome, Rule, Step};

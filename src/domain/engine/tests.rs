@@ -71,7 +71,12 @@ fn receive(gens: &[Gen]) -> Received {
     }
 }
 
-fn incoming<'a>(r: &'a Received, rules: &'a Rules, i: usize, stored: Option<&'a str>) -> Incoming<'a> {
+fn incoming<'a>(
+    r: &'a Received,
+    rules: &'a Rules,
+    i: usize,
+    stored: Option<&'a str>,
+) -> Incoming<'a> {
     let g = &r.gens[i];
     let t = rules
         .get(TYPES[g.ty])

@@ -21,9 +21,7 @@ pub enum RecordOutcome {
         gained: Gained,
     },
     /// Already stored: `id` is the stored event's id. Nothing was awarded.
-    Duplicate {
-        id: String,
-    },
+    Duplicate { id: String },
 }
 
 /// What a created event brought its user besides points: the achievements it
@@ -168,7 +166,14 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
         event_ids.push(e.id.to_owned());
         let mut gained = Gained::default();
         if e.progression.tracks_progress() {
-            progress(user_id, state, e, &mut step, &mut gained, &mut progress_notices);
+            progress(
+                user_id,
+                state,
+                e,
+                &mut step,
+                &mut gained,
+                &mut progress_notices,
+            );
         }
         gained.level = e.progression.level_at(state.points).cloned();
         step.outcomes.push(RecordOutcome::Created {
@@ -195,10 +200,14 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
             from: level_before,
             to: level_after,
             points: state.points,
-            event_id: step.outcomes.iter().find_map(|o| match o {
-                RecordOutcome::Created { id, .. } => Some(id.clone()),
-                RecordOutcome::Duplicate { .. } => None,
-            }).unwrap_or_default(),
+            event_id: step
+                .outcomes
+                .iter()
+                .find_map(|o| match o {
+                    RecordOutcome::Created { id, .. } => Some(id.clone()),
+                    RecordOutcome::Duplicate { .. } => None,
+                })
+                .unwrap_or_default(),
             at_ms: first_received.unwrap_or_default(),
         }));
     }
@@ -216,11 +225,23 @@ fn progress(
     notices: &mut Vec<Notice>,
 ) {
     let mut total = state.points;
-    let effects = advance::on_event(e.progression, &mut state.progress, e.event_type, e.ts_ms, &mut total);
+    let effects = advance::on_event(
+        e.progression,
+        &mut state.progress,
+        e.event_type,
+        e.ts_ms,
+        &mut total,
+    );
     step.progressed = true;
     for effect in effects {
         match effect {
-            Effect::Unlocked { id, name, times, bonus, period } => {
+            Effect::Unlocked {
+                id,
+                name,
+                times,
+                bonus,
+                period,
+            } => {
                 if bonus != 0 {
                     let event_type = bonus_type(&id);
                     state.points += bonus;
@@ -249,7 +270,13 @@ fn progress(
                     received_ms: e.received_ms,
                 }));
             }
-            Effect::Streak { id, change, length, longest, freezes } => {
+            Effect::Streak {
+                id,
+                change,
+                length,
+                longest,
+                freezes,
+            } => {
                 notices.push(Notice::StreakChanged(StreakChanged {
                     user_id: user_id.to_owned(),
                     id,

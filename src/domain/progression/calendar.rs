@@ -110,7 +110,10 @@ mod tests {
         let before = index(LocalPeriod::Day, la, ms("2026-12-02T07:59:00Z"));
         let after = index(LocalPeriod::Day, la, ms("2026-12-02T08:00:00Z"));
         assert_eq!(after, before + 1);
-        assert_eq!(start_ms(LocalPeriod::Day, la, after), ms("2026-12-02T08:00:00Z"));
+        assert_eq!(
+            start_ms(LocalPeriod::Day, la, after),
+            ms("2026-12-02T08:00:00Z")
+        );
         let utc = index(LocalPeriod::Day, Tz::UTC, ms("2026-12-02T07:59:00Z"));
         assert_eq!(utc, before + 1);
     }
@@ -121,10 +124,19 @@ mod tests {
         let sun = index(LocalPeriod::Week, Tz::UTC, ms("2026-11-29T23:59:59Z"));
         let mon = index(LocalPeriod::Week, Tz::UTC, ms("2026-11-30T00:00:00Z"));
         assert_eq!(mon, sun + 1);
-        assert_eq!(start_ms(LocalPeriod::Week, Tz::UTC, mon), ms("2026-11-30T00:00:00Z"));
+        assert_eq!(
+            start_ms(LocalPeriod::Week, Tz::UTC, mon),
+            ms("2026-11-30T00:00:00Z")
+        );
         let dec = index(LocalPeriod::Month, Tz::UTC, ms("2026-12-01T00:00:00Z"));
-        assert_eq!(start_ms(LocalPeriod::Month, Tz::UTC, dec), ms("2026-12-01T00:00:00Z"));
-        assert_eq!(index(LocalPeriod::Month, Tz::UTC, ms("2027-01-01T00:00:00Z")), dec + 1);
+        assert_eq!(
+            start_ms(LocalPeriod::Month, Tz::UTC, dec),
+            ms("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            index(LocalPeriod::Month, Tz::UTC, ms("2027-01-01T00:00:00Z")),
+            dec + 1
+        );
     }
 
     #[test]

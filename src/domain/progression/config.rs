@@ -132,7 +132,9 @@ fn entries<T: serde::de::DeserializeOwned>(
 
 fn check_types(types: &[String], known: &dyn Fn(&str) -> bool, what: &str) -> Result<(), String> {
     match types.iter().find(|t| !known(t)) {
-        Some(t) => Err(format!("{what} names {t:?}, which is not an event type of this file")),
+        Some(t) => Err(format!(
+            "{what} names {t:?}, which is not an event type of this file"
+        )),
         None => Ok(()),
     }
 }
@@ -143,13 +145,20 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
     for (l, raw) in entries::<RawLevel>("levels", sections.levels, "name")? {
         if let Some(prev) = levels.last() {
             if raw.points <= prev.points || raw.level <= prev.level {
-                return Err((l, "levels and their points must increase from one entry to the next".into()));
+                return Err((
+                    l,
+                    "levels and their points must increase from one entry to the next".into(),
+                ));
             }
         }
         if raw.name.trim().is_empty() {
             return Err((l, "name must not be empty".into()));
         }
-        levels.push(Level { level: raw.level, name: raw.name, points: raw.points });
+        levels.push(Level {
+            level: raw.level,
+            name: raw.name,
+            points: raw.points,
+        });
     }
 
     let mut ids = HashSet::new();
@@ -171,8 +180,16 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
             other => return Err((l, format!("period must be day or week, not {other:?}"))),
         };
         let freezes = match raw.freezes {
-            Some(f) if f.max >= 1 && f.earn_every >= 1 => Some(Freezes { max: f.max, earn_every: f.earn_every }),
-            Some(_) => return Err((l, "freezes.max and freezes.earn_every must be at least 1".into())),
+            Some(f) if f.max >= 1 && f.earn_every >= 1 => Some(Freezes {
+                max: f.max,
+                earn_every: f.earn_every,
+            }),
+            Some(_) => {
+                return Err((
+                    l,
+                    "freezes.max and freezes.earn_every must be at least 1".into(),
+                ))
+            }
             None => None,
         };
         streaks.push(Streak {
@@ -197,18 +214,30 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
         let period = match w.period.as_deref() {
             None => None,
             Some(p) => Some(LocalPeriod::parse(p).ok_or_else(|| {
-                (l.clone(), format!("when.period must be day, week or month, not {p:?}"))
+                (
+                    l.clone(),
+                    format!("when.period must be day, week or month, not {p:?}"),
+                )
             })?),
         };
         let when = match (w.event_type, w.count, w.points, w.streak, w.length) {
             (Some(t), Some(count), None, None, None) => {
                 if !known(&t) {
-                    return Err((l, format!("when.event_type names {t:?}, which is not an event type of this file")));
+                    return Err((
+                        l,
+                        format!(
+                            "when.event_type names {t:?}, which is not an event type of this file"
+                        ),
+                    ));
                 }
                 if count < 1 {
                     return Err((l, "when.count must be at least 1".into()));
                 }
-                Condition::Events { event_type: t, count, period }
+                Condition::Events {
+                    event_type: t,
+                    count,
+                    period,
+                }
             }
             (None, None, Some(points), None, None) if period.is_none() => {
                 if points < 1 {
@@ -218,22 +247,27 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
             }
             (None, None, None, Some(streak), Some(length)) if period.is_none() => {
                 if !streaks.iter().any(|s: &Streak| s.id == streak) {
-                    return Err((l, format!("when.streak names {streak:?}, which is not a streak of this file")));
+                    return Err((
+                        l,
+                        format!("when.streak names {streak:?}, which is not a streak of this file"),
+                    ));
                 }
                 if length < 1 {
                     return Err((l, "when.length must be at least 1".into()));
                 }
                 Condition::Streak { streak, length }
             }
-            _ => {
-                return Err((
-                    l,
-                    "when must be one of {event_type, count[, period]}, {points} and {streak, length}".into(),
-                ))
-            }
+            _ => return Err((
+                l,
+                "when must be one of {event_type, count[, period]}, {points} and {streak, length}"
+                    .into(),
+            )),
         };
         if raw.repeatable && period.is_none() {
-            return Err((l, "repeatable needs when.period: it is earned again in every period".into()));
+            return Err((
+                l,
+                "repeatable needs when.period: it is earned again in every period".into(),
+            ));
         }
         if !(0..=crate::domain::rules::MAX_ABS_POINTS).contains(&raw.points) {
             return Err((l, "points must be between 0 and 1000000000".into()));
@@ -258,7 +292,10 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
             return Err((l, "duplicate id".into()));
         }
         if !(raw.multiplier.is_finite() && raw.multiplier > 0.0 && raw.multiplier <= 1000.0) {
-            return Err((l, "multiplier must be greater than 0 and at most 1000".into()));
+            return Err((
+                l,
+                "multiplier must be greater than 0 and at most 1000".into(),
+            ));
         }
         if let Some(types) = &raw.event_types {
             check_types(types, known, "event_types").map_err(|p| (l.clone(), p))?;
@@ -266,14 +303,30 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
         let time = |field: &str, s: &str| {
             chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.timestamp_millis())
-                .map_err(|_| (l.clone(), format!("{field} must be an RFC 3339 date-time, not {s:?}")))
+                .map_err(|_| {
+                    (
+                        l.clone(),
+                        format!("{field} must be an RFC 3339 date-time, not {s:?}"),
+                    )
+                })
         };
         let (from_ms, to_ms) = (time("from", &raw.from)?, time("to", &raw.to)?);
         if from_ms >= to_ms {
             return Err((l, "from must be before to".into()));
         }
-        boosts.push(Boost { id: raw.id, multiplier: raw.multiplier, event_types: raw.event_types, from_ms, to_ms });
+        boosts.push(Boost {
+            id: raw.id,
+            multiplier: raw.multiplier,
+            event_types: raw.event_types,
+            from_ms,
+            to_ms,
+        });
     }
 
-    Ok(Progression { levels, streaks, achievements, boosts })
+    Ok(Progression {
+        levels,
+        streaks,
+        achievements,
+        boosts,
+    })
 }

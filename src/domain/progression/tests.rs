@@ -45,12 +45,18 @@ fn rules() -> Rules {
 }
 
 fn ms(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
 }
 
 /// Runs one request of `(type, time)` events through the transition, judged by `rules`
 /// as ingest judges them (boosts when received, caps by the store).
-fn run(rules: &Rules, state: &mut UserState, events: &[(&str, i64)]) -> crate::domain::engine::Step {
+fn run(
+    rules: &Rules,
+    state: &mut UserState,
+    events: &[(&str, i64)],
+) -> crate::domain::engine::Step {
     let ids: Vec<String> = events
         .iter()
         .map(|_| crate::domain::event::new_event_id())
@@ -92,12 +98,23 @@ fn unlocked(step: &crate::domain::engine::Step) -> Vec<String> {
 fn boosts_multiply_within_their_window_and_round_toward_zero() {
     let p = rules().progression().clone();
     // Before, at the start (inclusive), overlapping (2 × 1.5), at the end (exclusive).
-    assert_eq!(p.boosted("PURCHASE", ms("2026-11-26T23:59:59.999Z"), 10), 10);
+    assert_eq!(
+        p.boosted("PURCHASE", ms("2026-11-26T23:59:59.999Z"), 10),
+        10
+    );
     assert_eq!(p.boosted("PURCHASE", ms("2026-11-27T00:00:00Z"), 10), 20);
     assert_eq!(p.boosted("PURCHASE", ms("2026-11-29T12:00:00Z"), 10), 30);
     assert_eq!(p.boosted("PURCHASE", ms("2026-11-30T00:00:00Z"), 10), 15);
-    assert_eq!(p.boosted("LOGIN", ms("2026-11-29T12:00:00Z"), 1), 1, "1.5 rounds down");
-    assert_eq!(p.boosted("CHARGEBACK", ms("2026-11-29T12:00:00Z"), -3), -4, "toward zero");
+    assert_eq!(
+        p.boosted("LOGIN", ms("2026-11-29T12:00:00Z"), 1),
+        1,
+        "1.5 rounds down"
+    );
+    assert_eq!(
+        p.boosted("CHARGEBACK", ms("2026-11-29T12:00:00Z"), -3),
+        -4,
+        "toward zero"
+    );
     assert_eq!(p.boosted("LOGIN", ms("2026-12-01T00:00:00Z"), 1), 1);
 }
 
@@ -120,15 +137,23 @@ fn levels_follow_points_up_and_down() {
         .notices
         .iter()
         .filter_map(|n| match n {
-            Notice::LevelChanged(l) => Some((l.from.clone().unwrap().name, l.to.clone().unwrap().name)),
+            Notice::LevelChanged(l) => {
+                Some((l.from.clone().unwrap().name, l.to.clone().unwrap().name))
+            }
             _ => None,
         })
         .collect();
     assert_eq!(changes, [("Bronze".to_owned(), "Silver".to_owned())]);
     let step = run(&r, &mut state, &[("CHARGEBACK", t + 100)]);
     assert_eq!(state.points, 40);
-    assert!(step.notices.iter().any(|n| matches!(n, Notice::LevelChanged(l)
-        if l.to.as_ref().map(|l| l.level) == Some(1))), "{:?}", step.notices);
+    assert!(
+        step.notices
+            .iter()
+            .any(|n| matches!(n, Notice::LevelChanged(l)
+        if l.to.as_ref().map(|l| l.level) == Some(1))),
+        "{:?}",
+        step.notices
+    );
     assert_eq!(r.progression().level_at(40).unwrap().name, "Bronze");
     assert_eq!(r.progression().next_level(40).unwrap().name, "Silver");
     assert!(r.progression().next_level(600).is_none());
@@ -153,7 +178,10 @@ fn achievements_unlock_once_and_repeatable_ones_once_per_period() {
     assert_eq!(step.bonuses[0].event_type, "achievement:busy_week");
     assert_eq!(step.bonuses[0].points, 50);
     assert_eq!(state.points, before + 5 + 50);
-    assert_eq!(step.changes.points, 55, "the bonus is counted with the events");
+    assert_eq!(
+        step.changes.points, 55,
+        "the bonus is counted with the events"
+    );
     // A sixth the same week: nothing; five the next week: again.
     let step = run(&r, &mut state, &[("LOGIN", t + 20)]);
     assert!(unlocked(&step).is_empty());
@@ -187,12 +215,25 @@ fn streaks_count_local_days_and_freezes_cover_missed_ones() {
     // 07:30Z on Dec 2 is 23:30 on Dec 1 in Los Angeles; 08:30Z is 00:30 on Dec 2.
     let step = run(&r, &mut state, &[("LOGIN", ms("2026-12-02T07:30:00Z"))]);
     assert_eq!(state.progress.streaks["daily_login"].length, 1);
-    assert!(step.notices.iter().any(|n| matches!(n, Notice::StreakChanged(s) if s.change.as_str() == "extended")));
+    assert!(step
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::StreakChanged(s) if s.change.as_str() == "extended")));
     run(&r, &mut state, &[("LOGIN", ms("2026-12-02T08:30:00Z"))]);
-    assert_eq!(state.progress.streaks["daily_login"].length, 2, "a new local day");
+    assert_eq!(
+        state.progress.streaks["daily_login"].length, 2,
+        "a new local day"
+    );
     // In UTC both would be Dec 2: one day.
     let mut utc = UserState::default();
-    run(&r, &mut utc, &[("LOGIN", ms("2026-12-02T07:30:00Z")), ("LOGIN", ms("2026-12-02T08:30:00Z"))]);
+    run(
+        &r,
+        &mut utc,
+        &[
+            ("LOGIN", ms("2026-12-02T07:30:00Z")),
+            ("LOGIN", ms("2026-12-02T08:30:00Z")),
+        ],
+    );
     assert_eq!(utc.progress.streaks["daily_login"].length, 1);
 
     // Day 3 (Dec 3 local): length 3, a freeze earned (every 3), Regular unlocked.
@@ -201,25 +242,36 @@ fn streaks_count_local_days_and_freezes_cover_missed_ones() {
     assert_eq!(state.progress.streaks["daily_login"].freezes, 1);
     // Skip Dec 4; Dec 5 uses the freeze.
     let step = run(&r, &mut state, &[("LOGIN", ms("2026-12-05T20:00:00Z"))]);
-    let kinds: Vec<&str> = step.notices.iter().filter_map(|n| match n {
-        Notice::StreakChanged(s) => Some(s.change.as_str()),
-        _ => None,
-    }).collect();
+    let kinds: Vec<&str> = step
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::StreakChanged(s) => Some(s.change.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(kinds, ["frozen", "extended"]);
     let s = &state.progress.streaks["daily_login"];
     assert_eq!((s.length, s.freezes), (4, 0));
     // Skip two days with no freeze: broken, a new streak of 1, longest kept.
     let step = run(&r, &mut state, &[("LOGIN", ms("2026-12-08T20:00:00Z"))]);
-    let kinds: Vec<&str> = step.notices.iter().filter_map(|n| match n {
-        Notice::StreakChanged(s) => Some(s.change.as_str()),
-        _ => None,
-    }).collect();
+    let kinds: Vec<&str> = step
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::StreakChanged(s) => Some(s.change.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(kinds, ["broken", "extended"]);
     let s = &state.progress.streaks["daily_login"];
     assert_eq!((s.length, s.longest), (1, 4));
     // A late event (an earlier day) changes nothing.
     let step = run(&r, &mut state, &[("LOGIN", ms("2026-12-04T20:00:00Z"))]);
-    assert!(!step.notices.iter().any(|n| matches!(n, Notice::StreakChanged(_))));
+    assert!(!step
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::StreakChanged(_))));
 }
 
 #[test]
@@ -254,8 +306,16 @@ fn replay_grants_and_revokes_with_the_rules_it_is_given() {
         })
         .collect();
     let replayed = replay("u", &r, &Default::default(), &entries);
-    assert_eq!(replayed.added.len(), 1, "busy_week's bonus, granted by the replay");
-    assert!(replayed.state.progress.achievements.contains_key("busy_week"));
+    assert_eq!(
+        replayed.added.len(),
+        1,
+        "busy_week's bonus, granted by the replay"
+    );
+    assert!(replayed
+        .state
+        .progress
+        .achievements
+        .contains_key("busy_week"));
     assert_eq!(replayed.state.points, 55);
     // With the bonus in the ledger, the same rules keep it; without the achievement,
     // it goes.
@@ -305,5 +365,8 @@ fn config_errors_name_the_entry() {
         );
     }
     // A file without the new sections is as valid as before.
-    assert!(!Rules::parse(Path::new("events.yaml"), base).unwrap().progression().tracks_progress());
+    assert!(!Rules::parse(Path::new("events.yaml"), base)
+        .unwrap()
+        .progression()
+        .tracks_progress());
 }

@@ -12,10 +12,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use crate::config::{invalid, ConfigError, Vars};
 use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
+use crate::domain::progression::Progress;
 use crate::domain::ranking::RankedEntry;
 use crate::domain::rules::Rules;
 use crate::store::writer_channel::WriterChannel;
-use crate::domain::progression::Progress;
 use crate::store::{AchievementCounts, ProgressStore, UserRecompute};
 use crate::store::{
     DailyTypeTotal, Export, HistoryQuery, Ledger, Lifecycle, Recorded, RulesLog, RulesVersion,

@@ -47,7 +47,10 @@ pub fn unlocked(c: &Connection, user_id: &str, achievement_id: &str) -> rusqlite
 
 /// Makes the user's unlock rows those of `progress` (after a recompute).
 pub fn replace_unlocks(c: &Connection, user_id: &str, progress: &Progress) -> rusqlite::Result<()> {
-    c.execute("DELETE FROM user_achievements WHERE user_id = ?1", [user_id])?;
+    c.execute(
+        "DELETE FROM user_achievements WHERE user_id = ?1",
+        [user_id],
+    )?;
     for id in progress.achievements.keys() {
         unlocked(c, user_id, id)?;
     }
@@ -56,7 +59,10 @@ pub fn replace_unlocks(c: &Connection, user_id: &str, progress: &Progress) -> ru
 
 pub fn erase(c: &Connection, user_id: &str) -> rusqlite::Result<usize> {
     let p = c.execute("DELETE FROM user_progress WHERE user_id = ?1", [user_id])?;
-    c.execute("DELETE FROM user_achievements WHERE user_id = ?1", [user_id])?;
+    c.execute(
+        "DELETE FROM user_achievements WHERE user_id = ?1",
+        [user_id],
+    )?;
     Ok(p)
 }
 
@@ -71,7 +77,9 @@ pub fn counts(c: &Connection) -> rusqlite::Result<AchievementCounts> {
         "SELECT achievement_id, COUNT(*) FROM user_achievements GROUP BY achievement_id",
     )?;
     let unlocked = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(AchievementCounts {
         users: users as u64,
