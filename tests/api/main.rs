@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod mongo_migration;
 mod mongo_outage;
+mod mongo_progression;
 mod mongo_recovery;
 mod mongo_webhooks_recovery;
 mod multi_instance;

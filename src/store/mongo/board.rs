@@ -25,9 +25,12 @@ pub struct Source {
 /// Where the board of `key` (`all`, `day:...`, ...) is kept.
 pub fn sources(key: &str) -> Vec<Source> {
     match Period::of_key(key) {
+        // A user's time zone may be set before their first event: that state document
+        // has no counters and is on no board (a range on the index's key, so the
+        // board is still read from the index).
         None | Some(Period::All) => vec![Source {
             coll: USERS,
-            filter: Document::new(),
+            filter: doc! { "points": { "$gte": i64::MIN } },
             points: "points".into(),
         }],
         Some(kind) => vec![
@@ -198,7 +201,12 @@ pub async fn own(db: &Database, key: &str, user_id: &str) -> Result<Option<i64>>
         .find_one(doc! { "_id": user_id, "user_id": user_id })
         .await?;
     let kind = match Period::of_key(key) {
-        None | Some(Period::All) => return state.map(|d| int(&d, "points")).transpose(),
+        None | Some(Period::All) => {
+            return state
+                .filter(|d| d.contains_key("points"))
+                .map(|d| int(&d, "points"))
+                .transpose()
+        }
         Some(kind) => kind.as_str(),
     };
     if let Some(slot) = state.as_ref().and_then(|d| d.get_document(kind).ok()) {

@@ -19,10 +19,12 @@ pub async fn user_ids(db: &Database, after: Option<String>, limit: u32) -> Resul
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let filter = match &after {
-        Some(a) => doc! { "_id": { "$gt": a } },
-        None => doc! {},
-    };
+    // A state document without counters only holds a time zone set before the
+    // user's first event (see progress.rs): no counters to export.
+    let mut filter = doc! { "points": { "$exists": true } };
+    if let Some(a) = &after {
+        filter.insert("_id", doc! { "$gt": a });
+    }
     let options = FindOptions::builder()
         .sort(doc! { "_id": 1 })
         .projection(doc! { "_id": 1 })
@@ -46,7 +48,7 @@ pub async fn user_counters(db: &Database, user_ids: &[String]) -> Result<Vec<Use
         None,
     )
     .await?;
-    for d in &states {
+    for d in states.iter().filter(|d| d.contains_key("points")) {
         let user = string(d, "user_id")?;
         let mut periods = vec![("all".to_owned(), int(d, "points")?)];
         let loaded = Loaded::from_doc(d);

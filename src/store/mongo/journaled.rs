@@ -81,7 +81,7 @@ async fn guarded_states(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
 
 async fn guarded_archives(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
     guarded(ctx, PERIODS, |upsert| {
-        plan.archive_updates(Some(batch), upsert)
+        Ok(plan.archive_updates(Some(batch), upsert))
     })
     .await
 }
@@ -89,16 +89,16 @@ async fn guarded_archives(ctx: &Ctx, plan: &Plan, batch: &str) -> Result<()> {
 async fn guarded(
     ctx: &Ctx,
     coll: &str,
-    statements: impl Fn(bool) -> Vec<(String, Document)>,
+    statements: impl Fn(bool) -> Result<Vec<(String, Document)>>,
 ) -> Result<()> {
-    let duplicates = ops::update(ctx, coll, &statements(true), None).await?;
+    let duplicates = ops::update(ctx, coll, &statements(true)?, None).await?;
     if duplicates.is_empty() {
         return Ok(());
     }
     // A duplicate key means the document exists: it holds the batch already, or another
     // writer created it meanwhile. The same statement without upsert tells them apart.
     let ids: HashSet<String> = duplicates.into_iter().collect();
-    let again: Vec<(String, Document)> = statements(false)
+    let again: Vec<(String, Document)> = statements(false)?
         .into_iter()
         .filter(|(id, _)| ids.contains(id))
         .collect();

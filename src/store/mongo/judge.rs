@@ -50,17 +50,23 @@ pub async fn judge(
         HashMap::new()
     };
     let users: BTreeSet<&str> = all.iter().map(|e| e.user_id.as_str()).collect();
-    let loaded = state::load(ctx, session.as_deref_mut(), &users).await?;
+    // Progress rides on the state document, which every commit of the user writes: two
+    // commits of one user (on any instance) conflict there, so an unlock is judged
+    // once, on the progress the other commit left.
+    let tracks = all.iter().any(|e| e.progression.0.tracks_progress());
+    let loaded = state::load(ctx, session.as_deref_mut(), &users, tracks).await?;
     let mut states: HashMap<String, UserState> = loaded
         .iter()
         .map(|(user, l)| {
             let state = UserState {
                 points: l.points,
+                progress: l.progress.clone().unwrap_or_default(),
                 ..UserState::default()
             };
             (user.clone(), state)
         })
         .collect();
+    let mut progressed: BTreeSet<String> = BTreeSet::new();
     // Per user, the changes of all of the commit's requests: placed once at the end.
     let mut summed: HashMap<String, Changes> = HashMap::new();
     let mut judged = Judged::default();
@@ -117,6 +123,22 @@ pub async fn judge(
                 }
                 outcomes[i] = Some(outcome.clone());
             }
+            if step.progressed {
+                progressed.insert(user_id.to_owned());
+                // Bonus entries are ledger entries of the same commit: stored, pending
+                // and counted exactly like its events (the dedup index makes each
+                // once per user and period).
+                let version = events[positions[0]].rules_version;
+                for b in &step.bonuses {
+                    let marker = pending.map(|p| Pending {
+                        request: r as i64,
+                        ..p.clone()
+                    });
+                    judged
+                        .docs
+                        .push(EventDoc::bonus(user_id, b, version, marker));
+                }
+            }
             summed
                 .entry(user_id.to_owned())
                 .or_default()
@@ -136,6 +158,11 @@ pub async fn judge(
         let l = loaded.get(user);
         judged.plan.add(user, l, changes);
         judged.seqs.insert(user.clone(), l.map_or(0, |l| l.seq) + 1);
+    }
+    for user in &progressed {
+        if let Some(state) = states.get(user) {
+            judged.plan.set_progress(user, &state.progress);
+        }
     }
     Ok(judged)
 }

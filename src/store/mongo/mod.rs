@@ -44,6 +44,7 @@ mod judge;
 mod migrate;
 mod monitor;
 mod outbox;
+mod progress;
 mod read;
 mod recompute;
 mod recovery;
@@ -399,23 +400,24 @@ impl WebhookQueue for MongoStore {
 impl crate::store::ProgressStore for MongoStore {
     async fn user_progress(
         &self,
-        _user_id: &str,
+        user_id: &str,
     ) -> Result<crate::domain::progression::Progress, StoreError> {
-        Err(StoreError::Unsupported(
-            "streaks and achievements are not kept by the MongoDB store yet".into(),
-        ))
+        self.read(progress::user_progress(&self.ctx, user_id)).await
     }
 
-    async fn set_timezone(&self, _user_id: &str, _timezone: &str) -> Result<(), StoreError> {
-        Err(StoreError::Unsupported(
-            "streaks and achievements are not kept by the MongoDB store yet".into(),
-        ))
+    async fn set_timezone(&self, user_id: &str, timezone: &str) -> Result<(), StoreError> {
+        let (user_id, timezone) = (user_id.to_owned(), timezone.to_owned());
+        self.writer
+            .send(|reply| writer::Command::SetTimezone {
+                user_id,
+                timezone,
+                reply,
+            })
+            .await
     }
 
     async fn achievement_counts(&self) -> Result<crate::store::AchievementCounts, StoreError> {
-        Err(StoreError::Unsupported(
-            "streaks and achievements are not kept by the MongoDB store yet".into(),
-        ))
+        self.read(progress::counts(&self.ctx)).await
     }
 }
 

@@ -13,19 +13,19 @@ use mongodb::ClientSession;
 
 use super::bulk_commands::{self, find_all};
 use super::outbox;
-use super::schema::{EVENTS, PERIODS, USERS};
-use super::state::Plan;
+use super::schema::{EventDoc, EVENTS, PERIODS, PROGRESS, USERS};
+use super::state::{progress_of, progress_set, Plan};
 use super::transactional;
-use super::txn::in_transaction;
+use super::txn::{conflict, in_transaction};
 use super::Ctx;
-use crate::domain::engine::{replay, LedgerEntry};
+use crate::domain::engine::{replay, Bonus, LedgerEntry};
 use crate::domain::progression::Progress;
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
 pub async fn dry_run(ctx: &Ctx, user_id: &str, rules: &Rules) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, None).await?;
-    let current = Progress::default();
+    let current = current_progress(ctx, user_id, None).await?;
     let replayed = replay(user_id, rules, &current, &entries);
     Ok(UserRecompute::of(&entries, &replayed, &current, rules))
 }
@@ -44,10 +44,15 @@ async fn apply_in(
     rules: &Rules,
 ) -> Result<UserRecompute> {
     let entries = ledger(ctx, user_id, Some(&mut *s)).await?;
-    let current = Progress::default();
+    // Read in the transaction: a commit of the user changing it meanwhile conflicts
+    // with the state document's rewrite below.
+    let current = current_progress(ctx, user_id, Some(&mut *s)).await?;
     let replayed = replay(user_id, rules, &current, &entries);
     let result = UserRecompute::of(&entries, &replayed, &current, rules);
-    if result.changed_events == 0 {
+    let progress_same = replayed.state.progress == current
+        || (!rules.progression().tracks_progress() && current == Progress::default());
+    let bonuses_same = replayed.removed.is_empty() && replayed.added.is_empty();
+    if result.changed_events == 0 && progress_same && bonuses_same {
         return Ok(result);
     }
     let statements: Vec<(String, Document)> = replayed
@@ -60,6 +65,41 @@ async fn apply_in(
         })
         .collect();
     bulk_commands::update(ctx, EVENTS, &statements, Some(&mut *s)).await?;
+    // Bonus entries the replay no longer awards go; those it awards anew come in (after
+    // the removals: one may take over a removed one's dedup key).
+    let removed: Vec<&str> = replayed
+        .removed
+        .iter()
+        .map(|&i| entries[i].id.as_str())
+        .collect();
+    if !removed.is_empty() {
+        ctx.events
+            .delete_many(doc! { "_id": { "$in": &removed }, "user_id": user_id })
+            .session(&mut *s)
+            .await?;
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let added: Vec<EventDoc> = replayed
+        .added
+        .iter()
+        .map(|b| {
+            EventDoc::bonus(
+                user_id,
+                &Bonus {
+                    received_ms: now,
+                    ..b.clone()
+                },
+                rules.version(),
+                None,
+            )
+        })
+        .collect();
+    if !bulk_commands::insert_new(&ctx.events, &added, Some(&mut *s))
+        .await?
+        .is_empty()
+    {
+        return Err(conflict("bonus entry stored concurrently"));
+    }
 
     // The user's state document and archives go, and the replayed sums come back as
     // fresh ones, placed as from an empty state (newest periods in the slots).
@@ -83,17 +123,36 @@ async fn apply_in(
         .session(&mut *s)
         .await?;
     transactional::apply_plain(ctx, s, &plan).await?;
+    let mut set = progress_set(&replayed.state.progress)?;
     if seq > 0 {
-        users
-            .update_one(
-                doc! { "_id": user_id, "user_id": user_id },
-                doc! { "$set": { "seq": seq + 1 } },
-            )
-            .session(&mut *s)
-            .await?;
+        set.insert("seq", seq + 1);
     }
+    users
+        .update_one(
+            doc! { "_id": user_id, "user_id": user_id },
+            doc! { "$set": set, "$setOnInsert": { "user_id": user_id } },
+        )
+        .upsert(true)
+        .session(&mut *s)
+        .await?;
     outbox::queue_recompute(ctx, s, user_id, &result, rules).await?;
     Ok(result)
+}
+
+async fn current_progress(
+    ctx: &Ctx,
+    user_id: &str,
+    session: Option<&mut ClientSession>,
+) -> Result<Progress> {
+    let users = ctx.db.collection::<Document>(USERS);
+    let find = users
+        .find_one(doc! { "_id": user_id, "user_id": user_id })
+        .projection(doc! { PROGRESS: 1 });
+    let state = match session {
+        Some(s) => find.session(s).await?,
+        None => find.await?,
+    };
+    Ok(state.as_ref().map(progress_of).unwrap_or_default())
 }
 
 async fn ledger(

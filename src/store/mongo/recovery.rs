@@ -8,17 +8,19 @@ use mongodb::error::Result;
 use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
-use super::bulk_commands::find_all;
+use super::bulk_commands::{self, find_all};
 use super::commit::{self, Applied};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::outbox::{self, Batch, Subscribers};
 use super::schema::{EventDoc, DELETIONS, EVENTS, GUARD, PERIODS, USERS};
 use super::state::{self, Plan, MOVED};
 use super::txn;
-use super::{erase, transactional};
+use super::{erase, rules, transactional};
 use super::{Ctx, Mode};
 use crate::domain::engine::{self, CapReached, Changes, Incoming, Notice, Rule, UserState};
+use crate::domain::progression::{is_bonus, Progress};
+use crate::domain::rules::Rules;
 
 /// Writes younger than this may still be in the hands of a live writer (this process's
 /// or another's), which finishes or gives up well within it (the writer's timeout).
@@ -106,8 +108,8 @@ pub async fn nothing_left(ctx: &Ctx) -> Result<bool> {
 async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
     match ctx.mode {
         Mode::Journal => {
-            let events = pending_events(ctx, batch, None).await?;
-            let plan = plan_of(ctx, None, &events, batch).await?;
+            let mut events = pending_events(ctx, batch, None).await?;
+            let plan = plan_of(ctx, None, &mut events, batch).await?;
             commit::apply_guarded(ctx, &plan, batch).await?;
             // No rank.changed: the boards as they were before this batch are gone.
             let subs = Subscribers::load(ctx, None).await?;
@@ -141,22 +143,26 @@ async fn recover_batch(ctx: &Ctx, batch: &str) -> Result<usize> {
 /// Where the batch's points still have to go. A user whose state document holds the
 /// batch has had its state updated; what it owes the archives is recorded there. A
 /// user whose document does not hold it has had nothing of the batch (state updates
-/// come first), so its share is placed afresh on the state as it is now.
+/// come first), so its share is placed afresh on the state as it is now, and so is the
+/// progress its events make (see [`progress`]), which may add bonus entries to
+/// `events`.
 async fn plan_of(
     ctx: &Ctx,
-    session: Option<&mut ClientSession>,
-    events: &[EventDoc],
+    mut session: Option<&mut ClientSession>,
+    events: &mut Vec<EventDoc>,
     batch: &str,
 ) -> Result<Plan> {
+    let users: BTreeSet<String> = events.iter().map(|e| e.user_id.clone()).collect();
+    let users: BTreeSet<&str> = users.iter().map(String::as_str).collect();
+    let loaded = state::load(ctx, session.as_deref_mut(), &users, true).await?;
+    let progressed = progress(ctx, session, events, batch, &loaded).await?;
     let mut by_user: HashMap<&str, Changes> = HashMap::new();
-    for e in events {
+    for e in events.iter() {
         by_user
             .entry(&e.user_id)
             .or_default()
             .add(&e.event_type, e.ts_ms, e.points);
     }
-    let users: BTreeSet<&str> = by_user.keys().copied().collect();
-    let loaded = state::load(ctx, session, &users).await?;
     let mut plan = Plan::default();
     for (user, changes) in &by_user {
         match loaded.get(*user) {
@@ -164,15 +170,151 @@ async fn plan_of(
             l => plan.add(user, l, changes),
         }
     }
+    for (user, p) in &progressed {
+        plan.set_progress(user, p);
+    }
     Ok(plan)
 }
 
+/// The progress of the users whose state documents lack `batch`: the engine advances
+/// what the document holds now with the batch's events, in the order they were
+/// judged, under the rules version that judged each (its text is registered in the
+/// store). Its progress is written with the state update, under the batch's guard, so
+/// a recovery cut short does it again from the same document. Bonus entries it awards
+/// that the ledger lacks go into the batch; those the first attempt stored are there
+/// already (and a second is impossible: the dedup index), so nothing is doubled.
+async fn progress(
+    ctx: &Ctx,
+    mut session: Option<&mut ClientSession>,
+    events: &mut Vec<EventDoc>,
+    batch: &str,
+    loaded: &HashMap<String, state::Loaded>,
+) -> Result<BTreeMap<String, Progress>> {
+    let mut rules: HashMap<i64, Option<Rules>> = HashMap::new();
+    for v in events.iter().filter_map(|e| e.rules_version) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = rules.entry(v) {
+            slot.insert(rules_of(ctx, v).await?);
+        }
+    }
+    let progression_of = |e: &EventDoc| {
+        e.rules_version
+            .and_then(|v| rules.get(&v)?.as_ref())
+            .map_or(&crate::domain::progression::NONE, |r| {
+                r.progression().as_ref()
+            })
+    };
+    let mut out = BTreeMap::new();
+    let mut bonuses: Vec<EventDoc> = Vec::new();
+    let users: BTreeSet<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+    for user in users {
+        let l = loaded.get(user);
+        if l.is_some_and(|l| l.holds(batch)) {
+            continue;
+        }
+        let mut mine: Vec<&EventDoc> = events
+            .iter()
+            .filter(|e| e.user_id == user && !is_bonus(&e.event_type))
+            .collect();
+        if !mine.iter().any(|e| progression_of(e).tracks_progress()) {
+            continue;
+        }
+        mine.sort_by(|a, b| (request_of(a), &a.id).cmp(&(request_of(b), &b.id)));
+        let incoming: Vec<Incoming> = mine
+            .iter()
+            .map(|e| Incoming {
+                id: &e.id,
+                event_type: &e.event_type,
+                ts_ms: e.ts_ms,
+                received_ms: e.received_ms,
+                dedup_key: e.dedup_key.clone(),
+                rule: Rule::Keep { points: e.points },
+                stored: None,
+                progression: progression_of(e),
+            })
+            .collect();
+        let mut state = UserState {
+            points: l.map_or(0, |l| l.points),
+            progress: l.and_then(|l| l.progress.clone()).unwrap_or_default(),
+            ..UserState::default()
+        };
+        let step = engine::apply(user, &mut state, &incoming);
+        if !step.progressed {
+            continue;
+        }
+        let marker = mine[0].pending.clone();
+        for b in &step.bonuses {
+            let stored = events
+                .iter()
+                .any(|e| e.user_id == user && e.dedup_key == b.dedup_key);
+            if !stored {
+                bonuses.push(EventDoc::bonus(
+                    user,
+                    b,
+                    mine[0].rules_version,
+                    marker.clone(),
+                ));
+            }
+        }
+        out.insert(user.to_owned(), state.progress);
+    }
+    if bonuses.is_empty() {
+        return Ok(out);
+    }
+    // Entries outside the batch (counted already) may hold a key: those are not added.
+    let keys: Vec<Document> = bonuses
+        .iter()
+        .map(|b| doc! { "user_id": &b.user_id, "dedup_key": &b.dedup_key })
+        .collect();
+    let held: BTreeSet<(String, String)> = find_all(
+        &ctx.db.collection::<Document>(EVENTS),
+        doc! { "$or": keys },
+        FindOptions::builder()
+            .projection(doc! { "user_id": 1, "dedup_key": 1 })
+            .build(),
+        session.as_deref_mut(),
+    )
+    .await?
+    .iter()
+    .filter_map(|d| {
+        Some((
+            d.get_str("user_id").ok()?.to_owned(),
+            d.get_str("dedup_key").ok()?.to_owned(),
+        ))
+    })
+    .collect();
+    bonuses.retain(|b| !held.contains(&(b.user_id.clone(), b.dedup_key.clone())));
+    if !bulk_commands::insert_new(&ctx.events, &bonuses, session)
+        .await?
+        .is_empty()
+    {
+        // Only another writer inserts between the look-up and here: start over.
+        return Err(txn::conflict("bonus entry inserted concurrently"));
+    }
+    events.extend(bonuses);
+    Ok(out)
+}
+
+/// The rules of a registered version, `None` when it is gone or no longer parses
+/// (then its events make no progress here, as the engine would judge them now).
+async fn rules_of(ctx: &Ctx, version: i64) -> Result<Option<Rules>> {
+    let Some(text) = rules::content(&ctx.db, version).await? else {
+        return Ok(None);
+    };
+    match Rules::parse(std::path::Path::new("rules_versions"), &text) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            tracing::error!(version, error = %e, "a registered rules version no longer parses; recovering without its progression");
+            Ok(None)
+        }
+    }
+}
+
 async fn recover_in(ctx: &Ctx, s: &mut ClientSession, batch: &str) -> Result<usize> {
-    let events = pending_events(ctx, batch, Some(&mut *s)).await?;
+    let mut events = pending_events(ctx, batch, Some(&mut *s)).await?;
     if events.is_empty() {
         return Ok(0);
     }
-    let plan = plan_of(ctx, Some(&mut *s), &events, batch).await?;
+    let plan = plan_of(ctx, Some(&mut *s), &mut events, batch).await?;
     let archive_ids = plan.archive_ids();
     let periods = ctx.db.collection::<Document>(PERIODS);
     let done = ids_of(

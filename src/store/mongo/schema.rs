@@ -7,6 +7,7 @@ use mongodb::{Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::caps::Cap;
+use crate::domain::engine::Bonus;
 use crate::domain::event::NewEvent;
 
 /// The ledger: one document per stored event, `_id` the server-assigned event id.
@@ -28,6 +29,13 @@ pub const RULES: &str = "rules_versions";
 pub const SUBSCRIPTIONS: &str = "webhook_subscriptions";
 /// The webhook delivery queue and log, `_id` the delivery id (see outbox.rs).
 pub const DELIVERIES: &str = "webhook_deliveries";
+
+/// Fields of a user's state document holding their progression: the engine's
+/// [`Progress`](crate::domain::progression::Progress) as JSON text (achievement ids are
+/// free text, which BSON field names could not all carry), and the ids of the
+/// achievements unlocked, so that rarity is an indexed count.
+pub const PROGRESS: &str = "progress";
+pub const ACHIEVEMENTS: &str = "achievements";
 
 /// Field of counter documents listing the write batches already added into them, so
 /// that re-applying a batch after a crash is a no-op for documents it reached.
@@ -88,6 +96,30 @@ impl EventDoc {
     pub fn reaching(mut self, cap: Option<Cap>) -> EventDoc {
         self.cap_reached = cap;
         self
+    }
+
+    /// An achievement's bonus entry: a ledger entry like an event, its points its base.
+    pub fn bonus(
+        user_id: &str,
+        b: &Bonus,
+        rules_version: Option<i64>,
+        pending: Option<Pending>,
+    ) -> EventDoc {
+        EventDoc {
+            id: b.id.clone(),
+            user_id: user_id.to_owned(),
+            dedup_key: b.dedup_key.clone(),
+            event_type: b.event_type.clone(),
+            ts_ms: b.ts_ms,
+            event_id: None,
+            points: b.points,
+            properties: None,
+            received_ms: b.received_ms,
+            base_points: Some(b.points),
+            rules_version,
+            pending,
+            cap_reached: None,
+        }
     }
 
     pub fn new(e: &NewEvent, pending: Option<Pending>) -> EventDoc {
@@ -153,6 +185,13 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
             false,
         ));
     }
+    // Multikey over each user's unlocked ids: a count per achievement reads index keys.
+    users.push(named(
+        doc! { ACHIEVEMENTS: 1 },
+        "achievements",
+        false,
+        false,
+    ));
     db.collection::<Document>(USERS)
         .create_indexes(users)
         .await?;

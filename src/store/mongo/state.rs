@@ -19,10 +19,11 @@ use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
 use super::bulk_commands::find_all;
-use super::schema::{period_id, GUARD, USERS};
+use super::schema::{period_id, ACHIEVEMENTS, GUARD, PROGRESS, USERS};
 use super::Ctx;
 use crate::domain::engine::{Changes, TypeCount};
 use crate::domain::period::Period;
+use crate::domain::progression::Progress;
 
 /// The slot fields, in this order in [`Loaded::slots`].
 pub const SLOTS: [Period; 3] = [Period::Day, Period::Week, Period::Month];
@@ -41,6 +42,8 @@ pub struct Loaded {
     pub batches: Vec<String>,
     /// `(batch, period key, points)` the batches above still owe the archives.
     pub moved: Vec<(String, String, i64)>,
+    /// The user's progression, when it was read (see [`load`]).
+    pub progress: Option<Progress>,
 }
 
 impl Loaded {
@@ -84,6 +87,7 @@ impl Loaded {
             slots,
             batches: strings(GUARD),
             moved,
+            progress: d.contains_key(PROGRESS).then(|| progress_of(d)),
         }
     }
 
@@ -92,23 +96,52 @@ impl Loaded {
     }
 }
 
-/// The state documents of `users`, by user; users without one are missing.
+/// The progression a state document holds (empty when it holds none).
+pub fn progress_of(d: &Document) -> Progress {
+    let Ok(text) = d.get_str(PROGRESS) else {
+        return Progress::default();
+    };
+    match serde_json::from_str(text) {
+        Ok(p) => p,
+        Err(e) => {
+            // Written by this code only; a bad value must not stop the user's events.
+            let user = d.get_str("_id").unwrap_or_default();
+            tracing::error!(user_id = user, error = %e, "unreadable progress, starting afresh");
+            Progress::default()
+        }
+    }
+}
+
+/// The `$set` of a user's progression: the JSON text and the unlocked ids.
+pub fn progress_set(progress: &Progress) -> Result<Document> {
+    let text = serde_json::to_string(progress)
+        .map_err(|e| super::error::reply_error(None, format!("progress as JSON: {e}")))?;
+    let ids: Vec<&str> = progress.achievements.keys().map(String::as_str).collect();
+    Ok(doc! { PROGRESS: text, ACHIEVEMENTS: ids })
+}
+
+/// The state documents of `users`, by user; users without one are missing. With
+/// `progress` their progression is read too (it is only needed when the rules of some
+/// event track progress, and it grows with what the user unlocked).
 pub async fn load(
     ctx: &Ctx,
     session: Option<&mut ClientSession>,
     users: &BTreeSet<&str>,
+    progress: bool,
 ) -> Result<HashMap<String, Loaded>> {
     if users.is_empty() {
         return Ok(HashMap::new());
     }
     let ids: Vec<&str> = users.iter().copied().collect();
+    let mut projection = doc! { "types": 0, ACHIEVEMENTS: 0 };
+    if !progress {
+        projection.insert(PROGRESS, 0);
+    }
     // `user_id` too: on a sharded cluster it targets the shards holding these users.
     let docs: Vec<Document> = find_all(
         &ctx.db.collection(USERS),
         doc! { "_id": { "$in": &ids }, "user_id": { "$in": &ids } },
-        FindOptions::builder()
-            .projection(doc! { "types": 0 })
-            .build(),
+        FindOptions::builder().projection(projection).build(),
         session,
     )
     .await?;
@@ -136,6 +169,8 @@ struct UserUpdate {
     slots: Vec<(Period, Slot)>,
     /// The archive increments it makes owed (recorded with it in journal mode).
     moved: BTreeMap<String, i64>,
+    /// The user's progression after the commit, when the commit changed it.
+    progress: Option<Progress>,
 }
 
 /// Where a group commit's counter changes go.
@@ -161,6 +196,7 @@ impl Plan {
             types: changes.by_type.clone(),
             slots: Vec::new(),
             moved: BTreeMap::new(),
+            progress: None,
         };
         for (key, points) in &changes.periods {
             *self
@@ -208,6 +244,15 @@ impl Plan {
         self.users.insert(user.to_owned(), update);
     }
 
+    /// Writes `progress` with the user's state update, so that it lands exactly when the
+    /// counters of the events that made it do (in journal mode under the same guard).
+    /// Only for a user the plan changes: progress moves only with stored entries.
+    pub fn set_progress(&mut self, user: &str, progress: &Progress) {
+        if let Some(u) = self.users.get_mut(user) {
+            u.progress = Some(progress.clone());
+        }
+    }
+
     /// Recovery: archive increments that an applied state update recorded as owed.
     pub fn add_owed(&mut self, user: &str, loaded: &Loaded, batch: &str) {
         let owed: BTreeMap<String, i64> = loaded
@@ -247,10 +292,14 @@ impl Plan {
     /// `update` statements for the state documents, keyed by user. With `guard`, a
     /// document already holding that batch does not match, and the owed archive
     /// increments are recorded with the batch.
-    pub fn user_updates(&self, guard: Option<&str>, upsert: bool) -> Vec<(String, Document)> {
+    pub fn user_updates(
+        &self,
+        guard: Option<&str>,
+        upsert: bool,
+    ) -> Result<Vec<(String, Document)>> {
         self.users
             .iter()
-            .map(|(user, u)| {
+            .map(|(user, u)| -> Result<(String, Document)> {
                 // `seq` orders the user's webhook deliveries (see outbox.rs): one step
                 // per commit that changes the user.
                 let mut inc = doc! { "points": u.points, "events": u.events, "seq": 1_i64 };
@@ -268,6 +317,9 @@ impl Plan {
                             set.insert(kind.as_str(), doc! { "key": key, "points": p });
                         }
                     }
+                }
+                if let Some(p) = &u.progress {
+                    set.extend(progress_set(p)?);
                 }
                 let mut update = doc! { "$inc": inc, "$setOnInsert": { "user_id": user } };
                 if !set.is_empty() {
@@ -287,7 +339,7 @@ impl Plan {
                     }
                     update.insert("$push", push);
                 }
-                (user.clone(), doc! { "q": q, "u": update, "upsert": upsert })
+                Ok((user.clone(), doc! { "q": q, "u": update, "upsert": upsert }))
             })
             .collect()
     }

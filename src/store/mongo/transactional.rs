@@ -80,7 +80,7 @@ async fn record_in(
 /// only when a slot rolled over or an event was late).
 pub async fn apply_plain(ctx: &Ctx, s: &mut ClientSession, plan: &Plan) -> Result<()> {
     for (coll, statements) in [
-        (USERS, plan.user_updates(None, true)),
+        (USERS, plan.user_updates(None, true)?),
         (PERIODS, plan.archive_updates(None, true)),
     ] {
         if statements.is_empty() {

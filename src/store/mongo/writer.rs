@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{self, wall_ms};
 use super::error::{timed_out, to_store};
-use super::{erase, recovery, Ctx, Mode};
+use super::{erase, progress, recovery, Ctx, Mode};
 use crate::domain::event::NewEvent;
 use crate::store::writer_channel::{gather, Request};
 use crate::store::{Recorded, StoreError};
@@ -32,13 +32,20 @@ pub enum Command {
         user_id: String,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// Through the writer so that, without transactions, it runs between group commits
+    /// rather than inside one's read-modify-write of the user's state.
+    SetTimezone {
+        user_id: String,
+        timezone: String,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 impl Request for Command {
     fn size(&self) -> usize {
         match self {
             Command::Record { events, .. } => events.len(),
-            Command::DeleteUser { .. } => 1,
+            Command::DeleteUser { .. } | Command::SetTimezone { .. } => 1,
         }
     }
 }
@@ -89,6 +96,24 @@ async fn process(ctx: &Ctx, commands: Vec<Command>) {
                     .and_then(|r| r.map_err(to_store));
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "mongodb erasure failed");
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetTimezone {
+                user_id,
+                timezone,
+                reply,
+            } => {
+                record_group(ctx, std::mem::take(&mut group)).await;
+                let result = tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    progress::set_timezone(ctx, &user_id, &timezone),
+                )
+                .await
+                .map_err(|_| timed_out("time zone update"))
+                .and_then(|r| r.map_err(to_store));
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "mongodb time zone update failed");
                 }
                 let _ = reply.send(result);
             }
