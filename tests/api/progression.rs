@@ -335,7 +335,11 @@ async fn switch_rules(app: &TestApp, text: &str) {
 /// Whether the app's store applies a recompute: a standalone MongoDB server refuses
 /// (501, no transactions), and only the dry run is checked there.
 async fn applies(app: &TestApp) -> bool {
-    let url = app.backend.iter().find(|(k, _)| k == "MONGO_URL").map(|(_, v)| v);
+    let url = app
+        .backend
+        .iter()
+        .find(|(k, _)| k == "MONGO_URL")
+        .map(|(_, v)| v);
     match url {
         Some(url) => common::mongo_server_mode(url).await != "standalone",
         None => true,
