@@ -14,4 +14,5 @@ pub mod rules_reload;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod wallet_sweeper;
 pub mod webhooks;

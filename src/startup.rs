@@ -27,6 +27,7 @@ pub struct Application {
     reloader: Arc<Reloader>,
     reload_interval: Option<std::time::Duration>,
     webhooks: Arc<Worker>,
+    wallets: Arc<crate::wallet_sweeper::Sweeper>,
 }
 
 /// The background loops of an application, for tests: instead of sleeping and hoping a
@@ -37,6 +38,7 @@ pub struct Application {
 pub struct Loops {
     pub rules: Arc<Reloader>,
     pub webhooks: Arc<Worker>,
+    pub wallets: Arc<crate::wallet_sweeper::Sweeper>,
 }
 
 /// What `check-config` checks beyond parsing the configuration (which already refused
@@ -172,6 +174,11 @@ impl Application {
         let listener = TcpListener::bind(&addrs[..]).await.with_context(|| {
             format!("cannot listen on {host} port {port} (API_SERVER_HOST, API_SERVER_PORT)")
         })?;
+        let wallets = Arc::new(crate::wallet_sweeper::Sweeper {
+            store: state.store.clone(),
+            rules: state.rules.clone(),
+            clock: state.clock.clone(),
+        });
         Ok(Application {
             listener,
             limits: config.limits,
@@ -180,6 +187,7 @@ impl Application {
             reloader: Arc::new(reloader),
             reload_interval: config.rules.reload_interval,
             webhooks: Arc::new(webhooks),
+            wallets,
         })
     }
 
@@ -193,6 +201,7 @@ impl Application {
         Loops {
             rules: self.reloader.clone(),
             webhooks: self.webhooks.clone(),
+            wallets: self.wallets.clone(),
         }
     }
 
@@ -206,6 +215,7 @@ impl Application {
         tracing::info!(%addr, "listening");
         let reload = tokio::spawn(self.reloader.run(self.reload_interval));
         let webhooks = tokio::spawn(self.webhooks.run());
+        let wallets = tokio::spawn(self.wallets.run(std::time::Duration::from_secs(1)));
         let deadlines = http::server::Deadlines {
             header_read: self.limits.header_read_timeout,
             keep_alive: self.limits.keep_alive_timeout,
@@ -219,6 +229,7 @@ impl Application {
         )
         .await;
         reload.abort();
+        wallets.abort();
         // Deliveries in flight stay pending and are sent again after a restart.
         webhooks.abort();
         let _ = webhooks.await;

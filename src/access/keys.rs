@@ -9,6 +9,8 @@ pub enum Role {
     Ingest,
     Read,
     Admin,
+    /// Spends and holds of the wallet.
+    Spend,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Read => "read",
             Role::Admin => "admin",
+            Role::Spend => "spend",
         }
     }
 
@@ -25,6 +28,7 @@ impl Role {
             "ingest" => Some(Role::Ingest),
             "read" => Some(Role::Read),
             "admin" => Some(Role::Admin),
+            "spend" => Some(Role::Spend),
             _ => None,
         }
     }
@@ -35,6 +39,7 @@ pub struct Roles {
     ingest: bool,
     read: bool,
     admin: bool,
+    spend: bool,
 }
 
 impl Roles {
@@ -43,6 +48,8 @@ impl Roles {
             Role::Ingest => self.ingest,
             Role::Read => self.read,
             Role::Admin => self.admin,
+            // An operator may spend for a user too (refunds, support).
+            Role::Spend => self.spend || self.admin,
         }
     }
 
@@ -51,6 +58,7 @@ impl Roles {
             Role::Ingest => self.ingest = true,
             Role::Read => self.read = true,
             Role::Admin => self.admin = true,
+            Role::Spend => self.spend = true,
         }
     }
 }
@@ -123,8 +131,10 @@ pub(super) fn parse_keys(
         }
         let mut roles = Roles::default();
         for r in roles_text.split('+') {
-            roles
-                .add(Role::parse(r.trim()).ok_or_else(|| bad("roles are ingest, read and admin"))?);
+            roles.add(
+                Role::parse(r.trim())
+                    .ok_or_else(|| bad("roles are ingest, read, spend and admin"))?,
+            );
         }
         let chars = key.chars().count();
         if chars < MIN_PRODUCTION_KEY_CHARS {

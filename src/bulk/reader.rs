@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::event::{validate_event, FieldError, NewEvent};
 use crate::domain::progression::is_bonus;
 use crate::domain::rules::Rules;
+use crate::domain::wallet::is_wallet;
 
 /// One line of the rejects file.
 #[derive(Serialize)]
@@ -69,6 +70,20 @@ pub(super) fn read_all(
                     .is_some_and(is_bonus) =>
             {
                 chunk.bonuses += 1;
+                line
+            }
+            Item::Object { line, raw, value }
+                if value
+                    .get("event_type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(is_wallet) =>
+            {
+                chunk.rejects.push(Reject {
+                    line,
+                    reason: "wallet entries are not imported by this version: spend again through the API".into(),
+                    errors: Vec::new(),
+                    input: raw,
+                });
                 line
             }
             Item::Object { line, raw, value } => {

@@ -8,3 +8,4 @@ pub mod progression;
 pub mod ranking;
 pub mod rules;
 pub mod time;
+pub mod wallet;

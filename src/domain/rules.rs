@@ -90,6 +90,9 @@ struct RawEntry {
     point: i64,
     #[serde(default)]
     cap: Option<RawCap>,
+    /// Points of this type expire this many days after the event (wallet).
+    #[serde(default)]
+    expires_after_days: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +153,7 @@ impl Rules {
             return Err(entry_err("events".into(), "defines no event type".into()));
         }
         let mut types = Vec::with_capacity(file.events.len());
+        let mut expiries = std::collections::BTreeMap::new();
         let mut index = HashMap::new();
         for (i, value) in file.events.into_iter().enumerate() {
             let label = match value.get("name").and_then(|n| n.as_str()) {
@@ -173,6 +177,11 @@ impl Rules {
             if index.insert(raw.name.clone(), types.len()).is_some() {
                 return Err(entry_err(label, "duplicate name".into()));
             }
+            super::progression::config::check_days("expires_after_days", raw.expires_after_days)
+                .map_err(|p| entry_err(label.clone(), p))?;
+            if let Some(days) = raw.expires_after_days {
+                expiries.insert(raw.name.clone(), days);
+            }
             let cap = match raw.cap {
                 Some(c) => Some(c.validate(raw.point).map_err(|p| entry_err(label, p))?),
                 None => None,
@@ -185,7 +194,7 @@ impl Rules {
             });
         }
         let known = |name: &str| index.contains_key(name);
-        let progression = super::progression::config::parse(file.progression, &known)
+        let progression = super::progression::config::parse(file.progression, &known, expiries)
             .map_err(|(entry, problem)| entry_err(entry, problem))?;
         Ok(Rules {
             progression: std::sync::Arc::new(progression),

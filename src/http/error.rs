@@ -44,6 +44,21 @@ pub enum ApiError {
         message: String,
         cause: anyhow::Error,
     },
+    /// A spend or hold id already used (409): `id` is the stored entry.
+    #[error("{message}")]
+    Exists { message: &'static str, id: String },
+    /// More than the user can spend (422).
+    #[error("Insufficient points")]
+    Insufficient { available: i64 },
+    /// A hold that is no longer open (409), with its state.
+    #[error("the hold is {0}")]
+    HoldNotOpen(&'static str),
+    /// A resource the configuration does not enable (404 saying so).
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    /// Something named in the path that does not exist (404 saying what).
+    #[error("{0}")]
+    NotFoundMessage(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -54,9 +69,15 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
-    /// Only on 409: the id of the event already stored.
+    /// Only on 409: the id of the event, spend or hold already stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Only on 422 (a spend or hold over the balance): what the user can spend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
+    /// Only on 409 for a hold that is no longer open: `captured`, `voided` or `expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 impl ApiError {
@@ -112,6 +133,8 @@ impl Answer {
                 message: message.into(),
                 errors: None,
                 id: None,
+                available: None,
+                status: None,
             },
             header: None,
             cause: None,
@@ -211,6 +234,25 @@ impl IntoResponse for ApiError {
                 a
             }
             ApiError::Conflict(m) => Answer::new(StatusCode::CONFLICT, m),
+            ApiError::Exists { message, id } => {
+                let mut a = Answer::new(StatusCode::CONFLICT, message);
+                a.body.id = Some(id);
+                a
+            }
+            ApiError::Insufficient { available } => {
+                let mut a = Answer::new(StatusCode::UNPROCESSABLE_ENTITY, "Insufficient points");
+                a.body.available = Some(available);
+                a
+            }
+            ApiError::HoldNotOpen(status) => {
+                let mut a =
+                    Answer::new(StatusCode::CONFLICT, format!("Hold is {status}, not open"));
+                a.body.status = Some(status.to_owned());
+                a
+            }
+            ApiError::NotConfigured(m) | ApiError::NotFoundMessage(m) => {
+                Answer::new(StatusCode::NOT_FOUND, m)
+            }
             ApiError::Unavailable { message, cause } => Answer::unavailable(message).caused_by(
                 tracing::Level::WARN,
                 "dependency unavailable",

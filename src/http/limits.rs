@@ -71,6 +71,8 @@ pub async fn header_limit(
             message: format!("Request headers and URL exceed {max} bytes"),
             errors: None,
             id: None,
+            available: None,
+            status: None,
         };
         return (
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

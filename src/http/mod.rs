@@ -32,6 +32,7 @@ pub mod server;
 pub mod service_info;
 pub mod stats;
 pub mod users;
+pub mod wallet;
 pub mod webhooks;
 
 /// Everything a handler needs; cheap to clone (all shared behind `Arc`s).
@@ -102,6 +103,25 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                 .route_layer(guard(Role::Admin))
                 .merge(patch(progression::patch_user).route_layer(guard(Role::Ingest))),
         )
+        .merge(
+            Router::new()
+                .route("/v1/users/{user_id}/spend", post(wallet::spend))
+                .route(
+                    "/v1/users/{user_id}/holds/{hold_id}/capture",
+                    post(wallet::capture),
+                )
+                .route(
+                    "/v1/users/{user_id}/holds/{hold_id}/void",
+                    post(wallet::void),
+                )
+                .route_layer(guard(Role::Spend)),
+        )
+        .route(
+            "/v1/users/{user_id}/holds",
+            get(wallet::holds)
+                .route_layer(guard(Role::Read))
+                .merge(post(wallet::hold).route_layer(guard(Role::Spend))),
+        )
         .route(
             "/v1/admin/recompute",
             post(admin::recompute).route_layer(guard(Role::Admin)),
@@ -142,6 +162,7 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
                     "/v1/users/{user_id}/streaks",
                     get(progression::user_streaks),
                 )
+                .route("/v1/users/{user_id}/wallet", get(wallet::wallet))
                 .route_layer(guard(Role::Read)),
         )
         .route_layer(axum::middleware::from_fn(metrics::track))

@@ -7,7 +7,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, events, leaderboard, progression, service_info, stats, users, webhooks};
+use super::{
+    admin, events, leaderboard, progression, service_info, stats, users, wallet, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,7 @@ use super::{admin, events, leaderboard, progression, service_info, stats, users,
         leaderboard::leaderboard, leaderboard::standing,
         stats::daily, admin::recompute, admin::rebuild_cache,
         progression::patch_user, progression::user_achievements, progression::user_streaks, progression::achievements,
+        wallet::wallet, wallet::spend, wallet::hold, wallet::capture, wallet::void, wallet::holds,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries, webhooks::replay,
     ),
     // Security after the alias, so the alias operations get theirs too.
@@ -33,6 +36,7 @@ use super::{admin, events, leaderboard, progression, service_info, stats, users,
         (name = "leaderboard", description = "Ranks by points over calendar periods"),
         (name = "operations", description = "Health, metrics, this document and administration"),
         (name = "stats", description = "Aggregates for the dashboard"),
+        (name = "wallet", description = "The spendable balance: spends, holds, expiry"),
         (name = "progression", description = "Levels, achievements, streaks and the user's time zone"),
         (name = "webhooks", description = "Notifications to other systems when points change (admin)"),
     )

@@ -163,17 +163,45 @@ pub async fn history(
         })
         .transpose()?;
     // One extra row tells whether another page exists without a second query.
+    let event_type = params.get("event_type").map(str::to_owned);
+    let with_wallet = event_type.is_none() && state.rules.current().progression().wallet.is_some();
     let mut rows = state
         .store
         .ledger
         .user_events(HistoryQuery {
-            user_id,
-            event_type: params.get("event_type").map(str::to_owned),
+            user_id: user_id.clone(),
+            event_type,
             range,
             limit: limit + 1,
-            after,
+            after: after.clone(),
         })
         .await?;
+    if with_wallet {
+        // The wallet's entries are the user's ledger too: merged by the same order and
+        // bounded by the same cursor, so paging stays stable across both.
+        let mut before = after;
+        if let Some(to) = range.to_ms {
+            if before.as_ref().is_none_or(|c| c.ts_ms >= to) {
+                before = Some(HistoryCursor {
+                    ts_ms: to,
+                    id: String::new(),
+                });
+            }
+        }
+        let entries = state
+            .store
+            .progress
+            .wallet_entries(&user_id, before, limit + 1)
+            .await?;
+        rows.extend(
+            entries
+                .into_iter()
+                .filter(|e| range.from_ms.is_none_or(|f| e.ts_ms >= f))
+                .map(super::wallet::as_history),
+        );
+        rows.sort_by(|a, b| (b.ts_ms, &b.id).cmp(&(a.ts_ms, &a.id)));
+        rows.truncate(limit as usize + 1);
+    }
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = rows.last().filter(|_| more).map(|e| {

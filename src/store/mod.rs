@@ -133,6 +133,37 @@ pub trait ProgressStore: Send + Sync + 'static {
 
     /// Unlock counts for rarity.
     async fn achievement_counts(&self) -> Result<AchievementCounts, StoreError>;
+
+    /// Runs a wallet operation ([`crate::domain::engine::wallet_op`]) at `now_ms` in
+    /// one atomic write with the user's other writes: its entries, the wallet state
+    /// and its notices.
+    async fn wallet_op(
+        &self,
+        user_id: &str,
+        op: crate::domain::engine::WalletOp,
+        rules: Arc<Rules>,
+        now_ms: i64,
+    ) -> Result<WalletResult, StoreError>;
+
+    /// The user's wallet entries, newest first, strictly before `before` when given.
+    async fn wallet_entries(
+        &self,
+        user_id: &str,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::wallet::WalletEntry>, StoreError>;
+
+    /// Users whose wallet has something due at `now_ms` (an expiry, an announcement,
+    /// a hold's end), at most `limit`.
+    async fn due_wallets(&self, now_ms: i64, limit: u32) -> Result<Vec<String>, StoreError>;
+}
+
+/// What a wallet operation did: its entry (or why it was refused) and the wallet after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletResult {
+    pub result:
+        Result<Option<crate::domain::wallet::WalletEntry>, crate::domain::wallet::WalletError>,
+    pub wallet: crate::domain::wallet::Wallet,
 }
 
 use crate::domain::engine::Changes;

@@ -62,6 +62,9 @@ pub const RANK_CHANGED: &str = "rank.changed";
 pub const ACHIEVEMENT_UNLOCKED: &str = "achievement.unlocked";
 pub const LEVEL_CHANGED: &str = "level.changed";
 pub const STREAK_CHANGED: &str = "streak.changed";
+pub const WALLET_CHANGED: &str = "wallet.changed";
+pub const POINTS_EXPIRING: &str = "points.expiring";
+pub const POINTS_EXPIRED: &str = "points.expired";
 const SENT: &[&str] = &[
     POINTS_CHANGED,
     CAP_REACHED,
@@ -69,6 +72,9 @@ const SENT: &[&str] = &[
     ACHIEVEMENT_UNLOCKED,
     LEVEL_CHANGED,
     STREAK_CHANGED,
+    WALLET_CHANGED,
+    POINTS_EXPIRING,
+    POINTS_EXPIRED,
 ];
 
 /// The kind constant for a subscription's event name, if this version sends it.

@@ -145,6 +145,11 @@ pub fn describe(notice: &Notice) -> Described<'_> {
                 "event_id": if l.event_id.is_empty() { Value::Null } else { json!(l.event_id) },
             }),
         },
+        Notice::Wallet {
+            user_id,
+            notice,
+            at_ms,
+        } => wallet(user_id, notice, *at_ms),
         Notice::StreakChanged(s) => Described {
             kind: STREAK_CHANGED,
             user_id: &s.user_id,
@@ -168,6 +173,52 @@ pub fn describe(notice: &Notice) -> Described<'_> {
                 "event_id": s.event_id,
                 "event_at": format_millis(s.ts_ms),
             }),
+        },
+    }
+}
+
+fn wallet<'a>(
+    user_id: &'a str,
+    notice: &crate::domain::wallet::WalletNotice,
+    at_ms: i64,
+) -> Described<'a> {
+    use crate::domain::wallet::WalletNotice;
+    use crate::webhooks::{POINTS_EXPIRED, POINTS_EXPIRING, WALLET_CHANGED};
+    let entry = |e: &crate::domain::wallet::WalletEntry| {
+        json!({
+            "id": e.id,
+            "kind": e.kind.as_str(),
+            "amount": e.amount,
+            "ref": e.ref_id,
+            "reason": e.reason,
+            "at": format_millis(e.ts_ms),
+        })
+    };
+    match notice {
+        WalletNotice::Changed {
+            entry: e,
+            balance,
+            available,
+        } => Described {
+            kind: WALLET_CHANGED,
+            user_id,
+            key: format!("{}|wallet", e.dedup_key()),
+            at_ms,
+            data: json!({"user_id": user_id, "entry": entry(e), "balance": balance, "available": available}),
+        },
+        WalletNotice::Expiring { at_ms: at, points } => Described {
+            kind: POINTS_EXPIRING,
+            user_id,
+            key: format!("expiring|{at}"),
+            at_ms,
+            data: json!({"user_id": user_id, "at": format_millis(*at), "points": points}),
+        },
+        WalletNotice::Expired { entry: e, balance } => Described {
+            kind: POINTS_EXPIRED,
+            user_id,
+            key: format!("{}|expired", e.dedup_key()),
+            at_ms,
+            data: json!({"user_id": user_id, "points": e.amount, "at": format_millis(e.ts_ms), "balance": balance, "entry_id": e.id}),
         },
     }
 }

@@ -35,4 +35,5 @@ mod redis_cache;
 mod rules;
 mod soak;
 mod sqlite_failures;
+mod wallet;
 mod webhooks;

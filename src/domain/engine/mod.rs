@@ -14,6 +14,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod wallet_op;
 
 pub use notice::{
     AchievementUnlocked, CapReached, LevelChanged, Notice, PointsChanged, StreakChanged,
@@ -21,3 +22,4 @@ pub use notice::{
 pub use replay::{replay, LedgerEntry, Replay, Replayed};
 pub use state::{CapWindow, Changes, TypeCount, UserState};
 pub use transition::{apply, by_user, Bonus, Gained, Incoming, RecordOutcome, Rule, Step};
+pub use wallet_op::{wallet_op, WalletOp, WalletOutcome};

@@ -11,6 +11,12 @@ pub enum Notice {
     AchievementUnlocked(AchievementUnlocked),
     LevelChanged(LevelChanged),
     StreakChanged(StreakChanged),
+    /// A wallet change (`wallet.changed`, `points.expiring`, `points.expired`).
+    Wallet {
+        user_id: String,
+        notice: crate::domain::wallet::WalletNotice,
+        at_ms: i64,
+    },
 }
 
 impl Notice {
@@ -21,6 +27,7 @@ impl Notice {
             Notice::AchievementUnlocked(n) => &n.user_id,
             Notice::LevelChanged(n) => &n.user_id,
             Notice::StreakChanged(n) => &n.user_id,
+            Notice::Wallet { user_id, .. } => user_id,
         }
     }
 }

@@ -170,6 +170,7 @@ pub fn apply(user_id: &str, state: &mut UserState, events: &[Incoming]) -> Step 
                 user_id,
                 state,
                 e,
+                points,
                 &mut step,
                 &mut gained,
                 &mut progress_notices,
@@ -220,10 +221,16 @@ fn progress(
     user_id: &str,
     state: &mut UserState,
     e: &Incoming,
+    points: i64,
     step: &mut Step,
     gained: &mut Gained,
     notices: &mut Vec<Notice>,
 ) {
+    let wallet = e.progression.wallet.as_ref();
+    if let Some(w) = wallet {
+        let expiry = w.expiry_of(e.event_type, e.ts_ms);
+        state.progress.wallet.earn(points, expiry);
+    }
     let mut total = state.points;
     let effects = advance::on_event(
         e.progression,
@@ -248,6 +255,10 @@ fn progress(
                     state.events += 1;
                     add_to(&mut state.by_type, &event_type, 1, bonus);
                     step.changes.add(&event_type, e.ts_ms, bonus);
+                    if let Some(w) = wallet {
+                        let expiry = w.expiry_of(&event_type, e.ts_ms);
+                        state.progress.wallet.earn(bonus, expiry);
+                    }
                     let when = period.map_or_else(|| "once".to_owned(), |p| p.to_string());
                     step.bonuses.push(Bonus {
                         id: crate::domain::event::new_event_id(),
@@ -290,6 +301,9 @@ fn progress(
                 }));
             }
         }
+    }
+    if let Some(w) = wallet {
+        state.progress.wallet.due_ms = state.progress.wallet.next_due(w);
     }
 }
 

@@ -22,6 +22,57 @@ pub struct Sections {
     pub achievements: Vec<serde_yaml::Value>,
     #[serde(default)]
     pub boosts: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    pub wallet: Option<serde_yaml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWallet {
+    #[serde(default)]
+    expires_after_days: Option<i64>,
+    #[serde(default)]
+    notify_before_days: Option<i64>,
+}
+
+/// Days of an expiry setting: 1 to 100 years' worth.
+pub fn check_days(field: &str, days: Option<i64>) -> Result<(), String> {
+    match days {
+        Some(d) if !(1..=36_500).contains(&d) => Err(format!("{field} must be 1 to 36500")),
+        _ => Ok(()),
+    }
+}
+
+/// The `wallet` section, with each event type's own `expires_after_days`.
+pub fn wallet(
+    value: Option<serde_yaml::Value>,
+    by_type: std::collections::BTreeMap<String, i64>,
+) -> Result<Option<crate::domain::wallet::WalletRules>, EntryError> {
+    let Some(value) = value else {
+        return match by_type.keys().next() {
+            Some(t) => Err((
+                format!("events ({t})"),
+                "expires_after_days needs a wallet section".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let raw: RawWallet = match value {
+        serde_yaml::Value::Null => RawWallet {
+            expires_after_days: None,
+            notify_before_days: None,
+        },
+        v => serde_yaml::from_value(v).map_err(|e| ("wallet".to_owned(), e.to_string()))?,
+    };
+    check_days("expires_after_days", raw.expires_after_days)
+        .map_err(|p| ("wallet".to_owned(), p))?;
+    check_days("notify_before_days", raw.notify_before_days)
+        .map_err(|p| ("wallet".to_owned(), p))?;
+    Ok(Some(crate::domain::wallet::WalletRules {
+        expires_after_days: raw.expires_after_days,
+        notify_before_days: raw.notify_before_days,
+        by_type,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -140,7 +191,12 @@ fn check_types(types: &[String], known: &dyn Fn(&str) -> bool, what: &str) -> Re
 }
 
 /// Parses and checks the sections; `known` says whether an event type is configured.
-pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progression, EntryError> {
+pub fn parse(
+    sections: Sections,
+    known: &dyn Fn(&str) -> bool,
+    expiries: std::collections::BTreeMap<String, i64>,
+) -> Result<Progression, EntryError> {
+    let wallet = wallet(sections.wallet, expiries)?;
     let mut levels: Vec<Level> = Vec::new();
     for (l, raw) in entries::<RawLevel>("levels", sections.levels, "name")? {
         if let Some(prev) = levels.last() {
@@ -328,5 +384,6 @@ pub fn parse(sections: Sections, known: &dyn Fn(&str) -> bool) -> Result<Progres
         streaks,
         achievements,
         boosts,
+        wallet,
     })
 }

@@ -23,6 +23,8 @@ pub struct Progression {
     pub streaks: Vec<Streak>,
     pub achievements: Vec<Achievement>,
     pub boosts: Vec<Boost>,
+    /// The spendable balance, when the file has a `wallet` section.
+    pub wallet: Option<crate::domain::wallet::WalletRules>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -89,6 +91,7 @@ pub static NONE: Progression = Progression {
     streaks: Vec::new(),
     achievements: Vec::new(),
     boosts: Vec::new(),
+    wallet: None,
 };
 
 /// The ledger's event type of an achievement's bonus entries: lower case, so that no
@@ -108,7 +111,7 @@ impl Progression {
     /// Whether the transition needs the user's [`Progress`]: stores load and write it
     /// only then, so a file without streaks and achievements costs nothing more.
     pub fn tracks_progress(&self) -> bool {
-        !self.streaks.is_empty() || !self.achievements.is_empty()
+        !self.streaks.is_empty() || !self.achievements.is_empty() || self.wallet.is_some()
     }
 
     /// The level held with `points` all-time points: the highest whose threshold they

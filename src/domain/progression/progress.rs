@@ -23,6 +23,12 @@ pub struct Progress {
     /// the user's events of the type in it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counts: BTreeMap<String, (i64, i64)>,
+    /// The spendable balance (empty without a `wallet` section).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::domain::wallet::Wallet::is_empty"
+    )]
+    pub wallet: crate::domain::wallet::Wallet,
 }
 
 /// An unlocked achievement.

@@ -97,6 +97,8 @@ fn parse_error_response(status: u16) -> Vec<u8> {
         message: message.to_string(),
         errors: None,
         id: None,
+        available: None,
+        status: None,
     })
     .unwrap_or_else(|_| br#"{"message":"Malformed HTTP request"}"#.to_vec());
     let mut out = format!(

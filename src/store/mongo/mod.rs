@@ -398,6 +398,29 @@ impl WebhookQueue for MongoStore {
 
 #[async_trait]
 impl crate::store::ProgressStore for MongoStore {
+    async fn wallet_op(
+        &self,
+        _user_id: &str,
+        _op: crate::domain::engine::WalletOp,
+        _rules: Arc<Rules>,
+        _now_ms: i64,
+    ) -> Result<crate::store::WalletResult, StoreError> {
+        Err(wallet_unsupported())
+    }
+
+    async fn wallet_entries(
+        &self,
+        _user_id: &str,
+        _before: Option<crate::store::HistoryCursor>,
+        _limit: u32,
+    ) -> Result<Vec<crate::domain::wallet::WalletEntry>, StoreError> {
+        Err(wallet_unsupported())
+    }
+
+    async fn due_wallets(&self, _now_ms: i64, _limit: u32) -> Result<Vec<String>, StoreError> {
+        Err(wallet_unsupported())
+    }
+
     async fn user_progress(
         &self,
         user_id: &str,
@@ -466,4 +489,9 @@ impl Lifecycle for MongoStore {
             tracing::warn!("mongodb client shutdown timed out");
         }
     }
+}
+
+/// The wallet is kept by the SQLite store only in this version.
+fn wallet_unsupported() -> StoreError {
+    StoreError::Unsupported("the wallet is not kept by the MongoDB store in this version".into())
 }

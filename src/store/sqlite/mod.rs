@@ -752,6 +752,42 @@ impl ProgressStore for SqliteStore {
             .await
     }
 
+    async fn wallet_op(
+        &self,
+        user_id: &str,
+        op: crate::domain::engine::WalletOp,
+        rules: Arc<Rules>,
+        now_ms: i64,
+    ) -> Result<crate::store::WalletResult, StoreError> {
+        let user_id = user_id.to_owned();
+        self.writer
+            .send(|reply| writer::Command::Wallet {
+                user_id,
+                op,
+                rules,
+                now_ms,
+                reply,
+            })
+            .await
+    }
+
+    async fn wallet_entries(
+        &self,
+        user_id: &str,
+        before: Option<crate::store::HistoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::wallet::WalletEntry>, StoreError> {
+        let user_id = user_id.to_owned();
+        let before = before.map(|c| (c.ts_ms, c.id));
+        self.read(move |c| progress::wallet_entries(c, &user_id, before, limit))
+            .await
+    }
+
+    async fn due_wallets(&self, now_ms: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| progress::due_wallets(c, now_ms, limit))
+            .await
+    }
+
     async fn achievement_counts(&self) -> Result<AchievementCounts, StoreError> {
         if !self.counters_current().await? {
             return self

@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::progression::Progress;
+use crate::domain::wallet::{EntryKind, WalletEntry};
 use crate::store::AchievementCounts;
 
 pub fn load(c: &Connection, user_id: &str) -> rusqlite::Result<Progress> {
@@ -28,10 +29,11 @@ pub fn save(c: &Connection, user_id: &str, progress: &Progress) -> rusqlite::Res
     let text = serde_json::to_string(progress)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     c.prepare_cached(
-        "INSERT INTO user_progress (user_id, progress) VALUES (?1, ?2)
-         ON CONFLICT (user_id) DO UPDATE SET progress = excluded.progress",
+        "INSERT INTO user_progress (user_id, progress, wallet_due_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id) DO UPDATE SET progress = excluded.progress,
+             wallet_due_ms = excluded.wallet_due_ms",
     )?
-    .execute(params![user_id, text])?;
+    .execute(params![user_id, text, progress.wallet.due_ms])?;
     Ok(())
 }
 
@@ -63,7 +65,73 @@ pub fn erase(c: &Connection, user_id: &str) -> rusqlite::Result<usize> {
         "DELETE FROM user_achievements WHERE user_id = ?1",
         [user_id],
     )?;
-    Ok(p)
+    let w = c.execute("DELETE FROM wallet_entries WHERE user_id = ?1", [user_id])?;
+    Ok(p + w)
+}
+
+/// The id of the user's wallet entry with this dedup key, if there is one.
+pub fn wallet_entry_id(
+    c: &Connection,
+    user_id: &str,
+    key: &str,
+) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT id FROM wallet_entries WHERE user_id = ?1 AND dedup_key = ?2")?
+        .query_row(params![user_id, key], |r| r.get(0))
+        .optional()
+}
+
+pub fn insert_wallet_entry(c: &Connection, user_id: &str, e: &WalletEntry) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO wallet_entries (id, user_id, kind, amount, ref_id, reason, ts_ms, dedup_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        e.id,
+        user_id,
+        e.kind.as_str(),
+        e.amount,
+        e.ref_id,
+        e.reason,
+        e.ts_ms,
+        e.dedup_key()
+    ])?;
+    Ok(())
+}
+
+/// The user's wallet entries, newest first (time, then id), strictly before `before`.
+pub fn wallet_entries(
+    c: &Connection,
+    user_id: &str,
+    before: Option<(i64, String)>,
+    limit: u32,
+) -> rusqlite::Result<Vec<WalletEntry>> {
+    let (ts, id) = before.unwrap_or((i64::MAX, String::new()));
+    let mut stmt = c.prepare_cached(
+        "SELECT id, kind, amount, ref_id, reason, ts_ms FROM wallet_entries
+         WHERE user_id = ?1 AND (ts_ms < ?2 OR (ts_ms = ?2 AND id < ?3))
+         ORDER BY ts_ms DESC, id DESC LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![user_id, ts, id, limit], |r| {
+        let kind: String = r.get(1)?;
+        Ok(WalletEntry {
+            id: r.get(0)?,
+            kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Spend),
+            amount: r.get(2)?,
+            ref_id: r.get(3)?,
+            reason: r.get(4)?,
+            ts_ms: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn due_wallets(c: &Connection, now_ms: i64, limit: u32) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT user_id FROM user_progress WHERE wallet_due_ms <= ?1
+         ORDER BY wallet_due_ms LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now_ms, limit], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// Unlock counts; `users` from the all-time board, so the counters must be current.

@@ -98,6 +98,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (achievement_id, user_id)
     ) WITHOUT ROWID;
     CREATE INDEX user_achievements_user ON user_achievements(user_id);",
+    // 7: the wallet's ledger (spends, holds, captures, releases, expiries), unique per
+    // user by dedup key (a spend id or hold id is used once), and when each user's
+    // wallet next has something due, for the sweeper.
+    "CREATE TABLE wallet_entries (
+        id        TEXT PRIMARY KEY,
+        user_id   TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        amount    INTEGER NOT NULL,
+        ref_id    TEXT NOT NULL,
+        reason    TEXT,
+        ts_ms     INTEGER NOT NULL,
+        dedup_key TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX wallet_entries_dedup ON wallet_entries(user_id, dedup_key);
+    CREATE INDEX wallet_entries_history ON wallet_entries(user_id, ts_ms, id);
+    ALTER TABLE user_progress ADD COLUMN wallet_due_ms INTEGER;
+    CREATE INDEX user_progress_wallet_due ON user_progress(wallet_due_ms)
+        WHERE wallet_due_ms IS NOT NULL;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -18,7 +18,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::period::PeriodKey;
 use crate::domain::rules::Rules;
 use crate::store::writer_channel::{gather, Request};
-use crate::store::{RecordOutcome, Recorded, StoreError, UserRecompute};
+use crate::store::{RecordOutcome, Recorded, StoreError, UserRecompute, WalletResult};
 
 /// Upper bound of events in one transaction, so a flood of batches cannot make one
 /// commit (and the latency of everyone in it) arbitrarily long.
@@ -45,6 +45,14 @@ pub enum Command {
         timezone: String,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// A wallet operation of one user.
+    Wallet {
+        user_id: String,
+        op: engine::WalletOp,
+        rules: Arc<Rules>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<WalletResult, StoreError>>,
+    },
     /// Checkpoints the counters, so that reads of the counter tables see every
     /// acknowledged write.
     Checkpoint {
@@ -57,7 +65,7 @@ impl Request for Command {
         match self {
             Command::Record { events, .. } => events.len(),
             Command::DeleteUser { .. } | Command::Recompute { .. } => 1,
-            Command::SetTimezone { .. } => 1,
+            Command::SetTimezone { .. } | Command::Wallet { .. } => 1,
             Command::Checkpoint { .. } => 0,
         }
     }
@@ -68,6 +76,7 @@ enum Done {
     Delete(bool),
     Recompute(UserRecompute),
     SetTimezone,
+    Wallet(WalletResult),
     Checkpoint,
 }
 
@@ -126,6 +135,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                         (Command::Recompute { reply, .. }, Done::Recompute(r)) => {
                             let _ = reply.send(Ok(r));
                         }
+                        (Command::Wallet { reply, .. }, Done::Wallet(r)) => {
+                            let _ = reply.send(Ok(r));
+                        }
                         (Command::Checkpoint { reply }, Done::Checkpoint)
                         | (Command::SetTimezone { reply, .. }, Done::SetTimezone) => {
                             let _ = reply.send(Ok(()));
@@ -149,6 +161,9 @@ pub fn run(mut writer: Writer, mut rx: mpsc::Receiver<Command>) {
                             let _ = reply.send(Err(map_err(&e)));
                         }
                         Command::Recompute { reply, .. } => {
+                            let _ = reply.send(Err(map_err(&e)));
+                        }
+                        Command::Wallet { reply, .. } => {
                             let _ = reply.send(Err(map_err(&e)));
                         }
                         Command::Checkpoint { reply } | Command::SetTimezone { reply, .. } => {
@@ -301,6 +316,30 @@ fn commit(
                 state.progress.timezone = (timezone != "UTC").then(|| timezone.clone());
                 super::progress::save(&tx, user_id, &state.progress)?;
                 done.push(Done::SetTimezone);
+            }
+            Command::Wallet {
+                user_id,
+                op,
+                rules,
+                now_ms,
+                ..
+            } => {
+                let state = states.of(&tx, pending, user_id, true)?;
+                let stored = match op.creates_key() {
+                    Some(key) => super::progress::wallet_entry_id(&tx, user_id, &key)?,
+                    None => None,
+                };
+                let wallet_rules = rules.progression().wallet.clone().unwrap_or_default();
+                let out = engine::wallet_op(user_id, state, &wallet_rules, op, *now_ms, stored);
+                for e in &out.entries {
+                    super::progress::insert_wallet_entry(&tx, user_id, e)?;
+                }
+                outbox.queue(&tx, &out.notices)?;
+                super::progress::save(&tx, user_id, &state.progress)?;
+                done.push(Done::Wallet(WalletResult {
+                    result: out.result,
+                    wallet: state.progress.wallet.clone(),
+                }));
             }
             Command::Checkpoint { .. } => {
                 done.push(Done::Checkpoint);

@@ -354,6 +354,11 @@ impl TestApp {
             .await
     }
 
+    /// Runs one pass of the wallet sweeper now; returns how many wallets it swept.
+    pub async fn wallet_pass(&self) -> usize {
+        self.loops().wallets.pass().await.expect("wallet sweep")
+    }
+
     fn loops(&self) -> &Loops {
         self.loops
             .as_ref()
