@@ -263,9 +263,32 @@ async fn recompute(
         report.points_delta
     );
     for u in &report.users {
+        let mut extra = String::new();
+        if let Some(a) = &u.achievements {
+            extra.push_str(&format!(
+                "; achievements +{:?} -{:?}",
+                a.unlocked, a.revoked
+            ));
+        }
+        if let Some(l) = &u.level {
+            extra.push_str(&format!("; level {:?} -> {:?}", l.current, l.recomputed));
+        }
+        if let Some(w) = &u.negative_balance {
+            extra.push_str(&format!(
+                "; wallet balance {} -> {} (negative: spends are not undone)",
+                w.current, w.recomputed
+            ));
+        }
         println!(
-            "  {}: {} -> {} ({:+})",
+            "  {}: {} -> {} ({:+}){extra}",
             u.user_id, u.current, u.recomputed, u.delta
+        );
+    }
+    if report.negative_balances > 0 {
+        println!(
+            "{} users' wallet balance {} negative",
+            report.negative_balances,
+            if report.applied { "is now" } else { "would be" }
         );
     }
     Ok(())

@@ -21,6 +21,8 @@ pub struct Report {
     pub users_changed: u64,
     /// Sum of the differences over all users.
     pub points_delta: i64,
+    /// Users whose wallet balance would be (applied: is) negative.
+    pub negative_balances: u64,
     /// Whether the differences were written (false for a dry run).
     pub applied: bool,
     /// One entry per user whose balance, achievements or level differ, in user id
@@ -54,6 +56,17 @@ pub struct UserDelta {
     /// Present when the user's level differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<LevelDelta>,
+    /// Present when the wallet's balance would be (or, applied, is) negative: earned
+    /// fell below what was already spent, which a recompute never undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_balance: Option<WalletDelta>,
+}
+
+/// The wallet's balance before and after a replay.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WalletDelta {
+    pub current: i64,
+    pub recomputed: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +121,7 @@ pub async fn run(
         rules_version: rules.version(),
         users_changed: 0,
         points_delta: 0,
+        negative_balances: 0,
         applied: apply,
         users: Vec::new(),
     };
@@ -132,7 +146,16 @@ pub async fn run(
                 current: r.level_current,
                 recomputed: r.level_recomputed,
             });
-            if r.recomputed != r.current || achievements.is_some() || level.is_some() {
+            let negative_balance = (r.wallet_recomputed < 0).then_some(WalletDelta {
+                current: r.wallet_current,
+                recomputed: r.wallet_recomputed,
+            });
+            report.negative_balances += u64::from(negative_balance.is_some());
+            if r.recomputed != r.current
+                || achievements.is_some()
+                || level.is_some()
+                || negative_balance.is_some()
+            {
                 report.users_changed += 1;
                 report.points_delta += r.recomputed - r.current;
                 report.users.push(UserDelta {
@@ -142,6 +165,7 @@ pub async fn run(
                     delta: r.recomputed - r.current,
                     achievements,
                     level,
+                    negative_balance,
                 });
             }
             done += 1;

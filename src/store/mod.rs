@@ -49,6 +49,9 @@ pub struct UserRecompute {
     /// The level numbers held with `current` and with `recomputed` points.
     pub level_current: Option<i64>,
     pub level_recomputed: Option<i64>,
+    /// The wallet's balance now and after the replay (spends stay).
+    pub wallet_current: i64,
+    pub wallet_recomputed: i64,
 }
 
 impl UserRecompute {
@@ -81,6 +84,8 @@ impl UserRecompute {
                 .collect(),
             level_current: levels.level_at(now).map(|l| l.level),
             level_recomputed: levels.level_at(replayed.state.points).map(|l| l.level),
+            wallet_current: current.wallet.balance(),
+            wallet_recomputed: replayed.state.progress.wallet.balance(),
         }
     }
 }

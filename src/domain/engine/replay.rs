@@ -139,6 +139,11 @@ pub fn replay(user_id: &str, rules: &Rules, current: &Progress, entries: &[Ledge
         }
     }
     removed.sort_unstable();
+    // The wallet: replayed earnings under the spends, expiries and holds it has.
+    state.progress.wallet = match &rules.progression().wallet {
+        Some(w) => current.wallet.rebased(&state.progress.wallet, w),
+        None => current.wallet.clone(),
+    };
     Replay {
         entries: out,
         state,

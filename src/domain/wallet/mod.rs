@@ -179,6 +179,22 @@ impl Wallet {
         out
     }
 
+    /// This wallet with what a replay earned in place of what was earned: spends,
+    /// expiries and holds stay as they are (a replay never undoes a spend), and take
+    /// their points from the replayed lots, oldest first. The balance may go negative.
+    pub fn rebased(&self, replayed: &Wallet, rules: &WalletRules) -> Wallet {
+        let mut w = Wallet {
+            earned: replayed.earned,
+            lots: replayed.lots.clone(),
+            debt: replayed.debt,
+            ..self.clone()
+        };
+        let left = w.take(self.spent + self.expired);
+        w.debt += left;
+        w.due_ms = w.next_due(rules);
+        w
+    }
+
     /// Counts points an event earned (negative ones take from the oldest lots).
     pub fn earn(&mut self, points: i64, expires_ms: Option<i64>) {
         self.earned += points;
