@@ -40,6 +40,9 @@ pub struct Summary {
     /// (left out of the summary when there are none, as before achievements).
     #[serde(skip_serializing_if = "is_zero")]
     pub bonuses_skipped: u64,
+    /// Wallet entries read back (new ones; those already stored count as duplicates).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wallet_entries: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -76,6 +79,7 @@ pub async fn run(
 
     let (tx, mut rx) = mpsc::channel::<Message>(2);
     let batch_size = opts.batch_size.max(1);
+    let shared = std::sync::Arc::new(rules.clone());
     std::thread::spawn(move || read_all(source, &rules, batch_size, &bytes, &tx));
 
     let mut progress = Progress::new(total);
@@ -86,6 +90,8 @@ pub async fn run(
         last_line: 0,
         interrupted: false,
     };
+    let mut wallet: Vec<(String, crate::domain::wallet::WalletEntry)> = Vec::new();
+    let mut restored = 0;
     let result = async {
         loop {
             let message = tokio::select! {
@@ -109,10 +115,14 @@ pub async fn run(
                 .with_context(|| format!("{}: cannot write", rejects_path.display()))?;
             counts.rejected += chunk.rejects.len() as u64;
             counts.bonuses += chunk.bonuses;
+            wallet.extend(chunk.wallet);
             store_chunk(store, &name, chunk.events, chunk.first_line, &mut counts).await?;
             counts.lines = chunk.last_line;
             counts.bytes = chunk.bytes;
             progress.update(&counts);
+        }
+        if !report.interrupted {
+            restored = restore_wallets(store, &shared, &mut wallet, &mut counts).await?;
         }
         anyhow::Ok(())
     }
@@ -124,6 +134,7 @@ pub async fn run(
         duplicates: counts.duplicates,
         rejected: counts.rejected,
         bonuses_skipped: counts.bonuses,
+        wallet_entries: restored,
     };
     report.last_line = counts.lines;
     Ok(report)
@@ -164,4 +175,46 @@ async fn store_chunk(
         }
     }
     Ok(())
+}
+
+/// Applies the file's wallet entries once every event is in (the spends they record
+/// took points the events earned), each user's in time order, each at its own time.
+async fn restore_wallets(
+    store: &Store,
+    rules: &std::sync::Arc<Rules>,
+    entries: &mut [(String, crate::domain::wallet::WalletEntry)],
+    counts: &mut Counts,
+) -> anyhow::Result<u64> {
+    use crate::domain::engine::WalletOp;
+    use crate::domain::wallet::{EntryKind, WalletError};
+    // Within one instant: a hold before what closes it.
+    let rank = |k: EntryKind| match k {
+        EntryKind::Hold => 0,
+        EntryKind::Spend | EntryKind::Capture => 1,
+        EntryKind::Release => 2,
+        EntryKind::Expire => 3,
+    };
+    entries.sort_by(|(ua, a), (ub, b)| {
+        (ua, a.ts_ms, rank(a.kind), &a.id).cmp(&(ub, b.ts_ms, rank(b.kind), &b.id))
+    });
+    if !entries.is_empty() && rules.progression().wallet.is_none() {
+        bail!("the file has wallet entries but the rules have no wallet section");
+    }
+    let mut restored = 0;
+    for (user, entry) in entries.iter() {
+        let op = WalletOp::Restore {
+            entry: entry.clone(),
+        };
+        let r = store
+            .progress
+            .wallet_op(user, op, rules.clone(), entry.ts_ms)
+            .await
+            .map_err(|e| anyhow!(e).context(format!("restoring the wallet of user {user:?}")))?;
+        match r.result {
+            Ok(_) => restored += 1,
+            Err(WalletError::Exists { .. }) => counts.duplicates += 1,
+            Err(e) => bail!("restoring the wallet of user {user:?}: {e}"),
+        }
+    }
+    Ok(restored)
 }

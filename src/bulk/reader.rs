@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::event::{validate_event, FieldError, NewEvent};
 use crate::domain::progression::is_bonus;
 use crate::domain::rules::Rules;
-use crate::domain::wallet::is_wallet;
+use crate::domain::wallet::{is_wallet, EntryKind, WalletEntry};
 
 /// One line of the rejects file.
 #[derive(Serialize)]
@@ -35,6 +35,8 @@ pub(super) struct Chunk {
     /// Achievement bonus entries (of an export), which are not imported: the engine
     /// awards them again as the events that earned them are imported.
     pub(super) bonuses: u64,
+    /// Wallet entries (of an export), applied after every event (see import.rs).
+    pub(super) wallet: Vec<(String, WalletEntry)>,
 }
 
 pub(super) type Message = Result<Chunk, (u64, io::Error)>;
@@ -78,12 +80,15 @@ pub(super) fn read_all(
                     .and_then(|t| t.as_str())
                     .is_some_and(is_wallet) =>
             {
-                chunk.rejects.push(Reject {
-                    line,
-                    reason: "wallet entries are not imported by this version: spend again through the API".into(),
-                    errors: Vec::new(),
-                    input: raw,
-                });
+                match wallet_line(&value) {
+                    Ok(entry) => chunk.wallet.push(entry),
+                    Err(reason) => chunk.rejects.push(Reject {
+                        line,
+                        reason,
+                        errors: Vec::new(),
+                        input: raw,
+                    }),
+                }
                 line
             }
             Item::Object { line, raw, value } => {
@@ -138,4 +143,50 @@ fn reason(errors: &[FieldError]) -> String {
         .map(|e| format!("{} {}", e.field, e.message))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A wallet entry as `export` writes it: `{user_id, event_type: "wallet:<kind>",
+/// timestamp, event_id: <the entry id>, properties: {amount, ref, reason, expires_at}}`.
+fn wallet_line(v: &serde_json::Value) -> Result<(String, WalletEntry), String> {
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str());
+    let user = text("user_id").ok_or("user_id is required")?;
+    crate::domain::event::check_id(user, 128).map_err(|m| format!("user_id {m}"))?;
+    let kind = text("event_type")
+        .and_then(|t| t.strip_prefix("wallet:"))
+        .and_then(EntryKind::parse)
+        .ok_or("event_type is not a wallet entry kind (spend, hold, capture, release, expire)")?;
+    let ts_ms = v
+        .get("timestamp")
+        .ok_or("timestamp is required".to_owned())
+        .and_then(|t| crate::domain::time::parse_json_time(t).map_err(|m| format!("timestamp {m}")))?;
+    let id = text("event_id").ok_or("event_id (the entry id) is required")?;
+    let p = v.get("properties").ok_or("properties is required")?;
+    let amount = p
+        .get("amount")
+        .and_then(|a| a.as_i64())
+        .filter(|a| (1..=crate::domain::rules::MAX_ABS_POINTS).contains(a))
+        .ok_or("properties.amount must be an integer from 1 to 1000000000")?;
+    let ref_id = p
+        .get("ref")
+        .and_then(|r| r.as_str())
+        .ok_or("properties.ref is required")?;
+    let expires_ms = match p.get("expires_at") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(t) => Some(
+            crate::domain::time::parse_json_time(t)
+                .map_err(|m| format!("properties.expires_at {m}"))?,
+        ),
+    };
+    Ok((
+        user.to_owned(),
+        WalletEntry {
+            id: id.to_owned(),
+            kind,
+            amount,
+            ref_id: ref_id.to_owned(),
+            reason: p.get("reason").and_then(|r| r.as_str()).map(str::to_owned),
+            ts_ms,
+            expires_ms,
+        },
+    ))
 }

@@ -28,6 +28,8 @@ pub enum WalletOp {
     },
     /// Only what is due: the sweeper's.
     Tick,
+    /// An exported entry read back by `import`, applied at its own time.
+    Restore { entry: WalletEntry },
 }
 
 impl WalletOp {
@@ -40,6 +42,7 @@ impl WalletOp {
                 Some(WalletEntry::key_of(EntryKind::Spend, spend_id))
             }
             WalletOp::Hold { hold_id, .. } => Some(WalletEntry::key_of(EntryKind::Hold, hold_id)),
+            WalletOp::Restore { entry } => Some(entry.dedup_key()),
             _ => None,
         }
     }
@@ -69,8 +72,16 @@ pub fn wallet_op(
     let mut step = WalletStep::default();
     w.advance(rules, now_ms, &mut step);
     let result = match (stored, op) {
-        (Some(id), WalletOp::Spend { .. } | WalletOp::Hold { .. }) => {
+        (Some(id), WalletOp::Spend { .. } | WalletOp::Hold { .. } | WalletOp::Restore { .. }) => {
             Err(WalletError::Exists { id })
+        }
+        (None, WalletOp::Restore { entry }) => {
+            w.restore(entry, &mut step);
+            Ok(step
+                .entries
+                .last()
+                .filter(|e| e.dedup_key() == entry.dedup_key())
+                .cloned())
         }
         (
             _,

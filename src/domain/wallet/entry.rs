@@ -66,6 +66,9 @@ pub struct WalletEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub ts_ms: i64,
+    /// A hold's end (holds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
 }
 
 impl WalletEntry {
@@ -83,6 +86,7 @@ impl WalletEntry {
             ref_id,
             reason,
             ts_ms,
+            expires_ms: None,
         }
     }
 

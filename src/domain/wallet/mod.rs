@@ -373,7 +373,10 @@ impl Wallet {
                 status: HoldStatus::Open,
             },
         );
-        let entry = WalletEntry::new(EntryKind::Hold, amount, hold_id.to_owned(), None, now_ms);
+        let entry = WalletEntry {
+            expires_ms: Some(expires_ms),
+            ..WalletEntry::new(EntryKind::Hold, amount, hold_id.to_owned(), None, now_ms)
+        };
         step.entries.push(entry.clone());
         Ok(entry)
     }
@@ -404,6 +407,52 @@ impl Wallet {
             self.release(hold_id, hold.amount - amount, now_ms, step);
         }
         Ok(entry)
+    }
+
+    /// Re-applies an exported entry at its own time (an import): as it was, without
+    /// the balance checks it passed then, keeping its id. Expiries are not re-applied
+    /// here: [`Wallet::advance`] to the entry's time makes them again, with the same
+    /// dedup key.
+    pub fn restore(&mut self, e: &WalletEntry, step: &mut WalletStep) {
+        let keep_id = |mut made: WalletEntry| {
+            made.id = e.id.clone();
+            made
+        };
+        match e.kind {
+            EntryKind::Spend | EntryKind::Capture => {
+                if e.kind == EntryKind::Capture {
+                    self.set_status(&e.ref_id, HoldStatus::Captured);
+                }
+                self.take(e.amount);
+                self.spent += e.amount;
+                step.entries.push(keep_id(e.clone()));
+            }
+            EntryKind::Hold => {
+                self.holds.insert(
+                    e.ref_id.clone(),
+                    Hold {
+                        amount: e.amount,
+                        created_ms: e.ts_ms,
+                        expires_ms: e.expires_ms.unwrap_or(e.ts_ms),
+                        status: HoldStatus::Open,
+                    },
+                );
+                step.entries.push(keep_id(e.clone()));
+            }
+            EntryKind::Release => {
+                if let Some(h) = self.holds.get_mut(&e.ref_id) {
+                    if h.status == HoldStatus::Open {
+                        h.status = if e.ts_ms >= h.expires_ms {
+                            HoldStatus::Expired
+                        } else {
+                            HoldStatus::Voided
+                        };
+                    }
+                }
+                step.entries.push(keep_id(e.clone()));
+            }
+            EntryKind::Expire => {}
+        }
     }
 
     /// Releases an open hold whole.

@@ -82,8 +82,8 @@ pub fn wallet_entry_id(
 
 pub fn insert_wallet_entry(c: &Connection, user_id: &str, e: &WalletEntry) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO wallet_entries (id, user_id, kind, amount, ref_id, reason, ts_ms, dedup_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO wallet_entries (id, user_id, kind, amount, ref_id, reason, ts_ms, dedup_key, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         e.id,
@@ -93,7 +93,8 @@ pub fn insert_wallet_entry(c: &Connection, user_id: &str, e: &WalletEntry) -> ru
         e.ref_id,
         e.reason,
         e.ts_ms,
-        e.dedup_key()
+        e.dedup_key(),
+        e.expires_ms
     ])?;
     Ok(())
 }
@@ -107,7 +108,7 @@ pub fn wallet_entries(
 ) -> rusqlite::Result<Vec<WalletEntry>> {
     let (ts, id) = before.unwrap_or((i64::MAX, String::new()));
     let mut stmt = c.prepare_cached(
-        "SELECT id, kind, amount, ref_id, reason, ts_ms FROM wallet_entries
+        "SELECT id, kind, amount, ref_id, reason, ts_ms, expires_ms FROM wallet_entries
          WHERE user_id = ?1 AND (ts_ms < ?2 OR (ts_ms = ?2 AND id < ?3))
          ORDER BY ts_ms DESC, id DESC LIMIT ?4",
     )?;
@@ -120,6 +121,7 @@ pub fn wallet_entries(
             ref_id: r.get(3)?,
             reason: r.get(4)?,
             ts_ms: r.get(5)?,
+            expires_ms: r.get(6)?,
         })
     })?;
     rows.collect()
