@@ -1,10 +1,11 @@
 // One user: totals, level, breakdown by type, rank on each board, streaks and
-// achievements (progress.js), and the event history paged with the API's cursors (kept
+// achievements (progress.js), the wallet (wallet.js), and the event history paged with the API's cursors (kept
 // here: they are opaque and only good for this user).
 
 import { get, userPath } from './api.js';
 import { barCell, h, num, table, utc } from './dom.js';
 import { levelCard, loadProgress, progressPanels, typeLabel } from './progress.js';
+import { loadWallet, walletLabel, walletPanels } from './wallet.js';
 
 const PAGE = 20;
 const BOARDS = [['all', 'All time'], ['month', 'This month'], ['week', 'This week'], ['day', 'Today']];
@@ -40,17 +41,18 @@ export function mount(root, ctx) {
       if (!id) {
         return () => body.replaceChildren(h('p', { class: 'empty', text: 'Enter a user id, or pick a user on the leaderboard.' }));
       }
-      const [points, history, progress, ...ranks] = await Promise.all([
+      const [points, history, progress, wallet, ...ranks] = await Promise.all([
         get(userPath(id, '/points')),
         get(userPath(id, '/events'), { limit: PAGE, cursor: cursors[cursors.length - 1] }),
         loadProgress(id),
+        loadWallet(id),
         ...BOARDS.map(([period]) => get(`/v1/leaderboard/users/${encodeURIComponent(id)}`, { period, around: 0 })),
       ]);
-      return () => draw(points, history, progress, ranks);
+      return () => draw(points, history, progress, wallet, ranks);
     },
   };
 
-  function draw(points, history, progress, ranks) {
+  function draw(points, history, progress, wallet, ranks) {
     body.dataset.next = history.next_cursor || '';
     const types = Object.entries(points.by_type).sort((a, b) => b[1].points - a[1].points);
     const max = Math.max(0, ...types.map(([, t]) => t.points));
@@ -77,7 +79,7 @@ export function mount(root, ctx) {
     const events = table('history', [['Time (UTC)'], ['Event type'], ['Points', 'num'], ['Event id', 'wide'], ['Properties', 'wide']],
       history.data.map((e) => h('tr', {},
         h('td', { class: 'time', text: utc(e.timestamp) }),
-        h('td', { 'data-type': e.event_type, text: typeLabel(e.event_type, progress) }),
+        h('td', { 'data-type': e.event_type, text: walletLabel(e) ?? typeLabel(e.event_type, progress) }),
         h('td', { class: 'num', text: num(e.points) }),
         h('td', { class: 'wide mono', text: e.event_id ?? '' }),
         h('td', { class: 'wide mono props', text: e.properties ? JSON.stringify(e.properties) : '' }))));
@@ -91,6 +93,7 @@ export function mount(root, ctx) {
         h('section', { class: 'panel' }, h('h3', { text: 'By event type' }), byType),
         h('section', { class: 'panel' }, h('h3', { text: 'Rank' }), rankTable)),
       ...progressPanels(progress),
+      ...walletPanels(wallet),
       h('section', { class: 'panel' }, h('h3', { text: 'History' }), events, pager));
   }
 }

@@ -36,6 +36,7 @@ const ASSETS: &[(&str, &str)] = &[
         "achievements.js",
         include_str!("../../dashboard/achievements.js"),
     ),
+    ("wallet.js", include_str!("../../dashboard/wallet.js")),
 ];
 
 fn content_type(name: &str) -> &'static str {

@@ -89,6 +89,7 @@ async fn the_page_and_every_asset_it_loads_are_served_with_their_types() {
         "types.js",
         "progress.js",
         "achievements.js",
+        "wallet.js",
         "style.css",
     ] {
         assert!(
@@ -637,9 +638,11 @@ async fn user_search(p: &Page) {
     p.wait_for("history page 1", history, json!([20, "1–20", "PURCHASE"]))
         .await;
     assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
-    // The fixture's rules have no levels, streaks or achievements: nothing of them shows.
+    // The fixture's rules have no levels, streaks, achievements or wallet: nothing of
+    // them shows.
     let progression =
-        "return document.querySelectorAll('#user .level, #user .streaks, #user .achievements, #user .progress').length";
+        "return document.querySelectorAll('#user .level, #user .streaks, #user .achievements, #user .progress, ' +
+            '#user .wallet, #user .wallet-expiring, #user .wallet-holds').length";
     assert_eq!(p.js(progression).await, json!(0));
     p.shot("user-desktop").await;
     p.click("#user .pager button:last-child").await;
@@ -938,6 +941,170 @@ async fn progression(p: &Page) {
     ];
     contrast_of(p, views).await;
     fits_a_phone(p, views).await;
+}
+
+// ---------------------------------------------------------------- wallet
+
+const SPEND_KEY: &str = "dash_spend";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_wallet() {
+    let Some((chromium, driver)) = browser_paths() else {
+        return;
+    };
+    let driver = Driver::start(chromium, &driver);
+    let c = driver.session().await;
+    let keys = format!("{READ_KEY}:read,{INGEST_KEY}:ingest,{SPEND_KEY}:spend");
+    let rules = "events:\n  - {name: PURCHASE, point: 10}\nwallet:\n  expires_after_days: 10\n";
+    let app = spawn_app_with(Options::with_env(&[("API_KEYS", &keys)]).rules(rules)).await;
+    // Expiry is at the end of the UTC day ten days after the event: a fixed clock.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    app.clock.set(now);
+    let page = Page {
+        c: c.clone(),
+        app,
+        base_ms: now,
+    };
+    let result = AssertUnwindSafe(wallet(&page)).catch_unwind().await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+impl Page {
+    /// POSTs `body` to `path` with the spend key; the status must be 201.
+    async fn spend_call(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(SPEND_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{path}: {body}");
+        body
+    }
+}
+
+async fn wallet(p: &Page) {
+    // wes: six purchases on Wednesday (expiring at the end of 2026-11-28) and six on
+    // Friday (the end of 2026-11-30), 120 points; then a spend of 30, which takes the
+    // oldest, and a hold of 50 for 15 minutes.
+    let mut events = Vec::new();
+    for (day, base) in [("2026-11-18", 0), ("2026-11-20", 6)] {
+        for i in 0..6 {
+            events.push(json!({"user_id": "wes", "event_type": "PURCHASE",
+                "timestamp": format!("{day}T10:{i:02}:00Z"), "event_id": format!("p{}", base + i)}));
+        }
+    }
+    p.ingest(events).await;
+    let spent = p
+        .spend_call(
+            "/v1/users/wes/spend",
+            json!({"amount": 30, "spend_id": "order-77", "reason": "coupon"}),
+        )
+        .await;
+    assert_eq!(spent["available"], 90, "{spent}");
+    let held = p
+        .spend_call(
+            "/v1/users/wes/holds",
+            json!({"amount": 50, "hold_id": "cart-9", "expires_in_secs": 900}),
+        )
+        .await;
+    assert_eq!(held["available"], 40, "{held}");
+
+    p.open("user").await;
+    p.js(&format!(
+        "localStorage.setItem('eventtracker.apiKey', '{READ_KEY}'); return null"
+    ))
+    .await;
+    p.open("user?id=wes").await;
+    p.js("document.getElementById('key-box').open = false; return null")
+        .await;
+    let cards = "return [...document.querySelectorAll('#user .wallet .card')]
+        .map(c => [c.querySelector('.label').textContent, c.querySelector('strong').textContent])";
+    p.wait_for(
+        "wallet cards",
+        cards,
+        json!([["Balance", "90"], ["Available", "40"], ["Held", "50"]]),
+    )
+    .await;
+    // The user's own cards are still the earned points: the wallet is apart from them.
+    let user_cards = "return [...document.querySelectorAll('#user > .cards .card strong')].map(s => s.textContent)";
+    assert_eq!(p.js(user_cards).await, json!(["120", "12", "#1"]));
+    let totals = p
+        .js("return document.querySelector('#user .wallet .totals').textContent")
+        .await;
+    assert!(
+        totals
+            .as_str()
+            .unwrap()
+            .starts_with("Earned 120, spent 30, expired 0."),
+        "{totals}"
+    );
+    p.wait_for(
+        "expiries",
+        &rows("#user .wallet-expiring"),
+        json!([["2026-11-29 00:00:00", "30"], ["2026-12-01 00:00:00", "60"]]),
+    )
+    .await;
+    p.wait_for(
+        "open hold",
+        &rows("#user .wallet-holds"),
+        json!([["cart-9", "50", "2026-11-20 12:00:00", "2026-11-20 12:15:00"]]),
+    )
+    .await;
+    // The wallet's entries in the history, in words.
+    let entries = r#"return [...document.querySelectorAll('#user .history td[data-type^="wallet:"]')]
+        .map(c => [c.dataset.type, c.textContent]).sort()"#;
+    p.wait_for(
+        "wallet entries",
+        entries,
+        json!([
+            ["wallet:hold", "Held 50 (cart-9)"],
+            ["wallet:spend", "Spent 30 (order-77, coupon)"]
+        ]),
+    )
+    .await;
+    assert_eq!(p.js(ROWS_ON_ONE_LINE).await, json!(true));
+    p.js("document.querySelector('#user .wallet').scrollIntoView(); return null")
+        .await;
+    p.shot("user-wallet-desktop").await;
+    let views: Views = &[("user?id=wes", "#user .wallet-holds tbody tr", "user-wallet")];
+    contrast_of(p, views).await;
+    fits_a_phone(p, views).await;
+
+    // At its end the hold releases itself: nothing held.
+    p.app.clock.set(p.base_ms + 16 * 60_000);
+    p.wait_for(
+        "hold released",
+        "return [document.querySelector('#user .wallet .card.held strong').textContent,
+                 document.querySelector('#user .wallet-holds p.empty').textContent]",
+        json!(["0", "No open holds."]),
+    )
+    .await;
+
+    // A user of the same rules without events has no wallet shown, like any user
+    // without events; one with events but no spends shows an empty wallet.
+    p.ingest(vec![
+        json!({"user_id": "vic", "event_type": "PURCHASE", "timestamp": "2026-11-20T10:00:00Z"}),
+    ])
+    .await;
+    p.open("user?id=vic").await;
+    p.wait_for(
+        "fresh wallet",
+        "return [[...document.querySelectorAll('#user .wallet .card strong')].map(s => s.textContent),
+                 document.querySelector('#user .wallet-holds p.empty').textContent]",
+        json!([["10", "10", "0"], "No open holds."]),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- text contrast
