@@ -143,7 +143,11 @@ async fn export_wallet(
     });
     let mut any = false;
     loop {
-        let page = match store.progress.wallet_entries(user, before.take(), PAGE).await {
+        let page = match store
+            .progress
+            .wallet_entries(user, before.take(), PAGE)
+            .await
+        {
             Ok(page) => page,
             // A store that keeps no wallet has no entries to export.
             Err(crate::store::StoreError::Unsupported(_)) => return Ok(any),

@@ -158,7 +158,9 @@ fn wallet_line(v: &serde_json::Value) -> Result<(String, WalletEntry), String> {
     let ts_ms = v
         .get("timestamp")
         .ok_or("timestamp is required".to_owned())
-        .and_then(|t| crate::domain::time::parse_json_time(t).map_err(|m| format!("timestamp {m}")))?;
+        .and_then(|t| {
+            crate::domain::time::parse_json_time(t).map_err(|m| format!("timestamp {m}"))
+        })?;
     let id = text("event_id").ok_or("event_id (the entry id) is required")?;
     let p = v.get("properties").ok_or("properties is required")?;
     let amount = p

@@ -606,3 +606,140 @@ async fn bonus_entries_of_an_export_are_awarded_again_not_imported_twice() {
     );
     assert_eq!(source.balances().await, balances);
 }
+
+/// The wallet of a user as the store keeps it.
+async fn wallet_of(l: &Ledger, user: &str) -> eventtracker::domain::wallet::Wallet {
+    let vars: HashMap<String, String> = l.env.iter().cloned().collect();
+    let config = Config::from_map(&vars).expect("config");
+    let store = eventtracker::startup::open_store(&config)
+        .await
+        .expect("store");
+    let w = store
+        .progress
+        .user_progress(user)
+        .await
+        .expect("progress")
+        .wallet;
+    store.lifecycle.close().await;
+    w
+}
+
+/// Spends, holds and their captures and releases are exported with the events, and an
+/// import into an empty store gives the same wallet; a second import changes nothing.
+#[tokio::test]
+async fn wallet_entries_export_and_import_back_to_the_same_wallet() {
+    use eventtracker::domain::engine::WalletOp;
+    let rules = "events:\n  - {name: PURCHASE, point: 10}\nwallet:\n  expires_after_days: 3650\n";
+    let with_rules = |l: &mut Ledger| {
+        let path = l.write("events.yaml", rules);
+        l.env
+            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
+    };
+    let mut source = Ledger::new();
+    with_rules(&mut source);
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                r#"{{"user_id":"w","event_type":"PURCHASE","timestamp":"2026-11-17T0{i}:00:00Z"}}"#
+            )
+        })
+        .collect();
+    let file = source.write("seed.ndjson", &(lines.join("\n") + "\n"));
+    source.import(&file, &[]);
+    {
+        let vars: HashMap<String, String> = source.env.iter().cloned().collect();
+        let config = Config::from_map(&vars).expect("config");
+        let store = eventtracker::startup::open_store(&config)
+            .await
+            .expect("store");
+        let rules = std::sync::Arc::new(config.rules.load().expect("rules"));
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-18T10:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        for (op, at) in [
+            (
+                WalletOp::Spend {
+                    amount: 20,
+                    spend_id: "a".into(),
+                    reason: Some("coupon".into()),
+                },
+                now,
+            ),
+            (
+                WalletOp::Hold {
+                    amount: 10,
+                    hold_id: "h1".into(),
+                    expires_ms: now + 900_000,
+                },
+                now + 1,
+            ),
+            (
+                WalletOp::Capture {
+                    hold_id: "h1".into(),
+                    amount: Some(5),
+                },
+                now + 2,
+            ),
+            (
+                WalletOp::Hold {
+                    amount: 7,
+                    hold_id: "h2".into(),
+                    expires_ms: now + 60_000,
+                },
+                now + 3,
+            ),
+        ] {
+            let r = store
+                .progress
+                .wallet_op("w", op, rules.clone(), at)
+                .await
+                .expect("wallet op");
+            assert!(r.result.is_ok(), "{r:?}");
+        }
+        store.lifecycle.close().await;
+    }
+    let before = wallet_of(&source, "w").await;
+    assert_eq!((before.spent, before.held(), before.balance()), (25, 7, 25));
+
+    let dump = source.path("ledger.ndjson");
+    let run = source.run(&["export", "--output", dump.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let exported = read_ndjson(&dump);
+    let kinds: Vec<&str> = exported
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .filter(|t| t.starts_with("wallet:"))
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        5,
+        "spend, two holds, a capture and its release: {kinds:?}"
+    );
+
+    let mut target = Ledger::new();
+    with_rules(&mut target);
+    let summary = target.import(&dump, &[]);
+    assert_eq!(summary["created"], 5, "{summary}");
+    assert_eq!(summary["wallet_entries"], 5, "{summary}");
+    let after = wallet_of(&target, "w").await;
+    assert_eq!(
+        (
+            after.earned,
+            after.spent,
+            after.expired,
+            after.held(),
+            after.balance()
+        ),
+        (
+            before.earned,
+            before.spent,
+            before.expired,
+            before.held(),
+            before.balance()
+        )
+    );
+    assert_eq!(after.holds, before.holds);
+    let again = target.import(&dump, &[]);
+    assert_eq!(again["duplicates"], 10, "{again}");
+    assert_eq!(wallet_of(&target, "w").await.spent, 25);
+}

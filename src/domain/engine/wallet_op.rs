@@ -29,7 +29,9 @@ pub enum WalletOp {
     /// Only what is due: the sweeper's.
     Tick,
     /// An exported entry read back by `import`, applied at its own time.
-    Restore { entry: WalletEntry },
+    Restore {
+        entry: WalletEntry,
+    },
 }
 
 impl WalletOp {

@@ -109,7 +109,9 @@ const MIGRATIONS: &[&str] = &[
         ref_id    TEXT NOT NULL,
         reason    TEXT,
         ts_ms     INTEGER NOT NULL,
-        dedup_key TEXT NOT NULL
+        dedup_key TEXT NOT NULL,
+        -- a hold's end (holds only)
+        expires_ms INTEGER
     );
     CREATE UNIQUE INDEX wallet_entries_dedup ON wallet_entries(user_id, dedup_key);
     CREATE INDEX wallet_entries_history ON wallet_entries(user_id, ts_ms, id);
