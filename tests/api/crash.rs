@@ -418,3 +418,153 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = client.get(url).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
+
+/// Spends under SIGKILL: clients spend 1 point at a time, each with its own `spend_id`,
+/// and retry a spend until it is acknowledged (201, or 409: an earlier try was stored
+/// before the kill cut off its answer). In the end every acknowledged spend is stored
+/// exactly once and the wallet's numbers equal its entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_spends_loses_and_doubles_no_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("wallet.yaml");
+    std::fs::write(
+        &rules,
+        "events:\n  - {name: PURCHASE, point: 10}\nwallet: {}\n",
+    )
+    .unwrap();
+    let mut env: Vec<(String, String)> = common::base_env(dir.path()).into_iter().collect();
+    env.extend(common::backend_env());
+    env.retain(|(k, _)| k != "EVENTS_POINTS_PATH");
+    env.push(("EVENTS_POINTS_PATH".into(), rules.display().to_string()));
+    let mut server = process::start(&env);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let events: Vec<Value> = (0..500)
+        .map(|i| json!({"user_id": "spender", "event_type": "PURCHASE", "timestamp": 1_780_000_000 + i, "event_id": format!("e{i}")}))
+        .collect();
+    for chunk in events.chunks(250) {
+        assert!(
+            send(&client, &server.base, chunk).await,
+            "seeding 5000 points"
+        );
+    }
+    let probe = client
+        .post(format!("{}/v1/users/spender/spend", server.base))
+        .json(&json!({"amount": 1, "spend_id": "probe"}))
+        .send()
+        .await
+        .unwrap();
+    if probe.status() == 501 {
+        common::report_skip("this store keeps no wallet");
+        return;
+    }
+    assert_eq!(probe.status(), 201);
+
+    let base = Arc::new(RwLock::new(server.base.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let retried = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let (base, stop, in_flight, client, retried) = (
+            base.clone(),
+            stop.clone(),
+            in_flight.clone(),
+            client.clone(),
+            retried.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let id = format!("s-{c}-{i}");
+                loop {
+                    let url = base.read().unwrap().clone();
+                    in_flight.fetch_add(1, Ordering::SeqCst);
+                    let r = client
+                        .post(format!("{url}/v1/users/spender/spend"))
+                        .json(&json!({"amount": 1, "spend_id": id}))
+                        .send()
+                        .await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    match r.map(|r| r.status().as_u16()) {
+                        Ok(201) | Ok(409) => break,
+                        _ => {
+                            retried.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await
+                        }
+                    }
+                }
+                acked.push(id);
+                i += 1;
+            }
+            acked
+        }));
+    }
+    for k in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let until = Instant::now() + Duration::from_secs(10);
+        while in_flight.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < until, "kill {k}: no spend in flight");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        server.signal("KILL");
+        assert_eq!(server.wait(), None, "kill {k}");
+        server = process::start(&env);
+        *base.write().unwrap() = server.base.clone();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked: HashSet<String> = HashSet::from(["probe".to_owned()]);
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    let (status, wallet) = get(&client, &format!("{}/v1/users/spender/wallet", server.base)).await;
+    assert_eq!(status, 200, "{wallet}");
+    // Every spend in the ledger, once each.
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/v1/users/spender/events?limit=1000", server.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (_, page) = get(&client, &url).await;
+        for e in page["data"].as_array().unwrap() {
+            if e["event_type"] == "wallet:spend" {
+                *stored
+                    .entry(e["properties"]["ref"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(stored.values().all(|n| *n == 1), "a spend stored twice");
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged spends lost: {missing:?}");
+    // Spends cut off before they were stored and never retried are fine; none stored
+    // without a client having sent it.
+    assert!(stored
+        .keys()
+        .all(|id| id == "probe" || id.starts_with("s-")));
+    assert_eq!(wallet["spent"], stored.len() as i64, "{wallet}");
+    assert_eq!(wallet["earned"], 5000);
+    assert_eq!(wallet["balance"], 5000 - stored.len() as i64);
+    let retried = retried.load(Ordering::SeqCst);
+    assert!(retried > 0, "no kill cost a spend: nothing was retried");
+    println!(
+        "{} spends acknowledged, {} stored, {retried} tries failed and were retried",
+        acked.len(),
+        stored.len()
+    );
+    server.signal("TERM");
+    server.wait();
+}
