@@ -462,3 +462,43 @@ async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance
         .await;
     assert_eq!((status, refused["available"].clone()), (422, json!(0)));
 }
+
+#[tokio::test]
+async fn erasing_a_user_erases_their_wallet() {
+    let app = app_at("2026-11-20T12:00:00Z", &[]).await;
+    let user = unique_name("erase");
+    earn(&app, &user, 3, "2026-11-20").await;
+    app.post(
+        &format!("/v1/users/{user}/spend"),
+        json!({"amount": 5, "spend_id": "x"}),
+    )
+    .await;
+    app.post(
+        &format!("/v1/users/{user}/holds"),
+        json!({"amount": 5, "hold_id": "h"}),
+    )
+    .await;
+    let res = app
+        .client
+        .delete(app.url(&format!("/v1/users/{user}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let w = wallet(&app, &user).await;
+    assert_eq!(
+        (w["earned"].clone(), w["spent"].clone(), w["held"].clone()),
+        (json!(0), json!(0), json!(0))
+    );
+    let (_, history) = app.get(&format!("/v1/users/{user}/events")).await;
+    assert_eq!(history["data"], json!([]));
+    // The spend id is free again: nothing of the user is left.
+    earn(&app, &user, 1, "2026-11-19").await;
+    let (status, _) = app
+        .post(
+            &format!("/v1/users/{user}/spend"),
+            json!({"amount": 5, "spend_id": "x"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+}

@@ -332,7 +332,8 @@ impl Wallet {
         now_ms: i64,
         step: &mut WalletStep,
     ) -> WalletEntry {
-        self.take(amount);
+        let left = self.take(amount);
+        self.debt += left;
         self.spent += amount;
         let entry = WalletEntry::new(
             kind,
@@ -423,7 +424,9 @@ impl Wallet {
                 if e.kind == EntryKind::Capture {
                     self.set_status(&e.ref_id, HoldStatus::Captured);
                 }
-                self.take(e.amount);
+                // Spent then, whatever the lots hold now: what they lack is owed.
+                let left = self.take(e.amount);
+                self.debt += left;
                 self.spent += e.amount;
                 step.entries.push(keep_id(e.clone()));
             }

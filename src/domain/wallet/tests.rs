@@ -133,3 +133,67 @@ fn expiring_points_are_announced_once_ahead_of_their_date() {
         format!("wallet:expire:{}", 11 * DAY)
     );
 }
+
+mod laws {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Earn(i64, u8),
+        Spend(i64),
+        Hold(i64, u8),
+        Capture(u8, Option<i64>),
+        Void(u8),
+        Advance(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (-30i64..60, 0u8..20).prop_map(|(p, d)| Op::Earn(p, d)),
+            (1i64..50).prop_map(Op::Spend),
+            (1i64..50, 0u8..4).prop_map(|(a, h)| Op::Hold(a, h)),
+            (0u8..4, proptest::option::of(1i64..50)).prop_map(|(h, a)| Op::Capture(h, a)),
+            (0u8..4).prop_map(Op::Void),
+            (1u8..5).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens, the lots less the debt are the balance, the balance is
+        /// earned − spent − expired, nothing refused changes a number, and a spend is
+        /// never over what was available.
+        #[test]
+        fn the_wallet_always_adds_up(ops in proptest::collection::vec(op(), 0..60)) {
+            let rules = WalletRules { expires_after_days: Some(3), notify_before_days: Some(1), ..WalletRules::default() };
+            let mut w = Wallet::default();
+            let mut now = 0;
+            for op in ops {
+                let mut step = WalletStep::default();
+                let before = w.clone();
+                let available = w.available();
+                let result = match op {
+                    Op::Earn(p, d) => { w.earn(p, rules.expiry_of("X", now + i64::from(d) * DAY)); Ok(()) }
+                    Op::Spend(a) => w.spend(a, "s", None, now, &mut step).map(|_| ()),
+                    Op::Hold(a, h) => {
+                        if w.holds.contains_key(&format!("h{h}")) { Ok(()) }
+                        else { w.hold(a, &format!("h{h}"), now + DAY, now, &mut step).map(|_| ()) }
+                    }
+                    Op::Capture(h, a) => w.capture(&format!("h{h}"), a, now, &mut step).map(|_| ()),
+                    Op::Void(h) => w.void(&format!("h{h}"), now, &mut step).map(|_| ()),
+                    Op::Advance(d) => { now += i64::from(d) * DAY / 2; w.advance(&rules, now, &mut step); Ok(()) }
+                };
+                if result.is_err() {
+                    prop_assert_eq!(&w, &before);
+                }
+                if let (Ok(()), Op::Spend(a)) = (&result, &op) {
+                    prop_assert!(*a <= available);
+                }
+                let lots: i64 = w.lots.iter().map(|l| l.points).sum();
+                prop_assert_eq!(lots - w.debt, w.balance());
+                prop_assert_eq!(w.balance(), w.earned - w.spent - w.expired);
+                prop_assert!(w.lots.iter().all(|l| l.points > 0));
+            }
+        }
+    }
+}
