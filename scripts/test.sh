@@ -68,7 +68,7 @@ scripts/schemathesis.sh
 
 # The integration tests are one crate (tests/api); these are its modules, as name
 # filters (libtest runs every test whose name contains one of them).
-cross_store=(endpoints:: hostile_input:: ledger:: persistence:: multi_instance:: rules:: bulk:: caps:: recompute:: progression::)
+cross_store=(endpoints:: hostile_input:: ledger:: persistence:: multi_instance:: rules:: bulk:: caps:: recompute:: progression:: wallet::)
 if [[ -n "$TEST_REDIS_URL" ]]; then
     echo "== SQLite + Redis"
     TEST_BACKEND=sqlite+redis cargo test --test api -- "${cross_store[@]}" redis_cache:: crash:: webhooks:: --show-output
@@ -90,7 +90,7 @@ if [[ -n "$TEST_MONGO_STANDALONE_URL" ]]; then
     echo "== MongoDB standalone (journaled writes, no transactions)"
     TEST_BACKEND=mongo TEST_MONGO_URL="$TEST_MONGO_STANDALONE_URL" TEST_MONGO_MODE=standalone \
         cargo test --test api -- endpoints:: ledger:: crash:: mongo_recovery:: mongo_migration:: \
-        caps:: webhooks:: mongo_webhooks_recovery:: progression:: --show-output
+        caps:: webhooks:: mongo_webhooks_recovery:: progression:: wallet:: --show-output
 fi
 if [[ -z "$TEST_REDIS_URL" || -z "$TEST_MONGO_URL" || -z "$TEST_MONGO_STANDALONE_URL" ]]; then
     echo "SKIPPED: the suites of a backend whose server is not reachable (TEST_REDIS_URL='$TEST_REDIS_URL', TEST_MONGO_URL='$TEST_MONGO_URL', TEST_MONGO_STANDALONE_URL='$TEST_MONGO_STANDALONE_URL')"

@@ -1,13 +1,16 @@
 //! The wallet through the API: spends with idempotency and balance checks, holds that
 //! capture, void or release by themselves, expiry oldest first with a test clock, the
-//! ledger entries they write, the webhooks, and concurrent spends that never overdraw.
+//! ledger entries they write, the webhooks, and concurrent spends that never overdraw,
+//! on one instance and on two sharing a MongoDB replica set. A standalone MongoDB
+//! server refuses wallet writes (no transactions to serialize instances with): there
+//! the tests check the refusal and skip the rest, visibly.
 
 use crate::helpers as common;
 
 use std::sync::Arc;
 
 use common::receiver::Receiver;
-use common::{spawn_app_with, unique_name, Options, TestApp};
+use common::{spawn_app_with, spawn_process_with, unique_name, Options, TestApp};
 use serde_json::{json, Value};
 
 const RULES: &str = "events:
@@ -38,6 +41,40 @@ async fn earn(app: &TestApp, user: &str, n: usize, day: &str) {
     assert_eq!(r["created"], n, "{r}");
 }
 
+/// Whether the app's store takes wallet writes: a standalone MongoDB server does not.
+async fn spends(app: &TestApp) -> bool {
+    let url = app
+        .backend
+        .iter()
+        .find(|(k, _)| k == "MONGO_URL")
+        .map(|(_, v)| v);
+    match url {
+        Some(url) => common::mongo_server_mode(url).await != "standalone",
+        None => true,
+    }
+}
+
+/// On a store that takes no wallet writes: checks that a spend is refused with the
+/// reason (501) and reports the test skipped. Returns whether it was.
+async fn refused_here(app: &TestApp, user: &str) -> bool {
+    if spends(app).await {
+        return false;
+    }
+    let (status, body) = app
+        .post(
+            &format!("/v1/users/{user}/spend"),
+            json!({"amount": 1, "spend_id": "refused"}),
+        )
+        .await;
+    assert_eq!(status, 501, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("replica set"),
+        "{body}"
+    );
+    common::report_skip("a standalone MongoDB server takes no wallet writes (501)");
+    true
+}
+
 async fn wallet(app: &TestApp, user: &str) -> Value {
     let (status, body) = app.get(&format!("/v1/users/{user}/wallet")).await;
     assert_eq!(status, 200, "{body}");
@@ -64,6 +101,9 @@ async fn a_spend_is_counted_once_and_never_overdraws() {
     let app = app_at("2026-11-20T12:00:00Z", &[]).await;
     let user = unique_name("spend");
     earn(&app, &user, 12, "2026-11-20").await;
+    if refused_here(&app, &user).await {
+        return;
+    }
     let (status, created) = app
         .post(
             &format!("/v1/users/{user}/spend"),
@@ -141,6 +181,9 @@ async fn a_hundred_concurrent_spends_against_five_hundred_leave_exactly_fifty() 
     let app = Arc::new(app_at("2026-11-20T12:00:00Z", &[]).await);
     let user = unique_name("race");
     earn(&app, &user, 50, "2026-11-20").await;
+    if refused_here(&app, &user).await {
+        return;
+    }
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let (app, user) = (app.clone(), user.clone());
@@ -180,6 +223,9 @@ async fn holds_capture_part_void_and_release_themselves_at_their_end() {
     let app = app_at("2026-11-20T12:00:00Z", &[]).await;
     let user = unique_name("hold");
     earn(&app, &user, 10, "2026-11-20").await;
+    if refused_here(&app, &user).await {
+        return;
+    }
     let (status, held) = app
         .post(
             &format!("/v1/users/{user}/holds"),
@@ -303,6 +349,9 @@ async fn points_expire_oldest_first_after_spends_took_theirs_and_webhooks_tell()
         w["expiring"],
         json!([{"at": "2026-11-12T00:00:00.000Z", "points": 40}, {"at": "2026-11-14T00:00:00.000Z", "points": 30}])
     );
+    if refused_here(&app, &user).await {
+        return;
+    }
     let (status, _) = app
         .post(
             &format!("/v1/users/{user}/spend"),
@@ -371,11 +420,14 @@ async fn spending_needs_the_spend_role_or_admin() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // The role is checked before the store: where the store takes no wallet writes, the
+    // allowed keys get its 501 rather than a 403.
+    let allowed = if spends(&app).await { 201 } else { 501 };
     for (key, want, id) in [
         ("k_wallet_ingest", 403, "a"),
         ("k_wallet_read", 403, "b"),
-        ("k_wallet_spend", 201, "c"),
-        ("k_wallet_admin", 201, "d"),
+        ("k_wallet_spend", allowed, "c"),
+        ("k_wallet_admin", allowed, "d"),
     ] {
         let res = app
             .client
@@ -390,6 +442,134 @@ async fn spending_needs_the_spend_role_or_admin() {
 }
 
 #[tokio::test]
+async fn two_instances_spending_one_user_never_overdraw() {
+    if !common::backend_has("mongo") {
+        common::report_skip(
+            "two instances on one store need MongoDB: SQLite allows one process per file",
+        );
+        return;
+    }
+    let url = common::server_url("TEST_MONGO_URL").expect("TEST_MONGO_URL");
+    if common::mongo_server_mode(&url).await != "replset" {
+        common::report_skip(
+            "two instances spending need a replica set: a standalone server takes no wallet writes",
+        );
+        return;
+    }
+    // Two real processes on one database: only the store serializes their spends.
+    let a = spawn_process_with(Options::default().rules(RULES));
+    let b = spawn_process_with(Options {
+        env: a.backend.clone(),
+        dir: Some(a.dir.clone()),
+    });
+    let user = unique_name("race2");
+    // The processes run on the wall clock: 50 purchases of 10 in the last minutes.
+    let now = common::now_ms() / 1000;
+    let events: Vec<Value> = (0..50)
+        .map(|i| json!({"user_id": user, "event_type": "PURCHASE", "timestamp": now - 100 + i, "event_id": format!("e{i}")}))
+        .collect();
+    assert_eq!(a.batch(events).await["created"], 50);
+    assert_eq!(wallet(&b, &user).await["available"], 500);
+
+    let apps = Arc::new([a, b]);
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (apps, user) = (apps.clone(), user.clone());
+            tokio::spawn(async move {
+                let (status, body) = apps[i % 2]
+                    .post(
+                        &format!("/v1/users/{user}/spend"),
+                        json!({"amount": 10, "spend_id": format!("s{i}")}),
+                    )
+                    .await;
+                (status, body)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        50,
+        "{answers:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 422).count(),
+        50,
+        "{answers:?}"
+    );
+    for app in apps.iter() {
+        let w = wallet(app, &user).await;
+        assert_eq!(
+            (
+                w["available"].clone(),
+                w["spent"].clone(),
+                w["balance"].clone()
+            ),
+            (json!(0), json!(500), json!(0)),
+            "{w}"
+        );
+    }
+    // Each successful spend is one ledger entry, whichever instance took it.
+    let (status, history) = apps[1]
+        .get(&format!("/v1/users/{user}/events?limit=200"))
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let spends = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "wallet:spend")
+        .count();
+    assert_eq!(spends, 50, "{history}");
+    let Ok([a, b]) = Arc::try_unwrap(apps) else {
+        panic!("the spend tasks are done");
+    };
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn erasing_a_user_removes_their_wallet_entries() {
+    let app = app_at("2026-11-20T12:00:00Z", &[]).await;
+    let user = unique_name("erase");
+    earn(&app, &user, 3, "2026-11-20").await;
+    if refused_here(&app, &user).await {
+        return;
+    }
+    let (status, _) = app
+        .post(
+            &format!("/v1/users/{user}/spend"),
+            json!({"amount": 20, "spend_id": "once"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let status = app
+        .client
+        .delete(app.url(&format!("/v1/users/{user}")))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let (_, history) = app.get(&format!("/v1/users/{user}/events")).await;
+    assert_eq!(history["data"], json!([]), "{history}");
+    // The spend id went with the entry: the user starts afresh.
+    earn(&app, &user, 3, "2026-11-20").await;
+    let (status, again) = app
+        .post(
+            &format!("/v1/users/{user}/spend"),
+            json!({"amount": 20, "spend_id": "once"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["available"], 10);
+}
+
+#[tokio::test]
 async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance() {
     let app = app_at(
         "2026-11-20T12:00:00Z",
@@ -398,6 +578,9 @@ async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance
     .await;
     let user = unique_name("negative");
     earn(&app, &user, 10, "2026-11-20").await;
+    if refused_here(&app, &user).await {
+        return;
+    }
     let (status, _) = app
         .post(
             &format!("/v1/users/{user}/spend"),
@@ -461,44 +644,4 @@ async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance
         )
         .await;
     assert_eq!((status, refused["available"].clone()), (422, json!(0)));
-}
-
-#[tokio::test]
-async fn erasing_a_user_erases_their_wallet() {
-    let app = app_at("2026-11-20T12:00:00Z", &[]).await;
-    let user = unique_name("erase");
-    earn(&app, &user, 3, "2026-11-20").await;
-    app.post(
-        &format!("/v1/users/{user}/spend"),
-        json!({"amount": 5, "spend_id": "x"}),
-    )
-    .await;
-    app.post(
-        &format!("/v1/users/{user}/holds"),
-        json!({"amount": 5, "hold_id": "h"}),
-    )
-    .await;
-    let res = app
-        .client
-        .delete(app.url(&format!("/v1/users/{user}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-    let w = wallet(&app, &user).await;
-    assert_eq!(
-        (w["earned"].clone(), w["spent"].clone(), w["held"].clone()),
-        (json!(0), json!(0), json!(0))
-    );
-    let (_, history) = app.get(&format!("/v1/users/{user}/events")).await;
-    assert_eq!(history["data"], json!([]));
-    // The spend id is free again: nothing of the user is left.
-    earn(&app, &user, 1, "2026-11-19").await;
-    let (status, _) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 5, "spend_id": "x"}),
-        )
-        .await;
-    assert_eq!(status, 201);
 }

@@ -1,5 +1,5 @@
-//! Erasing a user: period archives, webhook deliveries, the user's state document and
-//! events, all found by `user_id`. On a replica set one transaction; on a standalone
+//! Erasing a user: period archives, webhook deliveries, the user's state document,
+//! wallet entries and events, all found by `user_id`. On a replica set one transaction; on a standalone
 //! server a marker first, so that an erasure cut short by a crash is completed by
 //! recovery.
 
@@ -9,7 +9,7 @@ use mongodb::error::Result;
 use mongodb::ClientSession;
 
 use super::commit::wall_ms;
-use super::schema::{DELETIONS, DELIVERIES, EVENTS, PERIODS, USERS};
+use super::schema::{DELETIONS, DELIVERIES, EVENTS, PERIODS, USERS, WALLET_ENTRIES};
 use super::txn::in_transaction;
 use super::{Ctx, Mode};
 
@@ -58,16 +58,21 @@ pub async fn erase(ctx: &Ctx, user_id: &str, session: Option<&mut ClientSession>
                 .delete_many(by_user.clone())
                 .session(&mut *s)
                 .await?;
+            let wallet = coll(WALLET_ENTRIES)
+                .delete_many(by_user.clone())
+                .session(&mut *s)
+                .await?;
             let events = coll(EVENTS).delete_many(by_user).session(s).await?;
-            state.deleted_count + events.deleted_count
+            state.deleted_count + wallet.deleted_count + events.deleted_count
         }
         None => {
             coll(PERIODS).delete_many(by_user.clone()).await?;
             crate::faults::crash_point("mongo.erase.after_boards");
             coll(DELIVERIES).delete_many(by_user.clone()).await?;
             let state = coll(USERS).delete_many(by_user.clone()).await?;
+            let wallet = coll(WALLET_ENTRIES).delete_many(by_user.clone()).await?;
             let events = coll(EVENTS).delete_many(by_user).await?;
-            state.deleted_count + events.deleted_count
+            state.deleted_count + wallet.deleted_count + events.deleted_count
         }
     };
     Ok(deleted > 0)

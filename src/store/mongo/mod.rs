@@ -54,6 +54,7 @@ mod state;
 mod stats;
 mod transactional;
 mod txn;
+mod wallet;
 mod webhooks;
 mod writer;
 
@@ -400,25 +401,42 @@ impl WebhookQueue for MongoStore {
 impl crate::store::ProgressStore for MongoStore {
     async fn wallet_op(
         &self,
-        _user_id: &str,
-        _op: crate::domain::engine::WalletOp,
-        _rules: Arc<Rules>,
-        _now_ms: i64,
+        user_id: &str,
+        op: crate::domain::engine::WalletOp,
+        rules: Arc<Rules>,
+        now_ms: i64,
     ) -> Result<crate::store::WalletResult, StoreError> {
-        Err(wallet_unsupported())
+        if self.ctx.mode != Mode::Transactions {
+            // Two instances' read-modify-writes of one wallet could both spend the
+            // same points: only a transaction's write conflict serializes them.
+            return Err(StoreError::Unsupported(
+                "wallet operations need MongoDB transactions (a replica set or sharded cluster); a standalone server keeps the balances but cannot spend from them".into(),
+            ));
+        }
+        let user_id = user_id.to_owned();
+        self.writer
+            .send(|reply| writer::Command::Wallet {
+                user_id,
+                op,
+                rules,
+                now_ms,
+                reply,
+            })
+            .await
     }
 
     async fn wallet_entries(
         &self,
-        _user_id: &str,
-        _before: Option<crate::store::HistoryCursor>,
-        _limit: u32,
+        user_id: &str,
+        before: Option<crate::store::HistoryCursor>,
+        limit: u32,
     ) -> Result<Vec<crate::domain::wallet::WalletEntry>, StoreError> {
-        Err(wallet_unsupported())
+        self.read(wallet::entries(&self.ctx, user_id, before, limit))
+            .await
     }
 
-    async fn due_wallets(&self, _now_ms: i64, _limit: u32) -> Result<Vec<String>, StoreError> {
-        Err(wallet_unsupported())
+    async fn due_wallets(&self, now_ms: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.read(wallet::due(&self.ctx, now_ms, limit)).await
     }
 
     async fn user_progress(
@@ -489,9 +507,4 @@ impl Lifecycle for MongoStore {
             tracing::warn!("mongodb client shutdown timed out");
         }
     }
-}
-
-/// The wallet is kept by the SQLite store only in this version.
-fn wallet_unsupported() -> StoreError {
-    StoreError::Unsupported("the wallet is not kept by the MongoDB store in this version".into())
 }

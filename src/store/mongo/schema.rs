@@ -29,6 +29,9 @@ pub const RULES: &str = "rules_versions";
 pub const SUBSCRIPTIONS: &str = "webhook_subscriptions";
 /// The webhook delivery queue and log, `_id` the delivery id (see outbox.rs).
 pub const DELIVERIES: &str = "webhook_deliveries";
+/// The wallet's ledger: one document per spend, hold, capture, release or expiry,
+/// `_id` the entry id, unique per user by `dedup_key` (see wallet.rs).
+pub const WALLET_ENTRIES: &str = "wallet_entries";
 
 /// Fields of a user's state document holding their progression: the engine's
 /// [`Progress`](crate::domain::progression::Progress) as JSON text (achievement ids are
@@ -36,6 +39,10 @@ pub const DELIVERIES: &str = "webhook_deliveries";
 /// achievements unlocked, so that rarity is an indexed count.
 pub const PROGRESS: &str = "progress";
 pub const ACHIEVEMENTS: &str = "achievements";
+/// Field of a user's state document: when their wallet next has something due (an
+/// expiry, an announcement, a hold's end), copied out of the progress JSON so that the
+/// sweeper finds due wallets through an index. Null when nothing is due.
+pub const WALLET_DUE: &str = "wallet_due_ms";
 
 /// Field of counter documents listing the write batches already added into them, so
 /// that re-applying a batch after a crash is a no-op for documents it reached.
@@ -192,6 +199,8 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
         false,
         false,
     ));
+    // The sweeper's scan: wallets due now, oldest first.
+    users.push(named(doc! { WALLET_DUE: 1 }, "wallet_due", false, false));
     db.collection::<Document>(USERS)
         .create_indexes(users)
         .await?;
@@ -226,6 +235,19 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
                 false,
             ),
             named(doc! { "user_id": 1 }, "by_user", false, false),
+        ])
+        .await?;
+    db.collection::<Document>(WALLET_ENTRIES)
+        .create_indexes([
+            // What makes a spend id or hold id usable once per user, across instances.
+            named(doc! { "user_id": 1, "dedup_key": 1 }, "dedup", true, false),
+            // The user's history, newest first, paged by (time, id) like the events.
+            named(
+                doc! { "user_id": 1, "ts_ms": -1, "_id": -1 },
+                "history",
+                false,
+                false,
+            ),
         ])
         .await?;
     Ok(())

@@ -19,7 +19,7 @@ use mongodb::options::FindOptions;
 use mongodb::ClientSession;
 
 use super::bulk_commands::find_all;
-use super::schema::{period_id, ACHIEVEMENTS, GUARD, PROGRESS, USERS};
+use super::schema::{period_id, ACHIEVEMENTS, GUARD, PROGRESS, USERS, WALLET_DUE};
 use super::Ctx;
 use crate::domain::engine::{Changes, TypeCount};
 use crate::domain::period::Period;
@@ -117,7 +117,9 @@ pub fn progress_set(progress: &Progress) -> Result<Document> {
     let text = serde_json::to_string(progress)
         .map_err(|e| super::error::reply_error(None, format!("progress as JSON: {e}")))?;
     let ids: Vec<&str> = progress.achievements.keys().map(String::as_str).collect();
-    Ok(doc! { PROGRESS: text, ACHIEVEMENTS: ids })
+    // With every write of the progress, so that the sweeper's index never lags it (an
+    // earn with an expiry moves it as much as a spend does).
+    Ok(doc! { PROGRESS: text, ACHIEVEMENTS: ids, WALLET_DUE: progress.wallet.due_ms })
 }
 
 /// The state documents of `users`, by user; users without one are missing. With

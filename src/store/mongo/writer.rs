@@ -10,10 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{self, wall_ms};
 use super::error::{timed_out, to_store};
-use super::{erase, progress, recovery, Ctx, Mode};
+use super::{erase, progress, recovery, wallet, Ctx, Mode};
+use crate::domain::engine::WalletOp;
 use crate::domain::event::NewEvent;
+use crate::domain::rules::Rules;
 use crate::store::writer_channel::{gather, Request};
-use crate::store::{Recorded, StoreError};
+use crate::store::{Recorded, StoreError, WalletResult};
 
 /// Upper bound of events in one group commit, so a flood of batches cannot make one
 /// commit (and the latency of everyone in it) arbitrarily long.
@@ -39,13 +41,24 @@ pub enum Command {
         timezone: String,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Through the writer so that one instance's operations on a wallet run one after
+    /// the other and after the group commits queued before them: only writers of other
+    /// instances are left to conflict with, which keeps a burst of spends from
+    /// retrying against each other.
+    Wallet {
+        user_id: String,
+        op: WalletOp,
+        rules: Arc<Rules>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<WalletResult, StoreError>>,
+    },
 }
 
 impl Request for Command {
     fn size(&self) -> usize {
         match self {
             Command::Record { events, .. } => events.len(),
-            Command::DeleteUser { .. } | Command::SetTimezone { .. } => 1,
+            Command::DeleteUser { .. } | Command::SetTimezone { .. } | Command::Wallet { .. } => 1,
         }
     }
 }
@@ -114,6 +127,26 @@ async fn process(ctx: &Ctx, commands: Vec<Command>) {
                 .and_then(|r| r.map_err(to_store));
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "mongodb time zone update failed");
+                }
+                let _ = reply.send(result);
+            }
+            Command::Wallet {
+                user_id,
+                op,
+                rules,
+                now_ms,
+                reply,
+            } => {
+                record_group(ctx, std::mem::take(&mut group)).await;
+                let result = tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    wallet::op(ctx, &user_id, &op, &rules, now_ms),
+                )
+                .await
+                .map_err(|_| timed_out("wallet operation"))
+                .and_then(|r| r.map_err(to_store));
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "mongodb wallet operation failed");
                 }
                 let _ = reply.send(result);
             }
