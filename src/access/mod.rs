@@ -29,7 +29,8 @@ pub struct AccessConfig {
     pub public_metrics: bool,
     /// `PUBLIC_OPENAPI` (default true): serve /openapi.json without a key.
     pub public_openapi: bool,
-    /// `RATE_LIMIT_INGEST`, `RATE_LIMIT_READ`, `RATE_LIMIT_ADMIN`: per key, per role.
+    /// `RATE_LIMIT_INGEST`, `RATE_LIMIT_READ`, `RATE_LIMIT_SPEND`, `RATE_LIMIT_ADMIN`: per
+    /// key, per role.
     pub rate_limits: HashMap<Role, RateLimit>,
 }
 

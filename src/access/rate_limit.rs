@@ -1,5 +1,5 @@
 //! Per-key rate limits, one token bucket per key and role (`RATE_LIMIT_INGEST`,
-//! `RATE_LIMIT_READ`, `RATE_LIMIT_ADMIN`).
+//! `RATE_LIMIT_READ`, `RATE_LIMIT_SPEND`, `RATE_LIMIT_ADMIN`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +22,7 @@ pub fn limits_from_vars(vars: &Vars) -> Result<HashMap<Role, RateLimit>, ConfigE
     for (var, role) in [
         ("RATE_LIMIT_INGEST", Role::Ingest),
         ("RATE_LIMIT_READ", Role::Read),
+        ("RATE_LIMIT_SPEND", Role::Spend),
         ("RATE_LIMIT_ADMIN", Role::Admin),
     ] {
         if let Some(v) = vars.get(var) {
@@ -107,7 +108,13 @@ mod tests {
     #[test]
     fn a_rate_with_an_optional_burst_per_role() {
         assert!(limits(&[]).unwrap().is_empty());
-        let l = limits(&[("RATE_LIMIT_READ", "100"), ("RATE_LIMIT_ADMIN", "0.5, 2")]).unwrap();
+        let l = limits(&[
+            ("RATE_LIMIT_READ", "100"),
+            ("RATE_LIMIT_ADMIN", "0.5, 2"),
+            ("RATE_LIMIT_SPEND", "5"),
+        ])
+        .unwrap();
+        assert_eq!(l[&Role::Spend].per_second, 5.0);
         let read = RateLimit {
             per_second: 100.0,
             burst: 100.0,
