@@ -298,8 +298,11 @@ pub async fn spend(
     let mut f = Fields::new(&body)?;
     let (amount, spend_id, reason) = (f.amount("amount", true), f.id("spend_id"), f.reason());
     f.done()?;
+    // `done` refused the body unless both fields read.
     let (Some(amount), Some(spend_id)) = (amount, spend_id) else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::BadRequest(
+            "amount and spend_id are required".into(),
+        ));
     };
     let op = WalletOp::Spend {
         amount,
@@ -357,8 +360,11 @@ pub async fn hold(
     let mut f = Fields::new(&body)?;
     let (amount, hold_id, secs) = (f.amount("amount", true), f.id("hold_id"), f.secs());
     f.done()?;
+    // `done` refused the body unless both fields read.
     let (Some(amount), Some(hold_id)) = (amount, hold_id) else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::BadRequest(
+            "amount and hold_id are required".into(),
+        ));
     };
     let expires_ms = state.clock.now_ms() + secs * 1000;
     let op = WalletOp::Hold {
