@@ -47,6 +47,15 @@ impl Ledger {
         Ledger { dir, env }
     }
 
+    /// An empty store of the selected backend judged by the rules `text`.
+    fn with_rules(text: &str) -> Ledger {
+        let mut l = Ledger::new();
+        let path = l.write("events.yaml", text);
+        l.env
+            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
+        l
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -559,13 +568,7 @@ async fn export_of_one_user_and_of_a_time_window() {
 #[tokio::test]
 async fn bonus_entries_of_an_export_are_awarded_again_not_imported_twice() {
     let rules = "events:\n  - {name: LOGIN, point: 1}\nachievements:\n  - {id: busy_week, name: Busy week, when: {event_type: LOGIN, count: 5, period: week}, repeatable: true, points: 50}\n";
-    let with_rules = |l: &mut Ledger| {
-        let path = l.write("events.yaml", rules);
-        l.env
-            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
-    };
-    let mut source = Ledger::new();
-    with_rules(&mut source);
+    let source = Ledger::with_rules(rules);
     let lines: Vec<String> = (0..5)
         .map(|i| {
             format!(
@@ -593,8 +596,7 @@ async fn bonus_entries_of_an_export_are_awarded_again_not_imported_twice() {
     let dump = source.path("ledger.ndjson");
     let run = source.run(&["export", "--output", dump.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let mut target = Ledger::new();
-    with_rules(&mut target);
+    let target = Ledger::with_rules(rules);
     assert_eq!(
         target.import(&dump, &[]),
         json!({"created": 5, "duplicates": 0, "rejected": 0, "bonuses_skipped": 1})
@@ -630,13 +632,7 @@ async fn wallet_of(l: &Ledger, user: &str) -> eventtracker::domain::wallet::Wall
 async fn wallet_entries_export_and_import_back_to_the_same_wallet() {
     use eventtracker::domain::engine::WalletOp;
     let rules = "events:\n  - {name: PURCHASE, point: 10}\nwallet:\n  expires_after_days: 3650\n";
-    let with_rules = |l: &mut Ledger| {
-        let path = l.write("events.yaml", rules);
-        l.env
-            .push(("EVENTS_POINTS_PATH".into(), path.display().to_string()));
-    };
-    let mut source = Ledger::new();
-    with_rules(&mut source);
+    let source = Ledger::with_rules(rules);
     let lines: Vec<String> = (0..5)
         .map(|i| {
             format!(
@@ -716,8 +712,7 @@ async fn wallet_entries_export_and_import_back_to_the_same_wallet() {
         "spend, two holds, a capture and its release: {kinds:?}"
     );
 
-    let mut target = Ledger::new();
-    with_rules(&mut target);
+    let target = Ledger::with_rules(rules);
     let summary = target.import(&dump, &[]);
     assert_eq!(summary["created"], 5, "{summary}");
     assert_eq!(summary["wallet_entries"], 5, "{summary}");

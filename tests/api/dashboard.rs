@@ -732,38 +732,9 @@ async fn fits_a_phone(p: &Page, views: Views<'_>) {
 
 // ---------------------------------------------------------------- progression
 
-/// tests/api/progression.rs's rules: three levels, a daily streak, four achievements
-/// (one repeatable with a bonus) and a boost.
-const PROGRESSION_RULES: &str = "events:
-  - {name: LOGIN, point: 1}
-  - {name: PURCHASE, point: 10}
-  - {name: CHARGEBACK, point: -60}
-levels:
-  - {level: 1, name: Bronze, points: 0}
-  - {level: 2, name: Silver, points: 100}
-  - {level: 3, name: Gold, points: 500}
-streaks:
-  - id: daily_login
-    name: Daily login
-    event_types: [LOGIN]
-    period: day
-    freezes: {max: 2, earn_every: 7}
-achievements:
-  - {id: first_purchase, name: First purchase, description: Bought something, when: {event_type: PURCHASE, count: 1}}
-  - {id: centurion, name: Centurion, when: {points: 100}}
-  - {id: regular, name: Regular, when: {streak: daily_login, length: 3}}
-  - id: busy_week
-    name: Busy week
-    when: {event_type: LOGIN, count: 5, period: week}
-    repeatable: true
-    points: 50
-boosts:
-  - id: black_friday
-    multiplier: 2
-    event_types: [PURCHASE]
-    from: 2026-11-27T00:00:00Z
-    to: 2026-11-30T00:00:00Z
-";
+/// The rules of tests/api/progression.rs: three levels, a daily streak, four
+/// achievements (one repeatable with a bonus) and a boost.
+use crate::progression::RULES as PROGRESSION_RULES;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_levels_streaks_and_achievements() {

@@ -10,7 +10,7 @@ use common::receiver::Receiver;
 use common::{spawn_app_with, unique_name, Options, TestApp};
 use serde_json::{json, Value};
 
-const RULES: &str = "events:
+pub(crate) const RULES: &str = "events:
   - {name: LOGIN, point: 1}
   - {name: PURCHASE, point: 10}
   - {name: CHARGEBACK, point: -60}
@@ -346,6 +346,17 @@ async fn applies(app: &TestApp) -> bool {
     }
 }
 
+/// The report's entry of `user`, who must be listed.
+fn reported(report: &Value, user: &str) -> Value {
+    report["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["user_id"] == user)
+        .cloned()
+        .expect("the user is reported")
+}
+
 async fn recompute(app: &TestApp, apply: bool) -> Value {
     let (status, report) = app
         .post("/v1/admin/recompute", json!({"dry_run": !apply}))
@@ -365,13 +376,7 @@ async fn a_recompute_grants_achievements_added_to_the_file_and_revokes_them() {
 
     switch_rules(&app, GRANTING).await;
     let dry = recompute(&app, false).await;
-    let mine = dry["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user_id"] == user)
-        .cloned()
-        .expect("the user is reported");
+    let mine = reported(&dry, &user);
     assert_eq!(mine["current"], 21);
     assert_eq!(mine["recomputed"], 26);
     assert_eq!(
@@ -417,13 +422,7 @@ async fn a_recompute_grants_achievements_added_to_the_file_and_revokes_them() {
     assert_eq!(app.points(&user).await, 36);
     switch_rules(&app, REVOKING).await;
     let dry = recompute(&app, false).await;
-    let mine = dry["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user_id"] == user)
-        .cloned()
-        .expect("the user is reported");
+    let mine = reported(&dry, &user);
     // 3 × 5 + 1 + the bonus again (three purchases now) = 21.
     assert_eq!(mine["recomputed"], 21, "{mine}");
     assert_eq!(mine["level"], json!({"current": 2, "recomputed": 1}));
@@ -435,13 +434,7 @@ async fn a_recompute_grants_achievements_added_to_the_file_and_revokes_them() {
     let stricter = REVOKING.replace("count: 3", "count: 4");
     switch_rules(&app, &stricter).await;
     let dry = recompute(&app, false).await;
-    let mine = dry["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["user_id"] == user)
-        .cloned()
-        .unwrap();
+    let mine = reported(&dry, &user);
     assert_eq!(
         mine["achievements"],
         json!({"unlocked": [], "revoked": ["big_spender"]})

@@ -60,12 +60,7 @@ async fn refused_here(app: &TestApp, user: &str) -> bool {
     if spends(app).await {
         return false;
     }
-    let (status, body) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 1, "spend_id": "refused"}),
-        )
-        .await;
+    let (status, body) = spend(app, user, json!({"amount": 1, "spend_id": "refused"})).await;
     assert_eq!(status, 501, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("replica set"),
@@ -73,6 +68,11 @@ async fn refused_here(app: &TestApp, user: &str) -> bool {
     );
     common::report_skip("a standalone MongoDB server takes no wallet writes (501)");
     true
+}
+
+/// `POST /v1/users/{user}/spend` with `body`.
+async fn spend(app: &TestApp, user: &str, body: Value) -> (u16, Value) {
+    app.post(&format!("/v1/users/{user}/spend"), body).await
 }
 
 async fn wallet(app: &TestApp, user: &str) -> Value {
@@ -104,33 +104,23 @@ async fn a_spend_is_counted_once_and_never_overdraws() {
     if refused_here(&app, &user).await {
         return;
     }
-    let (status, created) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 30, "spend_id": "order-77", "reason": "coupon"}),
-        )
-        .await;
+    let (status, created) = spend(
+        &app,
+        &user,
+        json!({"amount": 30, "spend_id": "order-77", "reason": "coupon"}),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["spend_id"], "order-77");
     assert_eq!(
         (created["amount"].clone(), created["available"].clone()),
         (json!(30), json!(90))
     );
-    let (status, again) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 30, "spend_id": "order-77"}),
-        )
-        .await;
+    let (status, again) = spend(&app, &user, json!({"amount": 30, "spend_id": "order-77"})).await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["message"], "Spend already exists");
     assert_eq!(again["id"], created["id"]);
-    let (status, over) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 91, "spend_id": "order-78"}),
-        )
-        .await;
+    let (status, over) = spend(&app, &user, json!({"amount": 91, "spend_id": "order-78"})).await;
     assert_eq!(status, 422, "{over}");
     assert_eq!(
         over,
@@ -188,8 +178,9 @@ async fn a_hundred_concurrent_spends_against_five_hundred_leave_exactly_fifty() 
         .map(|i| {
             let (app, user) = (app.clone(), user.clone());
             tokio::spawn(async move {
-                app.post(
-                    &format!("/v1/users/{user}/spend"),
+                spend(
+                    &app,
+                    &user,
                     json!({"amount": 10, "spend_id": format!("s{i}")}),
                 )
                 .await
@@ -273,12 +264,7 @@ async fn holds_capture_part_void_and_release_themselves_at_their_end() {
     assert_eq!(status, 409, "{closed}");
     assert_eq!(closed["status"], "captured");
     // The capture is the spend of the hold's id.
-    let (status, _) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 1, "spend_id": "cart-9"}),
-        )
-        .await;
+    let (status, _) = spend(&app, &user, json!({"amount": 1, "spend_id": "cart-9"})).await;
     assert_eq!(status, 409);
     let (status, _) = app
         .post(&format!("/v1/users/{user}/holds/nope/void"), json!({}))
@@ -352,12 +338,7 @@ async fn points_expire_oldest_first_after_spends_took_theirs_and_webhooks_tell()
     if refused_here(&app, &user).await {
         return;
     }
-    let (status, _) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 50, "spend_id": "gift"}),
-        )
-        .await;
+    let (status, _) = spend(&app, &user, json!({"amount": 50, "spend_id": "gift"})).await;
     assert_eq!(status, 201);
     let w = wallet(&app, &user).await;
     assert_eq!(
@@ -540,12 +521,7 @@ async fn erasing_a_user_removes_their_wallet_entries() {
     if refused_here(&app, &user).await {
         return;
     }
-    let (status, _) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 20, "spend_id": "once"}),
-        )
-        .await;
+    let (status, _) = spend(&app, &user, json!({"amount": 20, "spend_id": "once"})).await;
     assert_eq!(status, 201);
     let status = app
         .client
@@ -559,12 +535,7 @@ async fn erasing_a_user_removes_their_wallet_entries() {
     assert_eq!(history["data"], json!([]), "{history}");
     // The spend id went with the entry: the user starts afresh.
     earn(&app, &user, 3, "2026-11-20").await;
-    let (status, again) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 20, "spend_id": "once"}),
-        )
-        .await;
+    let (status, again) = spend(&app, &user, json!({"amount": 20, "spend_id": "once"})).await;
     assert_eq!(status, 201, "{again}");
     assert_eq!(again["available"], 10);
 }
@@ -581,12 +552,7 @@ async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance
     if refused_here(&app, &user).await {
         return;
     }
-    let (status, _) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 80, "spend_id": "big"}),
-        )
-        .await;
+    let (status, _) = spend(&app, &user, json!({"amount": 80, "spend_id": "big"})).await;
     assert_eq!(status, 201);
     common::write_rules(
         &app.dir.path().join("events.yaml"),
@@ -637,11 +603,6 @@ async fn a_recompute_that_lowers_earned_below_spent_reports_the_negative_balance
         (json!(50), json!(80), json!(-30), json!(-30)),
         "spends are never undone"
     );
-    let (status, refused) = app
-        .post(
-            &format!("/v1/users/{user}/spend"),
-            json!({"amount": 1, "spend_id": "more"}),
-        )
-        .await;
+    let (status, refused) = spend(&app, &user, json!({"amount": 1, "spend_id": "more"})).await;
     assert_eq!((status, refused["available"].clone()), (422, json!(0)));
 }

@@ -4,8 +4,7 @@
 
 use rusqlite::{params, Connection};
 
-use crate::domain::engine::{replay, Changes, LedgerEntry};
-use crate::domain::progression::Progress;
+use crate::domain::engine::{replay, Bonus, Changes, LedgerEntry};
 use crate::domain::rules::Rules;
 use crate::store::UserRecompute;
 
@@ -19,9 +18,7 @@ pub fn user(
     let current = super::progress::load(c, user_id)?;
     let replayed = replay(user_id, rules, &current, &entries);
     let report = UserRecompute::of(&entries, &replayed, &current, rules);
-    let progress_same = replayed.state.progress == current
-        || (!rules.progression().tracks_progress() && current == Progress::default());
-    if !apply || (report.changed_events == 0 && progress_same) {
+    if !apply || (report.changed_events == 0 && replayed.state.progress == current) {
         return Ok(report);
     }
     let mut update = c.prepare_cached(
@@ -44,22 +41,13 @@ pub fn user(
     for &i in &replayed.removed {
         remove.execute(params![user_id, entries[i].ts_ms, entries[i].id])?;
     }
-    let mut add = c.prepare_cached(
-        "INSERT INTO events (id, user_id, event_type, ts_ms, event_id, dedup_key, points, properties, received_ms, base_points, rules_version)
-         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, NULL, ?7, ?6, ?8)",
-    )?;
     let now = chrono::Utc::now().timestamp_millis();
     for b in &replayed.added {
-        add.execute(params![
-            b.id,
-            user_id,
-            b.event_type,
-            b.ts_ms,
-            b.dedup_key,
-            b.points,
-            now,
-            rules.version()
-        ])?;
+        let bonus = Bonus {
+            received_ms: now,
+            ..b.clone()
+        };
+        super::writer::insert_bonus(c, user_id, &bonus, rules.version())?;
     }
     rebuild_counters(c, user_id, &replayed.counters)?;
     super::progress::save(c, user_id, &replayed.state.progress)?;

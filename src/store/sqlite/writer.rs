@@ -516,8 +516,8 @@ fn insert_event(
 /// Inserts an achievement's bonus entry. Its dedup key makes it once per user (and
 /// period, for a repeatable one): a second one would mean the progress row and the
 /// ledger disagree, and the transaction is refused rather than count it twice.
-fn insert_bonus(
-    tx: &rusqlite::Transaction,
+pub(super) fn insert_bonus(
+    tx: &Connection,
     user_id: &str,
     b: &engine::Bonus,
     rules_version: Option<i64>,
